@@ -1,0 +1,97 @@
+"""Command line: `python -m agents variants` and `python -m agents train ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+from tqdm import tqdm
+
+from agents.config import ConfigError
+from agents.engine import train
+from agents.presets import VARIANTS, get_variant
+from agents.results import RunResult
+from agents.seeding import parse_seeds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("variants", help="list the named agent variants")
+    run = sub.add_parser("train", help="train one variant on a set of seeds")
+    run.add_argument("--variant", required=True, help="a name from `python -m agents variants`")
+    run.add_argument("--seeds", default="0", help="seeds: 3, 0-9 or 0,2,5-7 (default 0)")
+    run.add_argument("--steps", type=_positive_int, help="env steps per seed (default: the variant's)")
+    run.add_argument("--env", help="gymnasium env id (default: the variant's, CartPole-v1)")
+    run.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the variant's)")
+    run.add_argument("--out", help="directory to save the run into (Parquet + JSON)")
+    run.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    return parser
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """One line per seed: final and best greedy return, peak max |Q|, divergence."""
+    frame = result.checkpoints
+    lines = []
+    for seed, rows in frame.groupby("seed", sort=True):
+        final = rows.iloc[-1]
+        diverged = f"diverged at step {int(final['diverged_step'])}" if final["diverged"] else "finite"
+        lines.append(
+            f"{result.variant} seed {seed}: final eval return {final['eval_return']:.1f}, "
+            f"best {rows['eval_return'].max():.1f}, peak max|Q| {rows['max_abs_q'].max():.4g}, {diverged}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "variants":
+        width = max(len(name) for name in VARIANTS)
+        for name, variant in VARIANTS.items():
+            print(f"{name:<{width}}  {variant.summary}  [expected: {variant.expected_outcome}]")
+        return 0
+    try:
+        variant = get_variant(args.variant)
+        seeds = parse_seeds(args.seeds)
+        changes = {}
+        if args.steps is not None:
+            changes["total_env_steps"] = args.steps
+        if args.env is not None:
+            changes["env_id"] = args.env
+        if args.device is not None:
+            changes["device"] = args.device
+        config = variant.config.replace(**changes)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    try:
+        with tqdm(
+            total=config.total_env_steps,
+            unit="step",
+            desc=f"{variant.name} x{len(seeds)} seeds",
+            mininterval=1.0,
+            disable=None,  # no bar when stderr is not a terminal (CI logs)
+        ) as bar:
+            record = train(config, seeds, progress=bar.update)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = RunResult.from_record(variant.name, record)
+    for line in summary_lines(result):
+        print(line)
+    if args.out:
+        directory = result.save(f"{args.out.rstrip('/')}/{variant.name}-{config.content_hash()}")
+        print(f"saved {directory}")
+    return 0

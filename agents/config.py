@@ -1,0 +1,202 @@
+"""Agent configuration: one frozen dataclass holding every knob the ablations vary.
+
+A config is validated on construction, round-trips through JSON, and has a stable
+content hash that result caches key on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LOSSES = ("mse", "huber")
+TARGET_NETWORKS = ("none", "hard", "polyak")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the value."""
+
+
+def _bad(field_name: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"{field_name}={value!r} is invalid: {why}")
+
+
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(name, value, "must be an integer")
+    if value < minimum:
+        raise _bad(name, value, f"must be >= {minimum}")
+
+
+def _require_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(name, value, "must be a number")
+    if not math.isfinite(value):
+        raise _bad(name, value, "must be finite")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Every knob of a DQN agent variant; units are env steps unless a name says updates."""
+
+    env_id: str = "CartPole-v1"
+    total_env_steps: int = 50_000
+    gamma: float = 0.99
+    learning_rate: float = 1e-3
+    loss: str = "mse"
+    # Transitions per gradient update; must be 1 without replay (the latest transition).
+    batch_size: int = 64
+    # None = no replay: each update learns from the transition just observed (article example 1).
+    replay_capacity: int | None = 10_000
+    # Transitions stored before the first gradient update.
+    learning_starts: int = 64
+    env_steps_per_update: int = 1
+    target_network: str = "hard"
+    # Gradient updates between hard copies online -> target (target_network="hard").
+    target_sync_period: int | None = 100
+    # Polyak coefficient, target <- (1 - tau) target + tau online each update (target_network="polyak").
+    target_tau: float | None = None
+    # Drop the bootstrap term on terminated transitions; False reproduces example 1's bug.
+    terminal_masking: bool = True
+    # Keep bootstrapping on time-limit truncation; False reproduces old-gym `done`.
+    bootstrap_on_truncation: bool = True
+    double_q: bool = False
+    max_grad_norm: float | None = None
+    epsilon_start: float = 0.1
+    epsilon_end: float = 0.1
+    # Env steps of linear decay from epsilon_start to epsilon_end; 0 = constant epsilon_end.
+    epsilon_decay_steps: int = 0
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    # Env steps between checkpoints (diagnostics and greedy evaluation).
+    eval_period: int = 1_000
+    eval_episodes: int = 10
+    # Gradient updates before each checkpoint over which training statistics are summarised.
+    diagnostic_window: int = 100
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise _bad("env_id", self.env_id, "must be a non-empty gymnasium id")
+        _require_int("total_env_steps", self.total_env_steps, 1)
+        gamma = _require_float("gamma", self.gamma)
+        if not 0.0 <= gamma <= 1.0:
+            raise _bad("gamma", self.gamma, "must lie in [0, 1]")
+        lr = _require_float("learning_rate", self.learning_rate)
+        if lr <= 0:
+            raise _bad("learning_rate", self.learning_rate, "must be > 0")
+        if self.loss not in LOSSES:
+            raise _bad("loss", self.loss, f"must be one of {LOSSES}")
+        _require_int("batch_size", self.batch_size, 1)
+        if self.replay_capacity is None:
+            if self.batch_size != 1:
+                raise _bad(
+                    "batch_size",
+                    self.batch_size,
+                    "without replay (replay_capacity=None) each update uses the latest "
+                    "transition only, so batch_size must be 1",
+                )
+        else:
+            _require_int("replay_capacity", self.replay_capacity, 1)
+            if self.replay_capacity < self.batch_size:
+                raise _bad(
+                    "replay_capacity",
+                    self.replay_capacity,
+                    f"must be >= batch_size={self.batch_size}",
+                )
+        _require_int("learning_starts", self.learning_starts, 1)
+        if self.learning_starts < self.batch_size:
+            raise _bad("learning_starts", self.learning_starts, f"must be >= batch_size={self.batch_size}")
+        _require_int("env_steps_per_update", self.env_steps_per_update, 1)
+        self._validate_target()
+        if not isinstance(self.terminal_masking, bool):
+            raise _bad("terminal_masking", self.terminal_masking, "must be a bool")
+        if not isinstance(self.bootstrap_on_truncation, bool):
+            raise _bad("bootstrap_on_truncation", self.bootstrap_on_truncation, "must be a bool")
+        if not isinstance(self.double_q, bool):
+            raise _bad("double_q", self.double_q, "must be a bool")
+        if self.double_q and self.target_network == "none":
+            raise _bad("double_q", self.double_q, "needs a target network (target_network='hard' or 'polyak')")
+        if self.max_grad_norm is not None and _require_float("max_grad_norm", self.max_grad_norm) <= 0:
+            raise _bad("max_grad_norm", self.max_grad_norm, "must be > 0 or None")
+        for name in ("epsilon_start", "epsilon_end"):
+            value = _require_float(name, getattr(self, name))
+            if not 0.0 <= value <= 1.0:
+                raise _bad(name, getattr(self, name), "must lie in [0, 1]")
+        _require_int("epsilon_decay_steps", self.epsilon_decay_steps, 0)
+        if isinstance(self.hidden_sizes, list):
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes:
+            raise _bad("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of layer widths")
+        for width in self.hidden_sizes:
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise _bad("hidden_sizes", self.hidden_sizes, "every width must be an integer >= 1")
+        _require_int("eval_period", self.eval_period, 1)
+        _require_int("eval_episodes", self.eval_episodes, 0)
+        _require_int("diagnostic_window", self.diagnostic_window, 1)
+        if not isinstance(self.device, str) or not self.device:
+            raise _bad("device", self.device, "must be a torch device string such as 'cpu' or 'cuda'")
+
+    def _validate_target(self) -> None:
+        if self.target_network not in TARGET_NETWORKS:
+            raise _bad("target_network", self.target_network, f"must be one of {TARGET_NETWORKS}")
+        if self.target_network == "hard":
+            if self.target_sync_period is None:
+                raise _bad("target_sync_period", None, "is required with target_network='hard'")
+            _require_int("target_sync_period", self.target_sync_period, 1)
+        elif self.target_sync_period is not None:
+            raise _bad("target_sync_period", self.target_sync_period, "applies only to target_network='hard'")
+        if self.target_network == "polyak":
+            if self.target_tau is None:
+                raise _bad("target_tau", None, "is required with target_network='polyak'")
+            tau = _require_float("target_tau", self.target_tau)
+            if not 0.0 < tau <= 1.0:
+                raise _bad("target_tau", self.target_tau, "must lie in (0, 1]")
+        elif self.target_tau is not None:
+            raise _bad("target_tau", self.target_tau, "applies only to target_network='polyak'")
+
+    # --- derived values -------------------------------------------------------------
+
+    @property
+    def uses_replay(self) -> bool:
+        return self.replay_capacity is not None
+
+    def epsilon(self, env_step: int) -> float:
+        """Exploration rate at a 0-based env step: linear from start to end, then constant."""
+        if self.epsilon_decay_steps == 0:
+            return self.epsilon_end
+        fraction = min(env_step / self.epsilon_decay_steps, 1.0)
+        return self.epsilon_start + fraction * (self.epsilon_end - self.epsilon_start)
+
+    # --- serialisation --------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _bad(unknown[0], data[unknown[0]], "is not a configuration field")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> AgentConfig:
+        return cls.from_dict(json.loads(text))
+
+    def content_hash(self) -> str:
+        """Stable hash of every field's value (sorted-key JSON, sha256, 16 hex digits)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> AgentConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,149 @@
+"""Diagnostics recorded at checkpoints: probe states, greedy evaluation, windowed statistics.
+
+Per-update quantities (loss, TD targets, states used, sample ages) go into a ring of the last
+`diagnostic_window` gradient updates; checkpoints summarise that ring. Copying a few small
+tensors per update keeps diagnostics cheap next to the update itself.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.envs import EnvSpec, make_env_batch
+from agents.networks import MLPParams, forward
+from agents.seeding import EVAL_SEED_BASE, PROBE_SEED
+
+PROBE_STATE_COUNT = 256
+# Greedy evaluation episodes of envs without a time limit stop here.
+EVAL_STEP_CAP = 10_000
+
+
+@functools.lru_cache(maxsize=16)
+def probe_states(env_id: str, count: int = PROBE_STATE_COUNT) -> np.ndarray:
+    """A fixed set of states (count, obs_dim) visited by a uniformly random policy from PROBE_SEED."""
+    env = gym.make(env_id)
+    rng = np.random.Generator(np.random.PCG64(PROBE_SEED))
+    states = []
+    obs, _ = env.reset(seed=PROBE_SEED)
+    while len(states) < count:
+        states.append(obs)
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    result = np.asarray(states, dtype=np.float32)
+    result.setflags(write=False)
+    return result
+
+
+def greedy_eval(params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device) -> np.ndarray:
+    """Undiscounted return of each seed's greedy policy on `episodes` fixed-seed episodes, (K, E).
+
+    Episode e of every seed and every checkpoint starts from reset seed EVAL_SEED_BASE + e, so
+    evaluation noise is shared rather than added when seeds or checkpoints are compared.
+    """
+    n = num_seeds * episodes
+    env = make_env_batch(spec, n)
+    obs = env.reset([EVAL_SEED_BASE + e for _ in range(num_seeds) for e in range(episodes)])
+    returns = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    cap = spec.max_episode_steps or EVAL_STEP_CAP
+    for _ in range(cap):
+        with torch.no_grad():
+            q = forward(params, torch.from_numpy(obs).to(device).view(num_seeds, episodes, -1))
+        actions = q.argmax(2).reshape(n).cpu().numpy()
+        result = env.step(actions)
+        returns += np.where(running, result.reward, 0.0)
+        running &= ~(result.terminated | result.truncated)
+        if not running.any():
+            break
+        obs = result.obs
+    env.close()
+    return returns.reshape(num_seeds, episodes)
+
+
+def lag1_autocorrelation(sequence: torch.Tensor) -> torch.Tensor:
+    """Lag-1 autocorrelation of sequences (K, N, D), averaged over dimensions with variance: (K,).
+
+    r = sum_t (x_t - mean)(x_{t+1} - mean) / sum_t (x_t - mean)^2, the usual estimator.
+    """
+    x = sequence.double()
+    centred = x - x.mean(dim=1, keepdim=True)
+    denominator = centred.square().sum(1)
+    numerator = (centred[:, 1:] * centred[:, :-1]).sum(1)
+    valid = denominator > 0
+    ratio = torch.where(valid, numerator / torch.where(valid, denominator, 1.0), 0.0)
+    counts = valid.sum(1)
+    return torch.where(counts > 0, ratio.sum(1) / counts.clamp(min=1), torch.nan)
+
+
+class UpdateWindow:
+    """Ring of the last `size` gradient updates' per-seed statistics."""
+
+    def __init__(self, num_seeds: int, size: int, batch_size: int, obs_dim: int, device):
+        shape = (num_seeds, size, batch_size)
+        self.size = size
+        self.count = 0
+        self.loss = torch.zeros((num_seeds, size), device=device)
+        self.grad_norm = torch.zeros((num_seeds, size), device=device)
+        self.td_target = torch.zeros(shape, device=device)
+        self.td_error = torch.zeros(shape, device=device)
+        self.sample_age = torch.zeros(shape, dtype=torch.int64, device=device)
+        self.terminal = torch.zeros(shape, dtype=torch.bool, device=device)
+        self.states = torch.zeros((*shape, obs_dim), device=device)
+
+    def record(self, loss, grad_norm, td_target, td_error, sample_age, terminal, states) -> None:
+        i = self.count % self.size
+        self.loss[:, i] = loss
+        self.grad_norm[:, i] = grad_norm
+        self.td_target[:, i] = td_target
+        self.td_error[:, i] = td_error
+        self.sample_age[:, i] = sample_age
+        self.terminal[:, i] = terminal
+        self.states[:, i] = states
+        self.count += 1
+
+    def _chronological(self, ring: torch.Tensor) -> torch.Tensor:
+        filled = min(self.count, self.size)
+        if self.count <= self.size:
+            return ring[:, :filled]
+        return torch.roll(ring, shifts=-(self.count % self.size), dims=1)
+
+    def summary(self) -> dict[str, np.ndarray]:
+        """Per-seed statistics over the window; NaN before the first update."""
+        k = self.loss.shape[0]
+        if self.count == 0:
+            nan = np.full(k, np.nan)
+            return {name: nan for name in WINDOW_COLUMNS}
+        loss = self._chronological(self.loss).double()
+        targets = self._chronological(self.td_target).double().flatten(1)
+        errors = self._chronological(self.td_error).double().flatten(1)
+        states = self._chronological(self.states)
+        # States in the order the updates used them: update by update, batch slot by slot.
+        used = states.reshape(k, -1, states.shape[-1])
+        return {
+            "loss": loss.mean(1).cpu().numpy(),
+            "grad_norm": self._chronological(self.grad_norm).double().mean(1).cpu().numpy(),
+            "td_target_mean": targets.mean(1).cpu().numpy(),
+            "td_target_var": targets.var(1, correction=0).cpu().numpy(),
+            "td_error_var": errors.var(1, correction=0).cpu().numpy(),
+            "mean_sample_age": self._chronological(self.sample_age).double().flatten(1).mean(1).cpu().numpy(),
+            "terminal_fraction": self._chronological(self.terminal).double().flatten(1).mean(1).cpu().numpy(),
+            "state_autocorrelation": lag1_autocorrelation(used).cpu().numpy(),
+        }
+
+
+WINDOW_COLUMNS = (
+    "loss",
+    "grad_norm",
+    "td_target_mean",
+    "td_target_var",
+    "td_error_var",
+    "mean_sample_age",
+    "terminal_fraction",
+    "state_autocorrelation",
+)

@@ -1,0 +1,271 @@
+"""The training engine: K independent DQN agents (seeds) trained in lockstep in one process.
+
+One function, `train`, is the whole algorithm. Every tensor carries the seed axis first, so
+K = 1 is simply the ordinary single-agent case. Seeds never share random numbers (see
+agents.seeding), and a seed whose loss or gradient turns non-finite is stopped and recorded
+as diverged without disturbing the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from agents.config import AgentConfig
+from agents.diagnostics import UpdateWindow, greedy_eval, probe_states
+from agents.envs import env_spec, make_env_batch
+from agents.networks import (
+    BatchedAdam,
+    MLPParams,
+    backward,
+    clip_grads_,
+    forward,
+    forward_with_activations,
+    global_grad_norm,
+    init_params,
+    layer_sizes,
+)
+from agents.replay import ReplayBuffer, UniformBlocks
+from agents.seeding import seed_streams
+
+
+@dataclass
+class TrainingRecord:
+    """What a run produced, as plain columns; agents.results turns it into DataFrames."""
+
+    config: AgentConfig
+    seeds: list[int]
+    checkpoints: dict[str, list] = field(default_factory=dict)
+    episodes: dict[str, list] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    # Per env step actions (T, K) and per update losses (U, K), kept only with trace=True.
+    trace_actions: np.ndarray | None = None
+    trace_losses: np.ndarray | None = None
+
+
+def td_targets(
+    config: AgentConfig,
+    online: MLPParams,
+    target: MLPParams | None,
+    reward: torch.Tensor,
+    next_obs: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+) -> torch.Tensor:
+    """Bellman targets y = r + gamma * (1 - mask) * bootstrap(s'), shape (K, B).
+
+    bootstrap(s') = max_a Q_eval(s', a), where Q_eval is the target network if there is one
+    and the online network otherwise; with double_q the online network picks the action and
+    the target network values it. mask is 1 on terminated transitions when terminal_masking
+    is on, and on truncated ones when bootstrap_on_truncation is off (old-gym `done`).
+    """
+    with torch.no_grad():
+        q_next = forward(target if target is not None else online, next_obs)
+        if config.double_q:
+            best = forward(online, next_obs).argmax(2, keepdim=True)
+            bootstrap = q_next.gather(2, best).squeeze(2)
+        else:
+            bootstrap = q_next.max(2).values
+        mask = torch.zeros_like(terminated)
+        if config.terminal_masking:
+            mask = mask | terminated
+        if not config.bootstrap_on_truncation:
+            mask = mask | truncated
+        # Same operation order as the textbook: r + (gamma * bootstrap) * (1 - mask).
+        return reward + config.gamma * bootstrap * (1.0 - mask.float())
+
+
+def loss_and_grad(config: AgentConfig, prediction: torch.Tensor, target: torch.Tensor):
+    """Per-seed mean loss (K,) and dLoss/dprediction (K, B), as F.mse_loss / F.huber_loss do."""
+    diff = prediction - target
+    n = prediction.shape[1]
+    if config.loss == "mse":
+        return (diff * diff).mean(1), (2.0 / n) * diff
+    abs_diff = diff.abs()
+    # Huber with delta = 1 (smooth L1): quadratic inside |x| < 1, linear outside.
+    loss = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5).mean(1)
+    return loss, (1.0 / n) * diff.clamp(-1.0, 1.0)
+
+
+def train(
+    config: AgentConfig,
+    seeds: list[int],
+    *,
+    progress: Callable[[int], None] | None = None,
+    trace: bool = False,
+) -> TrainingRecord:
+    """Train one agent per seed for config.total_env_steps env steps; return the record."""
+    if not seeds:
+        raise ValueError("seeds=[] is invalid: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r} is invalid: seeds must be distinct")
+    started = time.perf_counter()
+    spec = env_spec(config.env_id)
+    device = torch.device(config.device)
+    num_seeds = len(seeds)
+    streams = [seed_streams(s) for s in seeds]
+    online = init_params([s.init for s in streams], layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions), device)
+    target = online.clone() if config.target_network != "none" else None
+    optimizer = BatchedAdam(online, config.learning_rate)
+    explore = UniformBlocks([s.explore for s in streams], width=2)
+    replay_uniforms = UniformBlocks([s.replay for s in streams], width=config.batch_size)
+    buffer = ReplayBuffer(num_seeds, config.replay_capacity or 1, spec.obs_dim, device)
+    window = UpdateWindow(num_seeds, config.diagnostic_window, config.batch_size, spec.obs_dim, device)
+    probe = torch.tensor(probe_states(config.env_id), device=device).expand(num_seeds, -1, -1)
+
+    env = make_env_batch(spec, num_seeds)
+    obs = env.reset([s.env_reset_seed for s in streams])
+
+    alive = np.ones(num_seeds, dtype=bool)
+    diverged_step = np.full(num_seeds, -1, dtype=np.int64)
+    episode_return = np.zeros(num_seeds)
+    episode_length = np.zeros(num_seeds, dtype=np.int64)
+    updates = 0
+    last_sync_update, last_sync_step = 0, 0
+    checkpoints: dict[str, list] = {}
+    episodes: dict[str, list] = {name: [] for name in ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")}
+    trace_actions = np.zeros((config.total_env_steps, num_seeds), dtype=np.int64) if trace else None
+    trace_losses: list[np.ndarray] = []
+    seed_array = np.asarray(seeds)
+
+    def stop_seeds(bad: np.ndarray, step: int) -> None:
+        """Record seeds with a non-finite value as diverged and zero their state."""
+        alive[bad] = False
+        diverged_step[bad] = step
+        mask = torch.from_numpy(bad).to(device)
+        for params in (online, target):
+            if params is not None:
+                for tensor in params.tensors():
+                    tensor[mask] = 0.0
+        optimizer.reset_seeds(mask)
+
+    def checkpoint(step: int) -> None:
+        with torch.no_grad():
+            q_probe = forward(online, probe)
+        if config.eval_episodes > 0:
+            eval_returns = greedy_eval(online, spec, num_seeds, config.eval_episodes, device)
+        else:
+            eval_returns = np.full((num_seeds, 1), np.nan)
+        stats = window.summary()
+        if target is not None:
+            distance = target.distance(online).cpu().numpy()
+        else:
+            distance = np.full(num_seeds, np.nan)
+        if config.target_network == "hard":
+            lag_updates, lag_steps = updates - last_sync_update, step - last_sync_step
+        else:
+            lag_updates, lag_steps = np.nan, np.nan
+        columns = {
+            "seed": seed_array,
+            "env_step": step,
+            "gradient_updates": updates,
+            "epsilon": config.epsilon(step - 1),
+            "eval_return": eval_returns.mean(1),
+            "eval_return_std": eval_returns.std(1),
+            "max_abs_q": q_probe.abs().amax(dim=(1, 2)).double().cpu().numpy(),
+            "mean_q": q_probe.double().mean(dim=(1, 2)).cpu().numpy(),
+            **stats,
+            "target_distance": distance,
+            "target_lag_updates": lag_updates,
+            "target_lag_env_steps": lag_steps,
+            "replay_fill": buffer.size / config.replay_capacity if config.uses_replay else np.nan,
+            "diverged": ~alive,
+            "diverged_step": diverged_step,
+        }
+        for name, value in columns.items():
+            values = np.broadcast_to(np.asarray(value), (num_seeds,))
+            if name not in ("seed", "env_step", "gradient_updates", "diverged", "diverged_step"):
+                values = np.where(alive, values, np.nan)
+            checkpoints.setdefault(name, []).extend(values.tolist())
+
+    for t in range(config.total_env_steps):
+        # --- act: epsilon-greedy, both uniforms drawn every step so streams stay aligned ---
+        u = explore.next()
+        obs_tensor = torch.from_numpy(obs).to(device)
+        with torch.no_grad():
+            greedy = forward(online, obs_tensor.unsqueeze(1)).squeeze(1).argmax(1).cpu().numpy()
+        random_action = (u[:, 1] * spec.num_actions).astype(np.int64)
+        actions = np.where(u[:, 0] < config.epsilon(t), random_action, greedy)
+        if trace_actions is not None:
+            trace_actions[t] = actions
+        result = env.step(actions)
+        buffer.add(
+            obs_tensor,
+            torch.from_numpy(actions),
+            torch.from_numpy(result.reward.astype(np.float32)),
+            torch.from_numpy(result.next_obs),
+            torch.from_numpy(result.terminated),
+            torch.from_numpy(result.truncated),
+            t,
+        )
+        episode_return += result.reward
+        episode_length += 1
+        ended = result.terminated | result.truncated
+        for i in np.flatnonzero(ended & alive):
+            episodes["seed"].append(int(seeds[i]))
+            episodes["env_step"].append(t + 1)
+            episodes["episode_return"].append(float(episode_return[i]))
+            episodes["episode_length"].append(int(episode_length[i]))
+            episodes["terminated"].append(bool(result.terminated[i]))
+            episodes["truncated"].append(bool(result.truncated[i]))
+        episode_return[ended] = 0.0
+        episode_length[ended] = 0
+        obs = result.obs
+        step = t + 1
+
+        # --- learn ---
+        if step >= config.learning_starts and step % config.env_steps_per_update == 0:
+            if config.uses_replay:
+                indices = buffer.sample_indices(replay_uniforms.next())
+            else:
+                # No replay: the transition just stored, in the buffer's single slot.
+                indices = torch.zeros((num_seeds, 1), dtype=torch.int64, device=device)
+            batch = buffer.gather(indices)
+            y = td_targets(config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"])
+            acts = forward_with_activations(online, batch["obs"])
+            q = acts[-1]
+            action_index = batch["action"].unsqueeze(2)
+            prediction = q.gather(2, action_index).squeeze(2)
+            loss, grad_prediction = loss_and_grad(config, prediction, y)
+            grad_q = torch.zeros_like(q).scatter_(2, action_index, grad_prediction.unsqueeze(2))
+            grads = backward(online, acts, grad_q)
+            grad_norm = global_grad_norm(grads)
+            if config.max_grad_norm is not None:
+                clip_grads_(grads, grad_norm, config.max_grad_norm)
+            optimizer.step(grads)
+            updates += 1
+            if config.target_network == "hard" and updates % config.target_sync_period == 0:
+                target.copy_(online)
+                last_sync_update, last_sync_step = updates, step
+            elif config.target_network == "polyak":
+                target.polyak_(online, config.target_tau)
+            window.record(loss, grad_norm, y, prediction.detach() - y, step - 1 - batch["insert_step"], batch["terminated"], batch["obs"])
+            if trace:
+                trace_losses.append(loss.cpu().numpy())
+            finite = (torch.isfinite(loss) & torch.isfinite(grad_norm)).cpu().numpy()
+            bad = alive & ~finite
+            if bad.any():
+                stop_seeds(bad, step)
+
+        if step % config.eval_period == 0 or step == config.total_env_steps:
+            checkpoint(step)
+        if progress is not None:
+            progress(1)
+        if not alive.any():
+            # Every seed diverged: later checkpoints would only repeat NaN rows.
+            break
+
+    env.close()
+    return TrainingRecord(
+        config=config,
+        seeds=list(seeds),
+        checkpoints=checkpoints,
+        episodes=episodes,
+        wall_time_s=time.perf_counter() - started,
+        trace_actions=trace_actions,
+        trace_losses=np.asarray(trace_losses).reshape(-1, num_seeds) if trace else None,
+    )

@@ -1,0 +1,183 @@
+"""Q-networks for K seeds at once: an MLP whose parameters carry a leading seed axis.
+
+Each layer's weight is (K, out, in) and bias (K, out); a forward pass is one batched matmul
+per layer. The backward pass and Adam are written by hand rather than left to autograd:
+per layer the weight gradient is grad_out^T @ input, exactly as nn.Linear computes it,
+and Adam follows torch.optim.Adam's single-tensor update operation for operation. That
+makes a seed trained here bit-identical to the same seed trained with nn.Linear and
+torch.optim.Adam, and independent of how many seeds share the batch (autograd through
+baddbmm with a transposed weight gives a first-layer weight gradient that differs in the
+last bits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class MLPParams:
+    """Weights (K, out, in) and biases (K, out) of each layer, first layer first."""
+
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Parameters in nn.Sequential order: w0, b0, w1, b1, ..."""
+        return [t for pair in zip(self.weights, self.biases) for t in pair]
+
+    def clone(self) -> MLPParams:
+        return MLPParams([w.clone() for w in self.weights], [b.clone() for b in self.biases])
+
+    def copy_(self, other: MLPParams) -> None:
+        for mine, theirs in zip(self.tensors(), other.tensors()):
+            mine.copy_(theirs)
+
+    def polyak_(self, online: MLPParams, tau: float) -> None:
+        """target <- (1 - tau) * target + tau * online, in place."""
+        for mine, theirs in zip(self.tensors(), online.tensors()):
+            mine.mul_(1.0 - tau).add_(theirs, alpha=tau)
+
+    def distance(self, other: MLPParams) -> torch.Tensor:
+        """Per-seed L2 distance between two parameter sets, shape (K,)."""
+        total = None
+        for mine, theirs in zip(self.tensors(), other.tensors()):
+            sq = (mine - theirs).square().flatten(1).sum(1)
+            total = sq if total is None else total + sq
+        return total.sqrt()
+
+
+# ATen's CPU bmm/baddbmm multiplies matrices with contraction * rows * cols below this size in
+# a naive loop, which rounds differently from the BLAS gemm that nn.Linear's addmm uses; at or
+# above it, it calls that same gemm once per batch entry. Small products are therefore done
+# seed by seed with mm/addmm so every seed matches nn.Linear bit for bit.
+NAIVE_BMM_LIMIT = 400
+
+
+def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """a (K, M, C) @ b (K, C, N) [+ bias (K, N)], each seed exactly as mm/addmm computes it."""
+    num_seeds, rows, contraction = a.shape
+    cols = b.shape[2]
+    if contraction * rows * cols >= NAIVE_BMM_LIMIT:
+        if bias is None:
+            return torch.bmm(a, b)
+        return torch.baddbmm(bias.unsqueeze(1), a, b)
+    out = torch.empty((num_seeds, rows, cols), dtype=a.dtype, device=a.device)
+    for k in range(num_seeds):
+        if bias is None:
+            torch.mm(a[k], b[k], out=out[k])
+        else:
+            torch.addmm(bias[k], a[k], b[k], out=out[k])
+    return out
+
+
+def layer_sizes(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) -> list[int]:
+    return [obs_dim, *hidden_sizes, num_actions]
+
+
+def init_params(generators: list[torch.Generator], sizes: list[int], device: torch.device) -> MLPParams:
+    """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight then bias,
+    layer by layer, each seed drawing from its own generator."""
+    weights, biases = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / fan_in**0.5
+        w = torch.empty(len(generators), fan_out, fan_in)
+        b = torch.empty(len(generators), fan_out)
+        for k, gen in enumerate(generators):
+            w[k].uniform_(-bound, bound, generator=gen)
+            b[k].uniform_(-bound, bound, generator=gen)
+        weights.append(w.to(device))
+        biases.append(b.to(device))
+    return MLPParams(weights, biases)
+
+
+def forward(params: MLPParams, x: torch.Tensor) -> torch.Tensor:
+    """Q-values (K, B, A) for inputs x (K, B, obs_dim); no activations kept."""
+    h = x
+    last = len(params.weights) - 1
+    for i, (w, b) in enumerate(zip(params.weights, params.biases)):
+        # nn.Linear's addmm(bias, h, W^T) with a seed axis in front.
+        h = batched_matmul(h, w.transpose(1, 2), b)
+        if i < last:
+            h = h.relu()
+    return h
+
+
+def forward_with_activations(params: MLPParams, x: torch.Tensor) -> list[torch.Tensor]:
+    """[x, relu(h1), ..., q]: every layer's input, plus the output, for the backward pass."""
+    acts = [x]
+    last = len(params.weights) - 1
+    for i, (w, b) in enumerate(zip(params.weights, params.biases)):
+        h = batched_matmul(acts[-1], w.transpose(1, 2), b)
+        acts.append(h.relu() if i < last else h)
+    return acts
+
+
+def backward(params: MLPParams, acts: list[torch.Tensor], grad_q: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of the loss w.r.t. every parameter, in MLPParams.tensors() order.
+
+    grad_q is dLoss/dQ, shape (K, B, A). Per layer: dW = g^T h_in, db = sum_b g,
+    dh_in = g W, then through the ReLU (zero where its output was not positive).
+    """
+    n_layers = len(params.weights)
+    grads: list[torch.Tensor] = [None] * (2 * n_layers)  # type: ignore[list-item]
+    g = grad_q
+    for i in reversed(range(n_layers)):
+        h_in = acts[i]
+        grads[2 * i] = batched_matmul(g.transpose(1, 2), h_in)
+        grads[2 * i + 1] = g.sum(1)
+        if i > 0:
+            g = batched_matmul(g, params.weights[i])
+            g = torch.where(h_in > 0, g, 0.0)
+    return grads
+
+
+class BatchedAdam:
+    """torch.optim.Adam (single-tensor path, no weight decay, no amsgrad) over the seed axis.
+
+    All seeds share the step count because they update in lockstep; each has its own moments.
+    """
+
+    def __init__(self, params: MLPParams, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = params.tensors()
+        self.lr = lr
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.step_count = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.step_count += 1
+        step = self.step_count
+        bias_correction1 = 1 - self.beta1**step
+        bias_correction2 = 1 - self.beta2**step
+        step_size = self.lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2**0.5
+        for param, grad, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
+            m.lerp_(grad, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            param.addcdiv_(m, denom, value=-step_size)
+
+    def reset_seeds(self, seed_mask: torch.Tensor) -> None:
+        """Zero the moments of the seeds in seed_mask (a stopped seed)."""
+        for m, v in zip(self.exp_avg, self.exp_avg_sq):
+            m[seed_mask] = 0.0
+            v[seed_mask] = 0.0
+
+
+def global_grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Per-seed L2 norm over all gradients, (K,), as clip_grad_norm_ forms it: norm of norms."""
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], dim=1)
+    return torch.linalg.vector_norm(norms, dim=1)
+
+
+def clip_grads_(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: float) -> None:
+    """Scale each seed's gradients by min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_."""
+    coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))

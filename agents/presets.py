@@ -1,0 +1,107 @@
+"""Named agent variants: the article's three examples and single-knob ablations around them.
+
+Each variant differs from the one it is built on by one knob, so a comparison between the two
+measures that knob alone. Where the article is silent, the values are documented defaults:
+
+- learning_rate 1e-3: torch.optim.Adam's default, which the article's code uses.
+- gamma 0.99: the usual discount for CartPole; the article leaves it as a parameter.
+- batch_size 64 and replay_capacity 10,000: common CartPole DQN settings (e.g. CleanRL uses
+  batch 128 and 10,000); the article leaves both as parameters.
+- target_sync_period 100 gradient updates: short enough to sync often in a 50k-step run,
+  long enough to hold the target still over many updates.
+- epsilon constant 0.1: the article's choose_action default; there is no decay.
+- hidden_sizes (64, 64), MSE loss, Adam: as in the article's QNetwork and training loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.config import AgentConfig, ConfigError
+
+OUTCOMES = ("converge", "soft_divergence", "hard_divergence")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named configuration, what it tests, and the outcome it is expected to show on CartPole."""
+
+    name: str
+    config: AgentConfig
+    summary: str
+    expected_outcome: str
+
+    def __post_init__(self) -> None:
+        if self.expected_outcome not in OUTCOMES:
+            raise ConfigError(f"expected_outcome={self.expected_outcome!r} is invalid: must be one of {OUTCOMES}")
+
+
+# Example 1: online updates on the latest transition; the target uses the online network and
+# never masks terminal states (the loop ends on done but the target ignores it).
+ARTICLE_NAIVE = AgentConfig(
+    replay_capacity=None,
+    batch_size=1,
+    learning_starts=1,
+    target_network="none",
+    target_sync_period=None,
+    terminal_masking=False,
+    bootstrap_on_truncation=True,
+)
+# Example 2: replay, updates once the buffer holds a batch; old-gym `done` masks both real
+# terminations and the time limit.
+ARTICLE_REPLAY = AgentConfig(
+    replay_capacity=10_000,
+    batch_size=64,
+    learning_starts=64,
+    target_network="none",
+    target_sync_period=None,
+    terminal_masking=True,
+    bootstrap_on_truncation=False,
+)
+# Example 3: example 2 plus a target network copied every 100 gradient updates.
+ARTICLE_TARGET = ARTICLE_REPLAY.replace(target_network="hard", target_sync_period=100)
+
+_VARIANTS = [
+    Variant("article-naive", ARTICLE_NAIVE, "Article example 1: no replay, no target network, unmasked terminals.", "soft_divergence"),
+    Variant("article-replay", ARTICLE_REPLAY, "Article example 2: example 1 plus experience replay (old-gym done).", "converge"),
+    Variant("article-target", ARTICLE_TARGET, "Article example 3: example 2 plus a target network synced every 100 updates.", "converge"),
+    Variant(
+        "naive-masked",
+        ARTICLE_NAIVE.replace(terminal_masking=True),
+        "Example 1 with terminal states masked: is the naive failure the missing mask?",
+        "soft_divergence",
+    ),
+    Variant(
+        "target-only",
+        ARTICLE_NAIVE.replace(target_network="hard", target_sync_period=100),
+        "Example 1 plus a target network but no replay: the target network's effect alone.",
+        "soft_divergence",
+    ),
+    Variant(
+        "replay-target-double",
+        ARTICLE_TARGET.replace(double_q=True),
+        "Example 3 with double Q-learning targets: does decoupling selection from evaluation help?",
+        "converge",
+    ),
+    Variant(
+        "replay-target-huber-clip",
+        ARTICLE_TARGET.replace(loss="huber", max_grad_norm=10.0),
+        "Example 3 with Huber loss and gradient norm clipping at 10, as in the DQN paper's practice.",
+        "converge",
+    ),
+    Variant(
+        "replay-polyak",
+        ARTICLE_REPLAY.replace(target_network="polyak", target_tau=0.005),
+        "Example 2 plus a polyak-averaged target network (tau 0.005) instead of hard syncs.",
+        "converge",
+    ),
+]
+VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
+
+
+def get_variant(name: str) -> Variant:
+    """The preset called `name`; an unknown name raises an error listing the known ones."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ConfigError(f"variant={name!r} is invalid: known variants are {', '.join(VARIANTS)}") from None

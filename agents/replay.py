@@ -1,0 +1,96 @@
+"""Replay: a ring buffer per seed (stacked on the seed axis) and per-seed uniform streams.
+
+All seeds insert in lockstep, so the write position and fill level are shared; each seed
+samples its own indices from its own generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class UniformBlocks:
+    """Per-seed U[0, 1) draws of a fixed width, fetched from each seed's generator in blocks.
+
+    Drawing rng.random((block, width)) yields the same numbers as `block` successive
+    rng.random(width) calls, so a reader that draws one row at a time sees the same stream;
+    blocks only cut the per-step Python cost from K calls to K calls per block.
+    """
+
+    def __init__(self, generators: list[np.random.Generator], width: int, block: int = 256):
+        self.generators = generators
+        self.width = width
+        self.block = block
+        self._rows = np.empty((len(generators), 0, width))
+        self._next = 0
+
+    def next(self) -> np.ndarray:
+        """The next row of every seed, shape (K, width)."""
+        if self._next == self._rows.shape[1]:
+            self._rows = np.stack([g.random((self.block, self.width)) for g in self.generators])
+            self._next = 0
+        row = self._rows[:, self._next]
+        self._next += 1
+        return row
+
+
+def uniform_indices(uniforms: np.ndarray, size: int) -> np.ndarray:
+    """floor(u * size): uniform slot indices in [0, size) from U[0, 1) draws."""
+    return (uniforms * size).astype(np.int64)
+
+
+class ReplayBuffer:
+    """K ring buffers of `capacity` transitions; slot t % capacity holds the t-th insert."""
+
+    def __init__(self, num_seeds: int, capacity: int, obs_dim: int, device: torch.device):
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity!r} is invalid: must be >= 1")
+        self.capacity = capacity
+        self.num_seeds = num_seeds
+        k = num_seeds
+        self.obs = torch.zeros((k, capacity, obs_dim), dtype=torch.float32, device=device)
+        self.next_obs = torch.zeros((k, capacity, obs_dim), dtype=torch.float32, device=device)
+        self.action = torch.zeros((k, capacity), dtype=torch.int64, device=device)
+        self.reward = torch.zeros((k, capacity), dtype=torch.float32, device=device)
+        self.terminated = torch.zeros((k, capacity), dtype=torch.bool, device=device)
+        self.truncated = torch.zeros((k, capacity), dtype=torch.bool, device=device)
+        # Env step (0-based) at which each transition was inserted, for sample age.
+        self.insert_step = torch.zeros((k, capacity), dtype=torch.int64, device=device)
+        self.position = 0  # next slot to write
+        self.size = 0  # slots written so far, at most capacity
+        self._seed_index = torch.arange(k, device=device).unsqueeze(1)
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated, env_step: int) -> None:
+        """Insert one transition per seed; every argument has the seed axis first."""
+        p = self.position
+        self.obs[:, p] = obs
+        self.action[:, p] = action
+        self.reward[:, p] = reward
+        self.next_obs[:, p] = next_obs
+        self.terminated[:, p] = terminated
+        self.truncated[:, p] = truncated
+        self.insert_step[:, p] = env_step
+        self.position = (p + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def gather(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Transitions at slot indices (K, B): each field (K, B, ...)."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        k = self._seed_index
+        return {
+            "obs": self.obs[k, indices],
+            "action": self.action[k, indices],
+            "reward": self.reward[k, indices],
+            "next_obs": self.next_obs[k, indices],
+            "terminated": self.terminated[k, indices],
+            "truncated": self.truncated[k, indices],
+            "insert_step": self.insert_step[k, indices],
+        }
+
+    def sample_indices(self, uniforms: np.ndarray) -> torch.Tensor:
+        """Uniform slot indices over the written slots, (K, B), from U[0, 1) draws (K, B)."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return torch.from_numpy(uniform_indices(uniforms, self.size)).to(self.obs.device)

@@ -1,0 +1,149 @@
+"""Run results: tidy DataFrames (one row per seed x checkpoint), saved atomically as Parquet + JSON.
+
+A saved run is a directory holding checkpoints.parquet, episodes.parquet and meta.json. It is
+written into a temporary sibling directory and renamed into place, so a run directory either
+exists complete or not at all; loading reads Parquet and JSON only (never pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from agents.config import AgentConfig
+from agents.engine import TrainingRecord
+
+RESULT_FORMAT_VERSION = 1
+PACKAGE_DIR = Path(__file__).resolve().parent
+VERSIONED_PACKAGES = ("torch", "gymnasium", "numpy", "pandas", "pyarrow")
+
+
+class ResultsError(ValueError):
+    """A results directory is missing, partial or corrupt; the message names the file."""
+
+
+def code_version() -> str:
+    """Hash of the agents package's source: results from other code are not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class RunResult:
+    """One variant trained on a set of seeds."""
+
+    variant: str
+    config: AgentConfig
+    seeds: list[int]
+    checkpoints: pd.DataFrame
+    episodes: pd.DataFrame
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_record(cls, variant: str, record: TrainingRecord) -> RunResult:
+        checkpoints = pd.DataFrame(record.checkpoints)
+        episodes = pd.DataFrame(record.episodes)
+        for frame in (checkpoints, episodes):
+            frame.insert(0, "variant", variant)
+        meta = {
+            "format_version": RESULT_FORMAT_VERSION,
+            "variant": variant,
+            "config": record.config.to_dict(),
+            "config_hash": record.config.content_hash(),
+            "seeds": list(record.seeds),
+            "code_version": code_version(),
+            "git_commit": git_commit(),
+            "package_versions": package_versions(),
+            "wall_time_s": record.wall_time_s,
+        }
+        return cls(variant, record.config, list(record.seeds), checkpoints, episodes, meta)
+
+    def final(self) -> pd.DataFrame:
+        """The last checkpoint of every seed."""
+        last = self.checkpoints["env_step"].max()
+        return self.checkpoints[self.checkpoints["env_step"] == last].reset_index(drop=True)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the run to `directory` atomically (temp dir + rename); replaces an old one."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        try:
+            self.checkpoints.to_parquet(staging / "checkpoints.parquet", index=False)
+            self.episodes.to_parquet(staging / "episodes.parquet", index=False)
+            # meta.json is written last: its presence marks the staged run as complete.
+            (staging / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+                staging.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> RunResult:
+        """Read a saved run; a missing or unreadable file raises ResultsError naming it."""
+        source = Path(directory)
+        meta_path = source / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+            config = AgentConfig.from_dict(meta["config"])
+            variant, seeds = meta["variant"], [int(s) for s in meta["seeds"]]
+        except FileNotFoundError:
+            raise ResultsError(f"{meta_path}: missing; the run directory is incomplete") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ResultsError(f"{meta_path}: corrupt ({exc})") from None
+        frames = []
+        for name in ("checkpoints.parquet", "episodes.parquet"):
+            path = source / name
+            try:
+                frames.append(pd.read_parquet(path))
+            except FileNotFoundError:
+                raise ResultsError(f"{path}: missing; the run directory is incomplete") from None
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                raise ResultsError(f"{path}: corrupt ({exc})") from None
+        checkpoints, episodes = frames
+        found = sorted(checkpoints["seed"].unique().tolist()) if len(checkpoints) else []
+        if found != sorted(seeds):
+            raise ResultsError(f"{source / 'checkpoints.parquet'}: seeds {found} do not match meta.json seeds {seeds}")
+        return cls(variant, config, seeds, checkpoints, episodes, meta)

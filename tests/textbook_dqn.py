@@ -1,0 +1,120 @@
+"""An independent textbook DQN (torch.nn, torch.optim.Adam, gymnasium.make; one seed).
+
+It shares nothing with the engine but the documented random-stream protocol of
+agents.seeding: which generator feeds network init, exploration, replay sampling and env
+resets, and how each draw is consumed. Everything else is written the plain way, so the
+differential tests catch any deviation of the batched engine.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from agents.config import AgentConfig
+from agents.seeding import seed_streams
+
+
+def make_q_network(obs_dim: int, hidden: tuple[int, ...], num_actions: int, generator: torch.Generator) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    sizes = [obs_dim, *hidden, num_actions]
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        linear = nn.Linear(fan_in, fan_out)
+        bound = 1.0 / fan_in**0.5
+        nn.init.uniform_(linear.weight, -bound, bound, generator=generator)
+        nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int], list[float], nn.Module]:
+    """Train one seed for `steps` env steps; return the actions taken, the losses and the network."""
+    streams = seed_streams(seed)
+    env = gym.make(config.env_id)
+    obs_dim = env.observation_space.shape[0]
+    num_actions = env.action_space.n
+    q_net = make_q_network(obs_dim, config.hidden_sizes, num_actions, streams.init)
+    target_net = copy.deepcopy(q_net) if config.target_network != "none" else None
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
+
+    capacity = config.replay_capacity or 1
+    buf_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+    buf_next = np.zeros((capacity, obs_dim), dtype=np.float32)
+    buf_action = np.zeros(capacity, dtype=np.int64)
+    buf_reward = np.zeros(capacity, dtype=np.float32)
+    buf_term = np.zeros(capacity, dtype=np.float32)
+    buf_trunc = np.zeros(capacity, dtype=np.float32)
+    size = position = 0
+
+    actions, losses = [], []
+    updates = 0
+    obs, _ = env.reset(seed=streams.env_reset_seed)
+    for t in range(steps):
+        if config.epsilon_decay_steps:
+            frac = min(t / config.epsilon_decay_steps, 1.0)
+            epsilon = config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
+        else:
+            epsilon = config.epsilon_end
+        u = streams.explore.random(2)
+        if u[0] < epsilon:
+            action = int(u[1] * num_actions)
+        else:
+            with torch.no_grad():
+                action = int(q_net(torch.as_tensor(obs).unsqueeze(0)).argmax(1).item())
+        actions.append(action)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buf_obs[position], buf_next[position], buf_action[position] = obs, next_obs, action
+        buf_reward[position], buf_term[position], buf_trunc[position] = reward, terminated, truncated
+        position = (position + 1) % capacity
+        size = min(size + 1, capacity)
+
+        if t + 1 >= config.learning_starts and (t + 1) % config.env_steps_per_update == 0:
+            if config.replay_capacity is None:
+                idx = np.array([0])
+            else:
+                idx = (streams.replay.random(config.batch_size) * size).astype(np.int64)
+            states = torch.as_tensor(buf_obs[idx])
+            next_states = torch.as_tensor(buf_next[idx])
+            rewards = torch.as_tensor(buf_reward[idx])
+            done = np.zeros(len(idx), dtype=np.float32)
+            if config.terminal_masking:
+                done = np.maximum(done, buf_term[idx])
+            if not config.bootstrap_on_truncation:
+                done = np.maximum(done, buf_trunc[idx])
+            with torch.no_grad():
+                evaluator = target_net if target_net is not None else q_net
+                if config.double_q:
+                    best = q_net(next_states).argmax(1, keepdim=True)
+                    bootstrap = evaluator(next_states).gather(1, best).squeeze(1)
+                else:
+                    bootstrap = evaluator(next_states).max(1)[0]
+                targets = rewards + config.gamma * bootstrap * (1 - torch.as_tensor(done))
+            predictions = q_net(states)[torch.arange(len(idx)), torch.as_tensor(buf_action[idx])]
+            if config.loss == "mse":
+                loss = F.mse_loss(predictions, targets)
+            else:
+                loss = F.huber_loss(predictions, targets, delta=1.0)
+            optimizer.zero_grad()
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+            updates += 1
+            if config.target_network == "hard" and updates % config.target_sync_period == 0:
+                target_net.load_state_dict(q_net.state_dict())
+            elif config.target_network == "polyak":
+                with torch.no_grad():
+                    for tp, op in zip(target_net.parameters(), q_net.parameters()):
+                        tp.mul_(1 - config.target_tau).add_(op, alpha=config.target_tau)
+
+        obs = env.reset()[0] if (terminated or truncated) else next_obs
+    env.close()
+    return actions, losses, q_net
