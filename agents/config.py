@@ -167,9 +167,9 @@ class AgentConfig:
 
     def epsilon(self, env_step: int) -> float:
         """Exploration rate at a 0-based env step: linear from start to end, then constant."""
-        if self.epsilon_decay_steps == 0:
+        if env_step >= self.epsilon_decay_steps:
             return self.epsilon_end
-        fraction = min(env_step / self.epsilon_decay_steps, 1.0)
+        fraction = env_step / self.epsilon_decay_steps
         return self.epsilon_start + fraction * (self.epsilon_end - self.epsilon_start)
 
     # --- serialisation --------------------------------------------------------------

@@ -97,8 +97,14 @@ def train(
     *,
     progress: Callable[[int], None] | None = None,
     trace: bool = False,
+    on_update: Callable[[int, int, MLPParams, MLPParams | None], None] | None = None,
 ) -> TrainingRecord:
-    """Train one agent per seed for config.total_env_steps env steps; return the record."""
+    """Train one agent per seed for config.total_env_steps env steps; return the record.
+
+    progress(n) is told of every n env steps done; on_update(env_step, updates, online, target)
+    sees the networks after every gradient update and target update (for tests and probes; it
+    must not modify them unless it means to).
+    """
     if not seeds:
         raise ValueError("seeds=[] is invalid: give at least one seed")
     if len(set(seeds)) != len(seeds):
@@ -243,6 +249,8 @@ def train(
                 last_sync_update, last_sync_step = updates, step
             elif config.target_network == "polyak":
                 target.polyak_(online, config.target_tau)
+            if on_update is not None:
+                on_update(step, updates, online, target)
             window.record(loss, grad_norm, y, prediction.detach() - y, step - 1 - batch["insert_step"], batch["terminated"], batch["obs"])
             if trace:
                 trace_losses.append(loss.cpu().numpy())
@@ -251,12 +259,13 @@ def train(
             if bad.any():
                 stop_seeds(bad, step)
 
-        if step % config.eval_period == 0 or step == config.total_env_steps:
+        # Every seed diverged: record where, and stop; later checkpoints would only repeat NaN rows.
+        all_stopped = not alive.any()
+        if step % config.eval_period == 0 or step == config.total_env_steps or all_stopped:
             checkpoint(step)
         if progress is not None:
             progress(1)
-        if not alive.any():
-            # Every seed diverged: later checkpoints would only repeat NaN rows.
+        if all_stopped:
             break
 
     env.close()

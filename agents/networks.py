@@ -49,28 +49,52 @@ class MLPParams:
         return total.sqrt()
 
 
-# ATen's CPU bmm/baddbmm multiplies matrices with contraction * rows * cols below this size in
-# a naive loop, which rounds differently from the BLAS gemm that nn.Linear's addmm uses; at or
-# above it, it calls that same gemm once per batch entry. Small products are therefore done
-# seed by seed with mm/addmm so every seed matches nn.Linear bit for bit.
+# Bit-identical batching. ATen's CPU bmm/baddbmm multiplies matrices with contraction * rows *
+# cols below NAIVE_BMM_LIMIT in a naive loop, which rounds differently from the BLAS gemm that
+# nn.Linear's addmm uses; at or above it, it calls that same gemm once per seed on slices of
+# its operands. MKL's gemm also rounds differently when an operand does not start on a 64-byte
+# boundary, as a slice of a stacked tensor may not. So the batched call is used only when every
+# seed's slices are aligned; otherwise each seed gets its own mm/addmm on aligned operands
+# (a misaligned one is cloned, which keeps its strides). Either way every seed matches
+# nn.Linear bit for bit, however many seeds share the batch (tests/test_networks.py).
 NAIVE_BMM_LIMIT = 400
+ALIGNMENT_BYTES = 64
+
+
+def _aligned(t: torch.Tensor) -> bool:
+    return t.data_ptr() % ALIGNMENT_BYTES == 0
+
+
+def _all_slices_aligned(t: torch.Tensor) -> bool:
+    return _aligned(t) and (t.stride(0) * t.element_size()) % ALIGNMENT_BYTES == 0
+
+
+def _aligned_copy(t: torch.Tensor) -> torch.Tensor:
+    return t if _aligned(t) else t.clone()
 
 
 def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """a (K, M, C) @ b (K, C, N) [+ bias (K, N)], each seed exactly as mm/addmm computes it."""
-    num_seeds, rows, contraction = a.shape
+    rows, contraction = a.shape[1], a.shape[2]
     cols = b.shape[2]
-    if contraction * rows * cols >= NAIVE_BMM_LIMIT:
+    if (
+        contraction * rows * cols >= NAIVE_BMM_LIMIT
+        and (rows * cols * a.element_size()) % ALIGNMENT_BYTES == 0  # output slices
+        and _all_slices_aligned(a)
+        and _all_slices_aligned(b)
+        and (bias is None or _all_slices_aligned(bias))
+    ):
         if bias is None:
             return torch.bmm(a, b)
         return torch.baddbmm(bias.unsqueeze(1), a, b)
-    out = torch.empty((num_seeds, rows, cols), dtype=a.dtype, device=a.device)
-    for k in range(num_seeds):
-        if bias is None:
-            torch.mm(a[k], b[k], out=out[k])
-        else:
-            torch.addmm(bias[k], a[k], b[k], out=out[k])
-    return out
+    if bias is None:
+        return torch.stack([torch.mm(_aligned_copy(a_k), _aligned_copy(b_k)) for a_k, b_k in zip(a, b)])
+    return torch.stack(
+        [
+            torch.addmm(_aligned_copy(bias_k), _aligned_copy(a_k), _aligned_copy(b_k))
+            for bias_k, a_k, b_k in zip(bias, a, b)
+        ]
+    )
 
 
 def layer_sizes(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) -> list[int]:

@@ -57,8 +57,8 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
     updates = 0
     obs, _ = env.reset(seed=streams.env_reset_seed)
     for t in range(steps):
-        if config.epsilon_decay_steps:
-            frac = min(t / config.epsilon_decay_steps, 1.0)
+        if t < config.epsilon_decay_steps:
+            frac = t / config.epsilon_decay_steps
             epsilon = config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
         else:
             epsilon = config.epsilon_end

@@ -1,0 +1,139 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents.config import AgentConfig, ConfigError
+from agents.presets import VARIANTS, get_variant
+
+
+def test_default_config_is_valid_and_round_trips():
+    config = AgentConfig()
+    assert AgentConfig.from_json(config.to_json()) == config
+
+
+configs = st.builds(
+    AgentConfig,
+    total_env_steps=st.integers(1, 10**7),
+    gamma=st.floats(0, 1),
+    learning_rate=st.floats(1e-6, 1.0),
+    loss=st.sampled_from(["mse", "huber"]),
+    batch_size=st.integers(1, 256),
+    replay_capacity=st.integers(256, 10**6),
+    learning_starts=st.integers(256, 10**4),
+    double_q=st.booleans(),
+    terminal_masking=st.booleans(),
+    bootstrap_on_truncation=st.booleans(),
+    max_grad_norm=st.none() | st.floats(0.01, 100),
+    epsilon_start=st.floats(0, 1),
+    epsilon_end=st.floats(0, 1),
+    epsilon_decay_steps=st.integers(0, 10**6),
+    hidden_sizes=st.lists(st.integers(1, 512), min_size=1, max_size=4).map(tuple),
+)
+
+
+@given(configs)
+def test_json_round_trip_preserves_config_and_hash(config):
+    again = AgentConfig.from_json(config.to_json())
+    assert again == config
+    assert again.content_hash() == config.content_hash()
+
+
+def test_content_hash_is_stable_across_processes():
+    """The hash does not depend on Python's per-process string hashing."""
+    code = "from agents.presets import get_variant; print(get_variant('article-target').config.content_hash())"
+    outs = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    assert outs == {get_variant("article-target").config.content_hash() + "\n"}
+
+
+def test_content_hash_distinguishes_every_preset_and_every_knob():
+    hashes = {v.config.content_hash() for v in VARIANTS.values()}
+    assert len(hashes) == len(VARIANTS)
+    base = AgentConfig()
+    assert base.replace(gamma=0.98).content_hash() != base.content_hash()
+    assert base.replace(device="cuda").content_hash() != base.content_hash()
+
+
+@given(
+    start=st.floats(0, 1),
+    end=st.floats(0, 1),
+    decay=st.integers(1, 10_000),
+    step=st.integers(0, 100_000),
+)
+def test_epsilon_schedule_is_linear_then_constant(start, end, decay, step):
+    config = AgentConfig(epsilon_start=start, epsilon_end=end, epsilon_decay_steps=decay)
+    eps = config.epsilon(step)
+    assert min(start, end) - 1e-12 <= eps <= max(start, end) + 1e-12
+    assert config.epsilon(0) == start
+    if step >= decay:
+        assert eps == end
+    else:
+        assert eps == pytest.approx(start + step / decay * (end - start), abs=1e-12)
+
+
+@given(step=st.integers(0, 10**6))
+def test_constant_epsilon_without_decay(step):
+    assert AgentConfig(epsilon_start=0.9, epsilon_end=0.1, epsilon_decay_steps=0).epsilon(step) == 0.1
+
+
+BAD = [
+    ({"total_env_steps": -5}, "total_env_steps", "-5"),
+    ({"total_env_steps": 0}, "total_env_steps", "0"),
+    ({"gamma": 1.5}, "gamma", "1.5"),
+    ({"gamma": -0.1}, "gamma", "-0.1"),
+    ({"gamma": float("nan")}, "gamma", "nan"),
+    ({"target_network": "polyak", "target_sync_period": None, "target_tau": 0.0}, "target_tau", "0.0"),
+    ({"target_network": "polyak", "target_sync_period": None, "target_tau": 1.5}, "target_tau", "1.5"),
+    ({"replay_capacity": 32, "batch_size": 64}, "replay_capacity", "32"),
+    ({"replay_capacity": None, "batch_size": 64}, "batch_size", "64"),
+    ({"learning_rate": 0.0}, "learning_rate", "0.0"),
+    ({"loss": "l1"}, "loss", "'l1'"),
+    ({"target_network": "soft"}, "target_network", "'soft'"),
+    ({"target_network": "hard", "target_sync_period": 0}, "target_sync_period", "0"),
+    ({"target_network": "none", "target_sync_period": None, "double_q": True}, "double_q", "True"),
+    ({"epsilon_start": 1.2}, "epsilon_start", "1.2"),
+    ({"hidden_sizes": (64, 0)}, "hidden_sizes", "(64, 0)"),
+    ({"batch_size": 2.5}, "batch_size", "2.5"),
+    ({"max_grad_norm": -1.0}, "max_grad_norm", "-1.0"),
+    ({"learning_starts": 10}, "learning_starts", "10"),
+]
+
+
+@pytest.mark.parametrize("changes,field,shown", BAD, ids=[b[1] + "=" + b[2] for b in BAD])
+def test_bad_values_raise_an_error_naming_field_and_value(changes, field, shown):
+    with pytest.raises(ConfigError) as info:
+        AgentConfig(**changes)
+    assert f"{field}={shown}" in str(info.value)
+
+
+def test_unknown_field_in_json_is_named():
+    data = json.loads(AgentConfig().to_json())
+    data["target_update_freq"] = 5
+    with pytest.raises(ConfigError, match="target_update_freq=5"):
+        AgentConfig.from_dict(data)
+
+
+def test_unknown_preset_is_named_with_the_known_ones():
+    with pytest.raises(ConfigError) as info:
+        get_variant("article-nope")
+    assert "variant='article-nope'" in str(info.value)
+    assert "article-naive" in str(info.value)
+
+
+def test_article_presets_reproduce_the_article_switches():
+    naive, replay, target = (get_variant(n).config for n in ("article-naive", "article-replay", "article-target"))
+    assert naive.replay_capacity is None and naive.batch_size == 1 and naive.target_network == "none"
+    assert naive.terminal_masking is False  # example 1 ignores done in its target
+    assert replay.bootstrap_on_truncation is False and target.bootstrap_on_truncation is False  # old-gym done
+    assert replay.learning_starts == replay.batch_size  # updates start once the buffer holds a batch
+    assert target.target_network == "hard" and target.replace(target_network="none", target_sync_period=None) == replay
+    for config in (naive, replay, target):
+        assert config.epsilon(0) == config.epsilon(10**6) == 0.1
+        assert config.loss == "mse" and config.hidden_sizes == (64, 64) and config.learning_rate == 1e-3

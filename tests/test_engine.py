@@ -1,0 +1,196 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from agents.config import AgentConfig, ConfigError
+from agents.diagnostics import lag1_autocorrelation
+from agents.engine import td_targets, train
+from agents.networks import MLPParams
+from agents.presets import get_variant
+
+SHORT = dict(total_env_steps=1_500, eval_period=500, eval_episodes=2)
+
+
+def run(variant_or_config, seeds, **changes):
+    config = variant_or_config if isinstance(variant_or_config, AgentConfig) else get_variant(variant_or_config).config
+    return train(config.replace(**{**SHORT, **changes}), seeds, trace=True)
+
+
+def per_seed(record, index):
+    frame = pd.DataFrame(record.checkpoints)
+    return frame[frame["seed"] == record.seeds[index]].drop(columns="seed").reset_index(drop=True)
+
+
+# --- seed isolation and determinism -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["article-naive", "article-target", "replay-target-huber-clip"])
+def test_seed_alone_and_in_a_batch_of_16_are_bit_identical(variant):
+    batch = run(variant, list(range(100, 116)))
+    alone = run(variant, [107])
+    i = batch.seeds.index(107)
+    np.testing.assert_array_equal(batch.trace_actions[:, i], alone.trace_actions[:, 0])
+    np.testing.assert_array_equal(batch.trace_losses[:, i], alone.trace_losses[:, 0])
+    pd.testing.assert_frame_equal(per_seed(batch, i), per_seed(alone, 0))
+
+
+def test_odd_network_shapes_keep_seeds_isolated():
+    """Hidden widths that misalign the stacked slices still give each seed its solo result."""
+    config = get_variant("article-target").config.replace(hidden_sizes=(37, 19), batch_size=50, learning_starts=50)
+    batch, alone = run(config, [1, 2, 3]), run(config, [2])
+    np.testing.assert_array_equal(batch.trace_losses[:, 1], alone.trace_losses[:, 0])
+
+
+def test_same_seed_twice_is_identical_and_different_seeds_differ():
+    first, second = run("article-target", [5, 6]), run("article-target", [5, 6])
+    np.testing.assert_array_equal(first.trace_actions, second.trace_actions)
+    np.testing.assert_array_equal(first.trace_losses, second.trace_losses)
+    pd.testing.assert_frame_equal(pd.DataFrame(first.checkpoints), pd.DataFrame(second.checkpoints))
+    assert not np.array_equal(first.trace_losses[:, 0], first.trace_losses[:, 1])
+    assert not np.array_equal(first.trace_actions[:, 0], first.trace_actions[:, 1])
+
+
+def test_seeds_are_validated():
+    with pytest.raises(ValueError, match="seeds=\\[\\] is invalid"):
+        train(AgentConfig(total_env_steps=10), [])
+    with pytest.raises(ValueError, match="must be distinct"):
+        train(AgentConfig(total_env_steps=10), [1, 1])
+    with pytest.raises(ValueError, match="seed=-1 is invalid"):
+        train(AgentConfig(total_env_steps=10), [-1])
+
+
+# --- TD targets on hand-built transitions -----------------------------------------------------
+
+
+def constant_q_params(values, k=1):
+    """A 1-hidden-layer net whose Q(s, .) equals `values` for every state (zero weights)."""
+    hidden, actions = 3, len(values)
+    return MLPParams(
+        [torch.zeros(k, hidden, 2), torch.zeros(k, actions, hidden)],
+        [torch.zeros(k, hidden), torch.tensor(values, dtype=torch.float32).repeat(k, 1)],
+    )
+
+
+# Transitions: (terminated, truncated) = (F, F), (T, F), (F, T), (T, T); reward 1.
+TERM = torch.tensor([[False, True, False, True]])
+TRUNC = torch.tensor([[False, False, True, True]])
+
+
+@pytest.mark.parametrize(
+    "masking,bootstrap_truncation,expected_bootstrapped",
+    [
+        (True, True, [1, 0, 1, 0]),  # correct gymnasium semantics: only real ends stop the bootstrap
+        (True, False, [1, 0, 0, 0]),  # old-gym done: the time limit is treated as terminal too
+        (False, True, [1, 1, 1, 1]),  # article example 1: done is ignored entirely
+        (False, False, [1, 1, 0, 0]),  # truncation masked, termination not
+    ],
+)
+def test_td_target_masking_and_truncation_switches(masking, bootstrap_truncation, expected_bootstrapped):
+    config = AgentConfig(gamma=0.5, terminal_masking=masking, bootstrap_on_truncation=bootstrap_truncation)
+    online = constant_q_params([2.0, 6.0])
+    y = td_targets(config, online, online, torch.ones(1, 4), torch.zeros(1, 4, 2), TERM, TRUNC)
+    assert y[0].tolist() == [1.0 + 0.5 * 6.0 * b for b in expected_bootstrapped]
+
+
+def test_td_target_uses_the_target_network_and_double_q_selection():
+    online = constant_q_params([5.0, 1.0])  # online prefers action 0
+    target = constant_q_params([2.0, 8.0])  # target's max is at action 1
+    reward, nxt = torch.zeros(1, 4), torch.zeros(1, 4, 2)
+    plain = AgentConfig(gamma=1.0)
+    assert td_targets(plain, online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [8.0] * 4
+    double = plain.replace(double_q=True)
+    # Double Q: the online net picks action 0, the target net values it at 2.
+    assert td_targets(double, online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [2.0] * 4
+    no_target = plain.replace(target_network="none", target_sync_period=None)
+    assert td_targets(no_target, online, None, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [5.0] * 4
+
+
+# --- divergence handling -----------------------------------------------------------------------
+
+
+def test_a_non_finite_seed_stops_cleanly_without_touching_its_neighbours():
+    config = get_variant("article-target").config
+
+    def poison(step, updates, online, target):
+        if updates == 300:
+            online.weights[0][1, 0, 0] = float("nan")
+
+    poisoned = train(config.replace(**SHORT), [0, 1, 2], trace=True, on_update=poison)
+    clean = run("article-target", [0, 1, 2])
+    frame = pd.DataFrame(poisoned.checkpoints)
+    seed1 = frame[frame["seed"] == 1]
+    first_bad_step = 64 + 300  # update u happens at env step learning_starts + u - 1; NaN seen next update
+    assert seed1["diverged"].iloc[-1] and seed1["diverged_step"].iloc[-1] == first_bad_step
+    assert seed1[seed1["env_step"] > first_bad_step][["eval_return", "max_abs_q", "loss"]].isna().all().all()
+    for index in (0, 2):
+        np.testing.assert_array_equal(poisoned.trace_losses[:, index], clean.trace_losses[:, index])
+        pd.testing.assert_frame_equal(per_seed(poisoned, index), per_seed(clean, index))
+
+
+def test_a_run_whose_every_seed_diverges_ends_early_and_records_it():
+    config = get_variant("article-naive").config.replace(learning_rate=1e4)
+    record = train(config.replace(total_env_steps=20_000, eval_period=1_000, eval_episodes=1), [0, 1])
+    frame = pd.DataFrame(record.checkpoints)
+    assert frame.groupby("seed")["diverged"].last().all()
+    assert (frame.groupby("seed")["diverged_step"].last() > 0).all()
+    assert frame["env_step"].max() < 20_000
+
+
+# --- diagnostics ----------------------------------------------------------------------------
+
+
+def test_diagnostics_tell_replay_from_no_replay():
+    naive = pd.DataFrame(run("article-naive", [0, 1]).checkpoints)
+    replay = pd.DataFrame(run("article-target", [0, 1], replay_capacity=1_000).checkpoints)
+    last = lambda f: f[f["env_step"] == f["env_step"].max()]  # noqa: E731
+    # Consecutive env states are correlated, but the naive agent's ~10-step episodes cut the
+    # chains often; uniform replay from a full buffer leaves no correlation.
+    assert (last(naive)["state_autocorrelation"] > 0.4).all()
+    assert (last(replay)["state_autocorrelation"].abs() < 0.1).all()
+    assert (last(naive)["mean_sample_age"] == 0).all()
+    assert (last(replay)["mean_sample_age"] > 200).all()
+    assert (last(replay)["replay_fill"] == 1.0).all() and last(naive)["replay_fill"].isna().all()
+    # Hard sync every 100 updates: the lag is updates since the last multiple of 100.
+    updates = last(replay)["gradient_updates"].iloc[0]
+    assert (last(replay)["target_lag_updates"] == updates % 100).all()
+    assert last(naive)["target_lag_updates"].isna().all()
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9, -0.6])
+def test_lag1_autocorrelation_recovers_an_ar1_coefficient(phi):
+    rng = np.random.default_rng(0)
+    n = 20_000
+    x = np.zeros((2, n, 3))
+    noise = rng.standard_normal((2, n, 3))
+    for t in range(1, n):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    estimate = lag1_autocorrelation(torch.from_numpy(x)).numpy()
+    # Standard error of the estimate is about sqrt((1 - phi^2) / n) per dimension: < 0.01 here.
+    np.testing.assert_allclose(estimate, phi, atol=0.03)
+
+
+def test_lag1_autocorrelation_of_a_constant_sequence_is_nan():
+    assert torch.isnan(lag1_autocorrelation(torch.ones(1, 50, 2))).all()
+
+
+def test_episode_log_has_real_episode_ends():
+    record = run("article-target", [0])
+    episodes = pd.DataFrame(record.episodes)
+    assert len(episodes) > 10
+    assert (episodes["terminated"] | episodes["truncated"]).all()
+    assert (episodes["episode_return"] == episodes["episode_length"]).all()  # CartPole pays 1 per step
+    assert episodes["env_step"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
+def test_other_discrete_envs_train(env_id):
+    record = run("article-target", [0, 1], env_id=env_id, total_env_steps=400, eval_period=200, eval_episodes=1)
+    frame = pd.DataFrame(record.checkpoints)
+    assert len(frame) == 4 and np.isfinite(frame["max_abs_q"]).all()
+
+
+@pytest.mark.parametrize("env_id,match", [("NoSuchEnv-v0", "env_id='NoSuchEnv-v0'"), ("Pendulum-v1", "env_id='Pendulum-v1'")])
+def test_train_rejects_unusable_envs_by_name(env_id, match):
+    with pytest.raises(ConfigError, match=match):
+        train(AgentConfig(env_id=env_id, total_env_steps=10), [0])

@@ -1,0 +1,70 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from agents.config import ConfigError
+from agents.envs import CartPoleBatch, GymnasiumBatch, env_spec
+
+
+def controller_actions(obs, rng, noise):
+    """A PD-like balance controller with random flips: long episodes that hit the 500 limit."""
+    good = (obs[:, 2] + 0.5 * obs[:, 3] > 0).astype(np.int64)
+    flip = rng.random(len(obs)) < noise
+    return np.where(flip, 1 - good, good)
+
+
+@pytest.mark.parametrize("noise", [0.5, 0.05, 0.0])
+def test_cartpole_batch_is_identical_to_gymnasium(noise):
+    spec = env_spec("CartPole-v1")
+    n = 6
+    ours, theirs = CartPoleBatch(spec, n), GymnasiumBatch(spec, n)
+    seeds = [0, 1, 2, 12345, 2**31 - 1, 99]
+    obs = ours.reset(seeds)
+    np.testing.assert_array_equal(obs, theirs.reset(seeds))
+    rng = np.random.default_rng(5)
+    ends = truncations = 0
+    for _ in range(6_000):
+        actions = controller_actions(obs, rng, noise)
+        a, b = ours.step(actions), theirs.step(actions)
+        for name in ("next_obs", "reward", "terminated", "truncated", "obs"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        ends += int((a.terminated | a.truncated).sum())
+        truncations += int(a.truncated.sum())
+        obs = a.obs
+    assert ends > 20
+    if noise == 0.0:
+        assert truncations > 0, "the time limit was never reached"
+
+
+def test_step_returns_the_real_next_state_not_the_reset_state():
+    spec = env_spec("CartPole-v1")
+    env = CartPoleBatch(spec, 1)
+    env.reset([3])
+    while True:
+        result = env.step(np.array([0]))
+        if result.terminated[0]:
+            break
+    # The terminal observation is outside the bounds; the reset observation is near zero.
+    assert abs(result.next_obs[0, 2]) > 12 * 2 * np.pi / 360 or abs(result.next_obs[0, 0]) > 2.4
+    assert np.all(np.abs(result.obs[0]) <= 0.05)
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
+def test_other_discrete_envs_are_described(env_id):
+    spec = env_spec(env_id)
+    reference = gym.make(env_id)
+    assert spec.obs_dim == reference.observation_space.shape[0]
+    assert spec.num_actions == reference.action_space.n
+
+
+@pytest.mark.parametrize(
+    "env_id,message",
+    [
+        ("NoSuchEnv-v0", "env_id='NoSuchEnv-v0' is invalid: not a registered"),
+        ("Pendulum-v1", "env_id='Pendulum-v1' is invalid: its action space"),
+        ("Blackjack-v1", "env_id='Blackjack-v1' is invalid: its observation space"),
+    ],
+)
+def test_unsupported_envs_are_rejected_by_name(env_id, message):
+    with pytest.raises(ConfigError, match=message):
+        env_spec(env_id)

@@ -1,0 +1,93 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.engine import train
+from agents.networks import MLPParams, batched_matmul, forward, init_params
+from agents.presets import get_variant
+from agents.seeding import seed_streams
+
+
+@settings(max_examples=300, deadline=None)
+@given(k=st.integers(1, 4), m=st.integers(1, 70), c=st.integers(1, 70), n=st.integers(1, 70), seed=st.integers(0, 1000))
+def test_batched_matmul_matches_addmm_per_seed_bit_for_bit(k, m, c, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    a, b, bias = torch.randn(k, m, c, generator=gen), torch.randn(k, c, n, generator=gen), torch.randn(k, n, generator=gen)
+    out, out_no_bias = batched_matmul(a, b, bias), batched_matmul(a, b)
+    for i in range(k):
+        # nn.Linear's operands are separate, freshly allocated tensors: clone to match.
+        assert torch.equal(out[i], torch.addmm(bias[i].clone(), a[i].clone(), b[i].clone()))
+        assert torch.equal(out_no_bias[i], torch.mm(a[i].clone(), b[i].clone()))
+
+
+def test_init_matches_nn_linear_init_from_the_same_generator():
+    sizes = [4, 64, 64, 2]
+    params = init_params([torch.Generator().manual_seed(5)], sizes, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(5)
+    for w, b, fan_in, fan_out in zip(params.weights, params.biases, sizes[:-1], sizes[1:]):
+        lin = torch.nn.Linear(fan_in, fan_out)
+        bound = 1 / fan_in**0.5
+        torch.nn.init.uniform_(lin.weight, -bound, bound, generator=gen)
+        torch.nn.init.uniform_(lin.bias, -bound, bound, generator=gen)
+        assert torch.equal(w[0], lin.weight.detach()) and torch.equal(b[0], lin.bias.detach())
+        assert w.abs().max() <= bound
+
+
+def snapshots(config, seeds=(0, 1)):
+    """(updates, online, target, target before this update) copies for every update."""
+    seen = []
+    # Before the first update the target is the initial network, drawn from each seed's stream.
+    previous = {"target": init_params([seed_streams(s).init for s in seeds], [4, 64, 64, 2], torch.device("cpu"))}
+
+    def on_update(step, updates, online, target):
+        seen.append((updates, online.clone(), target.clone(), previous.get("target")))
+        previous["target"] = target.clone()
+
+    train(config.replace(total_env_steps=600, eval_episodes=0, eval_period=600), list(seeds), on_update=on_update)
+    return seen
+
+
+def test_hard_target_equals_online_after_sync_and_is_untouched_between_syncs():
+    config = get_variant("article-target").config.replace(target_sync_period=25)
+    seen = snapshots(config)
+    assert len(seen) > 100
+    for updates, online, target, before in seen:
+        if updates % 25 == 0:
+            assert all(torch.equal(t, o) for t, o in zip(target.tensors(), online.tensors()))
+            assert target.distance(online).eq(0).all()
+        else:
+            assert all(torch.equal(t, b) for t, b in zip(target.tensors(), before.tensors()))
+            assert target.distance(online).gt(0).all()
+
+
+def test_polyak_target_follows_the_exact_formula():
+    tau = 0.05
+    config = get_variant("replay-polyak").config.replace(target_tau=tau)
+    seen = snapshots(config)
+    assert len(seen) > 100
+    for _, online, target, before in seen:
+        for t, o, b in zip(target.tensors(), online.tensors(), before.tensors()):
+            # target <- (1 - tau) * target + tau * online, rounded as in the engine.
+            assert torch.equal(t, b.mul(1 - tau).add(o, alpha=tau))
+            assert torch.allclose(t, (1 - tau) * b + tau * o, rtol=1e-6, atol=1e-7)
+
+
+def test_polyak_contraction_on_a_fixed_online_network():
+    """With the online net held still, the distance shrinks by exactly (1 - tau) per update."""
+    sizes = [4, 8, 2]
+    online = init_params([torch.Generator().manual_seed(1)], sizes, torch.device("cpu"))
+    target = init_params([torch.Generator().manual_seed(2)], sizes, torch.device("cpu"))
+    d0 = target.distance(online).double().item()
+    for n in range(1, 30):
+        target.polyak_(online, 0.1)
+        assert target.distance(online).item() == pytest.approx(d0 * 0.9**n, rel=1e-4)
+
+
+def test_forward_is_independent_of_the_other_seeds():
+    sizes = [4, 64, 64, 2]
+    gens = [torch.Generator().manual_seed(s) for s in range(5)]
+    params = init_params(gens, sizes, torch.device("cpu"))
+    solo = MLPParams([w[2:3].clone() for w in params.weights], [b[2:3].clone() for b in params.biases])
+    x = torch.randn(5, 9, 4)
+    assert torch.equal(forward(params, x)[2], forward(solo, x[2:3])[0])
