@@ -114,7 +114,9 @@ def train(
     device = torch.device(config.device)
     num_seeds = len(seeds)
     streams = [seed_streams(s) for s in seeds]
-    online = init_params([s.init for s in streams], layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions), device)
+    online = init_params(
+        [s.init for s in streams], layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions), device
+    )
     target = online.clone() if config.target_network != "none" else None
     optimizer = BatchedAdam(online, config.learning_rate)
     explore = UniformBlocks([s.explore for s in streams], width=2)
@@ -133,7 +135,9 @@ def train(
     updates = 0
     last_sync_update, last_sync_step = 0, 0
     checkpoints: dict[str, list] = {}
-    episodes: dict[str, list] = {name: [] for name in ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")}
+    episodes: dict[str, list] = {
+        name: [] for name in ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")
+    }
     trace_actions = np.zeros((config.total_env_steps, num_seeds), dtype=np.int64) if trace else None
     trace_losses: list[np.ndarray] = []
     seed_array = np.asarray(seeds)
@@ -231,7 +235,9 @@ def train(
                 # No replay: the transition just stored, in the buffer's single slot.
                 indices = torch.zeros((num_seeds, 1), dtype=torch.int64, device=device)
             batch = buffer.gather(indices)
-            y = td_targets(config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"])
+            y = td_targets(
+                config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+            )
             acts = forward_with_activations(online, batch["obs"])
             q = acts[-1]
             action_index = batch["action"].unsqueeze(2)
@@ -251,7 +257,15 @@ def train(
                 target.polyak_(online, config.target_tau)
             if on_update is not None:
                 on_update(step, updates, online, target)
-            window.record(loss, grad_norm, y, prediction.detach() - y, step - 1 - batch["insert_step"], batch["terminated"], batch["obs"])
+            window.record(
+                loss,
+                grad_norm,
+                y,
+                prediction.detach() - y,
+                step - 1 - batch["insert_step"],
+                batch["terminated"],
+                batch["obs"],
+            )
             if trace:
                 trace_losses.append(loss.cpu().numpy())
             finite = (torch.isfinite(loss) & torch.isfinite(grad_norm)).cpu().numpy()

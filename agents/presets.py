@@ -62,9 +62,24 @@ ARTICLE_REPLAY = AgentConfig(
 ARTICLE_TARGET = ARTICLE_REPLAY.replace(target_network="hard", target_sync_period=100)
 
 _VARIANTS = [
-    Variant("article-naive", ARTICLE_NAIVE, "Article example 1: no replay, no target network, unmasked terminals.", "soft_divergence"),
-    Variant("article-replay", ARTICLE_REPLAY, "Article example 2: example 1 plus experience replay (old-gym done).", "converge"),
-    Variant("article-target", ARTICLE_TARGET, "Article example 3: example 2 plus a target network synced every 100 updates.", "converge"),
+    Variant(
+        "article-naive",
+        ARTICLE_NAIVE,
+        "Article example 1: no replay, no target network, unmasked terminals.",
+        "soft_divergence",
+    ),
+    Variant(
+        "article-replay",
+        ARTICLE_REPLAY,
+        "Article example 2: example 1 plus experience replay (old-gym done).",
+        "converge",
+    ),
+    Variant(
+        "article-target",
+        ARTICLE_TARGET,
+        "Article example 3: example 2 plus a target network synced every 100 updates.",
+        "converge",
+    ),
     Variant(
         "naive-masked",
         ARTICLE_NAIVE.replace(terminal_masking=True),

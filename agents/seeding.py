@@ -59,9 +59,7 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.add(int(part))
         except ValueError:
-            raise ValueError(
-                f"seeds={text!r} is invalid: use a seed, a range such as 0-9, or a comma list"
-            ) from None
+            raise ValueError(f"seeds={text!r} is invalid: use a seed, a range such as 0-9, or a comma list") from None
     if min(seeds) < 0:
         raise ValueError(f"seeds={text!r} is invalid: seeds must be >= 0")
     return sorted(seeds)

@@ -190,7 +190,9 @@ def test_other_discrete_envs_train(env_id):
     assert len(frame) == 4 and np.isfinite(frame["max_abs_q"]).all()
 
 
-@pytest.mark.parametrize("env_id,match", [("NoSuchEnv-v0", "env_id='NoSuchEnv-v0'"), ("Pendulum-v1", "env_id='Pendulum-v1'")])
+@pytest.mark.parametrize(
+    "env_id,match", [("NoSuchEnv-v0", "env_id='NoSuchEnv-v0'"), ("Pendulum-v1", "env_id='Pendulum-v1'")]
+)
 def test_train_rejects_unusable_envs_by_name(env_id, match):
     with pytest.raises(ConfigError, match=match):
         train(AgentConfig(env_id=env_id, total_env_steps=10), [0])

@@ -13,7 +13,11 @@ from agents.seeding import seed_streams
 @given(k=st.integers(1, 4), m=st.integers(1, 70), c=st.integers(1, 70), n=st.integers(1, 70), seed=st.integers(0, 1000))
 def test_batched_matmul_matches_addmm_per_seed_bit_for_bit(k, m, c, n, seed):
     gen = torch.Generator().manual_seed(seed)
-    a, b, bias = torch.randn(k, m, c, generator=gen), torch.randn(k, c, n, generator=gen), torch.randn(k, n, generator=gen)
+    a, b, bias = (
+        torch.randn(k, m, c, generator=gen),
+        torch.randn(k, c, n, generator=gen),
+        torch.randn(k, n, generator=gen),
+    )
     out, out_no_bias = batched_matmul(a, b, bias), batched_matmul(a, b)
     for i in range(k):
         # nn.Linear's operands are separate, freshly allocated tensors: clone to match.

@@ -13,8 +13,15 @@ def fill(buffer, count, num_seeds):
     for t in range(count):
         action = torch.tensor([1000 * t + k for k in range(num_seeds)])
         obs = torch.full((num_seeds, 3), float(t))
-        buffer.add(obs, action, torch.ones(num_seeds), obs + 1, torch.zeros(num_seeds, dtype=torch.bool),
-                   torch.zeros(num_seeds, dtype=torch.bool), t)
+        buffer.add(
+            obs,
+            action,
+            torch.ones(num_seeds),
+            obs + 1,
+            torch.zeros(num_seeds, dtype=torch.bool),
+            torch.zeros(num_seeds, dtype=torch.bool),
+            t,
+        )
 
 
 @given(capacity=st.integers(1, 50), inserts=st.integers(0, 200), num_seeds=st.integers(1, 3))

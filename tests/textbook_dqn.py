@@ -20,7 +20,9 @@ from agents.config import AgentConfig
 from agents.seeding import seed_streams
 
 
-def make_q_network(obs_dim: int, hidden: tuple[int, ...], num_actions: int, generator: torch.Generator) -> nn.Sequential:
+def make_q_network(
+    obs_dim: int, hidden: tuple[int, ...], num_actions: int, generator: torch.Generator
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     sizes = [obs_dim, *hidden, num_actions]
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -1,0 +1,25 @@
+"""nox sessions: tests, ablations, report, bench, lint. Every venv pins torch via constraints.txt."""
+
+from __future__ import annotations
+
+import nox
+
+# pip, not uv: uv ignores the local CPU wheel of torch and would fetch a multi-GB CUDA build.
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests"]
+
+INSTALL = ("-c", "constraints.txt", "-e", ".[test]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The fast test suite (unit, property and differential tests)."""
+    session.install(*INSTALL)
+    session.run("python", "-m", "pytest", "-n", "auto", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
