@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from agents.envs import EnvSpec, make_env_batch
-from agents.networks import MLPParams, forward
+from agents.networks import MLPParams, aligned_batch, forward
 from agents.seeding import EVAL_SEED_BASE, PROBE_SEED
 
 PROBE_STATE_COUNT = 256
@@ -52,9 +52,11 @@ def greedy_eval(params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int,
     returns = np.zeros(n)
     running = np.ones(n, dtype=bool)
     cap = spec.max_episode_steps or EVAL_STEP_CAP
+    staged = aligned_batch(num_seeds, episodes, spec.obs_dim, device)
     for _ in range(cap):
+        staged.copy_(torch.from_numpy(obs).view(num_seeds, episodes, -1))
         with torch.no_grad():
-            q = forward(params, torch.from_numpy(obs).to(device).view(num_seeds, episodes, -1))
+            q = forward(params, staged)
         actions = q.argmax(2).reshape(n).cpu().numpy()
         result = env.step(actions)
         returns += np.where(running, result.reward, 0.0)

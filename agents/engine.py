@@ -21,6 +21,7 @@ from agents.envs import env_spec, make_env_batch
 from agents.networks import (
     BatchedAdam,
     MLPParams,
+    aligned_batch,
     backward,
     clip_grads_,
     forward,
@@ -127,6 +128,8 @@ def train(
 
     env = make_env_batch(spec, num_seeds)
     obs = env.reset([s.env_reset_seed for s in streams])
+    # Acting reads each seed's observation from an aligned row (see networks.batched_matmul).
+    acting_obs = aligned_batch(num_seeds, 1, spec.obs_dim, device)
 
     alive = np.ones(num_seeds, dtype=bool)
     diverged_step = np.full(num_seeds, -1, dtype=np.int64)
@@ -196,8 +199,9 @@ def train(
         # --- act: epsilon-greedy, both uniforms drawn every step so streams stay aligned ---
         u = explore.next()
         obs_tensor = torch.from_numpy(obs).to(device)
+        acting_obs.copy_(obs_tensor.unsqueeze(1))
         with torch.no_grad():
-            greedy = forward(online, obs_tensor.unsqueeze(1)).squeeze(1).argmax(1).cpu().numpy()
+            greedy = forward(online, acting_obs).squeeze(1).argmax(1).cpu().numpy()
         random_action = (u[:, 1] * spec.num_actions).astype(np.int64)
         actions = np.where(u[:, 0] < config.epsilon(t), random_action, greedy)
         if trace_actions is not None:

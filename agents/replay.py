@@ -43,6 +43,8 @@ def uniform_indices(uniforms: np.ndarray, size: int) -> np.ndarray:
 class ReplayBuffer:
     """K ring buffers of `capacity` transitions; slot t % capacity holds the t-th insert."""
 
+    FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "insert_step")
+
     def __init__(self, num_seeds: int, capacity: int, obs_dim: int, device: torch.device):
         if capacity < 1:
             raise ValueError(f"capacity={capacity!r} is invalid: must be >= 1")
@@ -59,7 +61,7 @@ class ReplayBuffer:
         self.insert_step = torch.zeros((k, capacity), dtype=torch.int64, device=device)
         self.position = 0  # next slot to write
         self.size = 0  # slots written so far, at most capacity
-        self._seed_index = torch.arange(k, device=device).unsqueeze(1)
+        self._seed_offset = torch.arange(k, device=device).unsqueeze(1) * capacity
 
     def add(self, obs, action, reward, next_obs, terminated, truncated, env_step: int) -> None:
         """Insert one transition per seed; every argument has the seed axis first."""
@@ -78,16 +80,16 @@ class ReplayBuffer:
         """Transitions at slot indices (K, B): each field (K, B, ...)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        k = self._seed_index
-        return {
-            "obs": self.obs[k, indices],
-            "action": self.action[k, indices],
-            "reward": self.reward[k, indices],
-            "next_obs": self.next_obs[k, indices],
-            "terminated": self.terminated[k, indices],
-            "truncated": self.truncated[k, indices],
-            "insert_step": self.insert_step[k, indices],
-        }
+        # index_select on a flat (K * capacity) view is several times faster than advanced
+        # indexing with a (K, 1) seed index broadcast against (K, B) slot indices.
+        flat = (indices + self._seed_offset).reshape(-1)
+        shape = indices.shape
+        out = {}
+        for name in self.FIELDS:
+            store = getattr(self, name)
+            rows = store.view(-1, *store.shape[2:]).index_select(0, flat)
+            out[name] = rows.view(*shape, *store.shape[2:])
+        return out
 
     def sample_indices(self, uniforms: np.ndarray) -> torch.Tensor:
         """Uniform slot indices over the written slots, (K, B), from U[0, 1) draws (K, B)."""
