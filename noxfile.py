@@ -23,3 +23,10 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Engine throughput against the textbook baseline, measured in the same run."""
+    session.install(*INSTALL)
+    session.run("python", "-m", "agents.bench", *session.posargs)

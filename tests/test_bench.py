@@ -1,0 +1,25 @@
+import csv
+import json
+
+from agents import bench
+
+
+def test_flops_per_agent_step_matches_the_hand_count():
+    # 2x64 MLP on CartPole: 4*64 + 64*64 + 64*2 = 4,480 multiply-adds per sample.
+    macs = 4 * 64 + 64 * 64 + 64 * 2
+    # article-target, batch 64: online forward + target forward + backward (2 forwards) per update,
+    # about 2.3 MFLOP, plus the acting forward on one state.
+    assert bench.flops_per_agent_step("article-target") == 2 * macs + 2 * macs * 64 * 4
+    assert abs(bench.flops_per_agent_step("article-target") / 2.3e6 - 1) < 0.01
+    # article-naive learns from one transition per update.
+    assert bench.flops_per_agent_step("article-naive") == 2 * macs + 2 * macs * 1 * 4
+    assert bench.flops_per_agent_step("replay-target-double") == 2 * macs + 2 * macs * 64 * 5
+
+
+def test_results_are_written_as_csv_and_json(tmp_path):
+    rows = [{"variant": "article-target", "implementation": "engine", "seeds": 8, "agent_steps_per_s_per_core": 1.0}]
+    bench._write(tmp_path, rows, {"rows": rows})
+    with open(tmp_path / "bench.csv") as handle:
+        assert list(csv.DictReader(handle))[0]["seeds"] == "8"
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"] == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json"]
