@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "variants":
         width = max(len(name) for name in VARIANTS)
         for name, variant in VARIANTS.items():
-            print(f"{name:<{width}}  {variant.summary}  [expected: {variant.expected_outcome}]")
+            expected = variant.expected_outcome or "sweep point, no claim"
+            print(f"{name:<{width}}  {variant.summary}  [expected: {expected}]")
         return 0
     try:
         variant = get_variant(args.variant)

@@ -29,10 +29,11 @@ class Variant:
     name: str
     config: AgentConfig
     summary: str
-    expected_outcome: str
+    # None: the variant makes no claim of its own; it is a point of a sweep.
+    expected_outcome: str | None
 
     def __post_init__(self) -> None:
-        if self.expected_outcome not in OUTCOMES:
+        if self.expected_outcome is not None and self.expected_outcome not in OUTCOMES:
             raise ConfigError(f"expected_outcome={self.expected_outcome!r} is invalid: must be one of {OUTCOMES}")
 
 
@@ -111,7 +112,43 @@ _VARIANTS = [
         "converge",
     ),
 ]
+# Sweeps around example 3, one knob at a time. Sync period C (gradient updates): C = 1 copies
+# after every update, which is the same as having no target network.
+SYNC_PERIODS = (1, 10, 100, 1000)
+for _period in SYNC_PERIODS:
+    if _period != ARTICLE_TARGET.target_sync_period:
+        _VARIANTS.append(
+            Variant(
+                f"sync-period-{_period}",
+                ARTICLE_TARGET.replace(target_sync_period=_period),
+                f"Example 3 with the target network synced every {_period} gradient updates.",
+                None,
+            )
+        )
+# Replay capacity (transitions); None is no replay: learn from the latest transition only.
+REPLAY_CAPACITIES = (None, 100, 1_000, 10_000, 50_000)
+for _capacity in REPLAY_CAPACITIES:
+    if _capacity == ARTICLE_TARGET.replay_capacity:
+        continue
+    if _capacity is None:
+        _config = ARTICLE_TARGET.replace(replay_capacity=None, batch_size=1, learning_starts=1)
+        _summary = "Example 3 without replay: target network, latest transition only."
+    else:
+        _config = ARTICLE_TARGET.replace(replay_capacity=_capacity)
+        _summary = f"Example 3 with a replay capacity of {_capacity:,} transitions."
+    _VARIANTS.append(Variant(f"capacity-{_capacity or 'none'}", _config, _summary, None))
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
+
+
+def sync_period_variant(period: int) -> str:
+    """Name of the variant of the sync-period sweep with period C."""
+    return "article-target" if period == ARTICLE_TARGET.target_sync_period else f"sync-period-{period}"
+
+
+def capacity_variant(capacity: int | None) -> str:
+    """Name of the variant of the replay-capacity sweep with this capacity (None: no replay)."""
+    return "article-target" if capacity == ARTICLE_TARGET.replay_capacity else f"capacity-{capacity or 'none'}"
 
 
 def get_variant(name: str) -> Variant:

@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,29 @@ VERSIONED_PACKAGES = ("torch", "gymnasium", "numpy", "pandas", "pyarrow")
 
 class ResultsError(ValueError):
     """A results directory is missing, partial or corrupt; the message names the file."""
+
+
+def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a staging directory beside `target`, then rename it into place.
+
+    A reader sees the old directory, the new one, or (for an instant while replacing) none,
+    never a half-written one; on any error or interrupt the staging directory is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        write(staging)
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
 
 
 def code_version() -> str:
@@ -98,27 +122,14 @@ class RunResult:
         return self.checkpoints[self.checkpoints["env_step"] == last].reset_index(drop=True)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the run to `directory` atomically (temp dir + rename); replaces an old one."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        try:
+        """Write the run to `directory` atomically (staging directory + rename)."""
+
+        def write(staging: Path) -> None:
             self.checkpoints.to_parquet(staging / "checkpoints.parquet", index=False)
             self.episodes.to_parquet(staging / "episodes.parquet", index=False)
-            # meta.json is written last: its presence marks the staged run as complete.
             (staging / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                staging.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+
+        return write_directory_atomically(directory, write)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> RunResult:

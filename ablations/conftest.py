@@ -1,0 +1,139 @@
+"""The ablation suite's pytest wiring: options, the run cache, fixtures and result collection.
+
+Options live in ablations/settings.py, storage in ablations/cache.py, result collection in
+ablations/collect.py; this file only connects them to pytest's hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablations.cache import RunCache
+from ablations.collect import ResultsCollector, session_meta
+from ablations.settings import AblationSettings, add_options, read_settings
+from agents.presets import get_variant
+
+# One torch thread per process: xdist runs one worker per core, and the suite's tensors are
+# small; more threads would only contend for the cores.
+torch.set_num_threads(1)
+
+SETTINGS = pytest.StashKey[AblationSettings]()
+PLAN = pytest.StashKey[list]()
+MARKERS = {
+    "convergence": "convergence or divergence of a variant on the env",
+    "target_lag": "target-network lag and the sync-period sweep",
+    "decorrelation": "replay decorrelation and the capacity sweep",
+    "claims": "the article's claims, each with a statistical verdict",
+    "variants(*names)": "the agent variants a test compares (trained before it runs)",
+    "refuted(reason, profiles)": "a claim the named profiles refute: strict xfail there, with the numbers",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    workerinput = getattr(config, "workerinput", None)
+    session_id = workerinput.get("ablation_session_id") if workerinput else None
+    settings = read_settings(config, session_id)
+    config.stash[SETTINGS] = settings
+    if workerinput is None:
+        # The controller (or the only process, under -n 0) gathers and writes the results.
+        config.pluginmanager.register(ControllerPlugin(config, settings), "ablation-controller")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist: every worker shares the controller's session id (used by --ablation-rerun)."""
+    node.workerinput["ablation_session_id"] = node.config.stash[SETTINGS].session_id
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return config.stash[SETTINGS].describe()
+
+
+def _variants_of(item: pytest.Item) -> list[str]:
+    names = []
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("variant_run"), str):
+        names.append(callspec.params["variant_run"])
+    for marker in item.iter_markers("variants"):
+        names.extend(marker.args)
+    return names
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """After deselection: the variants the selected tests need, and xfail for refuted claims."""
+    plan: list[str] = []
+    profile = config.stash[SETTINGS].profile
+    for item in items:
+        for name in _variants_of(item):
+            get_variant(name)  # an unknown name is an error at collection, not mid-run
+            if name not in plan:
+                plan.append(name)
+        marker = item.get_closest_marker("refuted")
+        if marker is not None and profile in marker.kwargs.get("profiles", ("standard", "paper")):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=marker.args[0]))
+    config.stash[PLAN] = plan
+
+
+@pytest.fixture(scope="session")
+def ablation_settings(pytestconfig: pytest.Config) -> AblationSettings:
+    return pytestconfig.stash[SETTINGS]
+
+
+@pytest.fixture(scope="session")
+def ablation_runs(pytestconfig: pytest.Config) -> RunCache:
+    """The session's run cache. Each xdist worker first trains its share of the variants the
+    selected tests need (every worker computes the same plan), so the cores train in parallel
+    and the file locks make sure no variant is trained twice."""
+    cache = RunCache(pytestconfig.stash[SETTINGS])
+    workerinput = getattr(pytestconfig, "workerinput", None)
+    if workerinput is not None:
+        index = int(workerinput["workerid"].removeprefix("gw"))
+        share = pytestconfig.stash[PLAN][index :: int(workerinput["workercount"])]
+        for name in share:
+            cache.get(get_variant(name))
+    return cache
+
+
+@pytest.fixture
+def variant_run(request: pytest.FixtureRequest, ablation_runs: RunCache):
+    """The trained run (all seeds) of the variant this test is parametrized with."""
+    return ablation_runs.get(get_variant(request.param))
+
+
+class ControllerPlugin:
+    def __init__(self, config: pytest.Config, settings: AblationSettings):
+        self.config = config
+        self.settings = settings
+        self.collector = ResultsCollector()
+        self.written: Path | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.collector.rows:
+            return  # nothing of the ablation suite ran
+        meta = session_meta(self.config, self.settings)
+        meta["exit_status"] = int(exitstatus)
+        self.written = self.collector.write(self.settings.out_dir, meta)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.written is None:
+            return
+        terminalreporter.section("ablation verdicts")
+        for row in sorted(self.collector.rows.values(), key=lambda r: r["node_id"]):
+            if row["verdict"] is None:
+                continue
+            effect = "" if row["effect_size"] is None else f"{row['statistic']} = {row['effect_size']:.3g}"
+            terminalreporter.write_line(f"{row['verdict']:<13} {row['test']:<60} {effect}")
+        terminalreporter.write_line(f"results: {self.written}")

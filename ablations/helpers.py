@@ -1,0 +1,23 @@
+"""Small shared pieces of the ablation tests: parametrization over variants and seed summaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.presets import VARIANTS
+from agents.results import RunResult
+from reports.metrics import per_seed
+
+
+def over(names: list[str]):
+    """Parametrize the variant_run fixture over these variants, with readable ids."""
+    return pytest.mark.parametrize("variant_run", names, indirect=True, ids=names)
+
+
+def variants_expecting(outcome: str) -> list[str]:
+    return [name for name, v in VARIANTS.items() if v.expected_outcome == outcome]
+
+
+def seed_summary(run: RunResult):
+    """per_seed outcome metrics of a run (late return, divergence, collapse, ...)."""
+    return per_seed(run.checkpoints, run.config.env_id, run.config.gamma)

@@ -1,0 +1,107 @@
+"""Property 1: each variant shows the outcome it declares on the env (converge or diverge)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ablations.collect import record
+from ablations.helpers import over, seed_summary, variants_expecting
+from ablations.verdicts import enforce
+from reports import stats
+from reports.metrics import (
+    COLLAPSE_FRACTION,
+    COLLAPSE_PEAK,
+    SOFT_DIVERGENCE_MARGIN,
+    SUCCESS_THRESHOLD,
+    soft_divergence_bound,
+    soft_divergence_rates,
+)
+
+pytestmark = pytest.mark.convergence
+
+# A declared divergence must show in a majority of seeds.
+DIVERGENCE_SHARE = 0.5
+
+
+def _collapse(summary, env_id) -> dict:
+    if "collapsed" not in summary:
+        return {}
+    k, n = int(summary["collapsed"].sum()), len(summary)
+    interval = stats.wilson_interval(k, n)
+    return {
+        "collapse_rate": interval.estimate,
+        "collapse_ci": [interval.low, interval.high],
+        "collapse_definition": f"best >= {COLLAPSE_PEAK[env_id]:g}, late < {COLLAPSE_FRACTION:g} x best",
+    }
+
+
+@over(variants_expecting("converge"))
+def test_converges(variant_run, record_property):
+    """The IQM over seeds of the late greedy return exceeds the success threshold."""
+    env_id = variant_run.config.env_id
+    threshold = SUCCESS_THRESHOLD.get(env_id)
+    if threshold is None:
+        pytest.skip(f"no success threshold is defined for {env_id}")
+    summary = seed_summary(variant_run)
+    verdict = stats.location_above(summary["late_return"], threshold)
+    record(
+        record_property,
+        runs=[variant_run],
+        verdict=verdict,
+        property="convergence",
+        threshold=threshold,
+        late_returns=summary["late_return"].tolist(),
+        success_rate=float(summary["success"].mean()),
+        imputed_diverged_seeds=int(summary["late_return_imputed"].sum()),
+        **_collapse(summary, env_id),
+    )
+    enforce(verdict, f"{variant_run.variant} converges: IQM late return > {threshold:g}")
+
+
+@over(variants_expecting("soft_divergence"))
+def test_soft_divergence(variant_run, record_property):
+    """In a majority of seeds max |Q| over the probe states exceeds the return bound + margin."""
+    config = variant_run.config
+    bound = soft_divergence_bound(config.env_id, config.gamma)
+    if bound is None:
+        pytest.skip(f"no return bound is known for {config.env_id}")
+    summary = seed_summary(variant_run)
+    k, n = int(summary["soft_diverged"].sum()), len(summary)
+    verdict = stats.rate_above(k, n, DIVERGENCE_SHARE)
+    sensitivity = {
+        f"{margin:g}": {
+            "bound": soft_divergence_bound(config.env_id, config.gamma, margin),
+            "diverged": hit,
+            "n": total,
+        }
+        for margin, (hit, total) in soft_divergence_rates(variant_run.checkpoints, config.env_id, config.gamma).items()
+    }
+    record(
+        record_property,
+        runs=[variant_run],
+        verdict=verdict,
+        property="soft_divergence",
+        bound=bound,
+        margin=SOFT_DIVERGENCE_MARGIN,
+        peak_max_abs_q=summary["peak_max_abs_q"].tolist(),
+        hard_diverged=int(summary["hard_diverged"].sum()),
+        threshold_sensitivity=sensitivity,
+        **_collapse(summary, config.env_id),
+    )
+    enforce(verdict, f"{variant_run.variant} soft-diverges (max|Q| > {bound:g}) in more than half of the seeds")
+
+
+@over(variants_expecting("hard_divergence"))
+def test_hard_divergence(variant_run, record_property):
+    """In a majority of seeds a loss, gradient or Q-value becomes non-finite."""
+    summary = seed_summary(variant_run)
+    k, n = int(summary["hard_diverged"].sum()), len(summary)
+    verdict = stats.rate_above(k, n, DIVERGENCE_SHARE)
+    record(
+        record_property,
+        runs=[variant_run],
+        verdict=verdict,
+        property="hard_divergence",
+        diverged_steps=summary["diverged_step"].tolist(),
+    )
+    enforce(verdict, f"{variant_run.variant} hard-diverges in more than half of the seeds")

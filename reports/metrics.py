@@ -1,0 +1,96 @@
+"""Per-seed outcome metrics from tidy checkpoint frames: one definition for tests and reports.
+
+Every threshold here was fixed before any ablation result was looked at, and each is derived
+from the environment (return bound, time limit), not tuned to make a verdict come out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# A seed's "late" performance: the mean over its last 20% of checkpoints (at least one), each
+# checkpoint itself the mean of several fixed-seed greedy episodes. One snapshot swings too much.
+LATE_FRACTION = 0.2
+# The largest |reward| per step of the supported envs: CartPole pays +1, Acrobot and
+# MountainCar pay -1 (0 at the goal).
+MAX_ABS_REWARD = {"CartPole-v1": 1.0, "Acrobot-v1": 1.0, "MountainCar-v0": 1.0}
+# Soft divergence: max |Q| above max|r| / (1 - gamma) times (1 + margin). No true Q-value can
+# exceed max|r| / (1 - gamma) = 100 on CartPole with gamma 0.99, but a good agent's estimate
+# sits near 99.3 (the 500-step return bound) and an estimate may overshoot a little: the primary
+# margin is 10%, and reports show how the verdict moves across SOFT_DIVERGENCE_MARGINS.
+SOFT_DIVERGENCE_MARGIN = 0.10
+SOFT_DIVERGENCE_MARGINS = (0.0, 0.05, 0.10, 0.25, 0.5, 1.0, 9.0)
+# A seed "learns" when its late return reaches half of CartPole-v1's maximum return (500);
+# other envs use gymnasium's reward_threshold.
+SUCCESS_THRESHOLD = {"CartPole-v1": 250.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0}
+# Learn-then-collapse: the best checkpoint reached COLLAPSE_PEAK and the late return fell below
+# COLLAPSE_FRACTION of that best.
+COLLAPSE_PEAK = {"CartPole-v1": 400.0}
+COLLAPSE_FRACTION = 0.5
+
+
+def soft_divergence_bound(env_id: str, gamma: float, margin: float = SOFT_DIVERGENCE_MARGIN) -> float | None:
+    """The max |Q| above which an estimate is soft-diverged; None for envs without a known bound."""
+    reward = MAX_ABS_REWARD.get(env_id)
+    if reward is None or gamma >= 1.0:
+        return None
+    return reward / (1.0 - gamma) * (1.0 + margin)
+
+
+def late_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the last LATE_FRACTION of each variant's checkpoints (at least the final one)."""
+    steps = np.sort(checkpoints["env_step"].unique())
+    count = max(1, int(round(len(steps) * LATE_FRACTION)))
+    return checkpoints[checkpoints["env_step"].isin(steps[-count:])]
+
+
+def per_seed(checkpoints: pd.DataFrame, env_id: str, gamma: float) -> pd.DataFrame:
+    """One row per seed of one variant: late, best and mean return, divergence and collapse."""
+    if checkpoints["variant"].nunique() != 1:
+        raise ValueError("per_seed takes the checkpoints of one variant")
+    frame = checkpoints.sort_values(["seed", "env_step"])
+    late = late_checkpoints(frame)
+    grouped = frame.groupby("seed")
+    out = pd.DataFrame(
+        {
+            "late_return": late.groupby("seed")["eval_return"].mean(),
+            "best_return": grouped["eval_return"].max(),
+            "mean_return": grouped["eval_return"].mean(),
+            "peak_max_abs_q": grouped["max_abs_q"].max(),
+            "late_max_abs_q": late.groupby("seed")["max_abs_q"].median(),
+            "late_td_target_var": late.groupby("seed")["td_target_var"].median(),
+            "late_td_error_var": late.groupby("seed")["td_error_var"].median(),
+            "late_state_autocorrelation": late.groupby("seed")["state_autocorrelation"].mean(),
+            "hard_diverged": grouped["diverged"].last().astype(bool),
+            "diverged_step": grouped["diverged_step"].last(),
+        }
+    )
+    # A hard-diverged seed has no policy left to evaluate: it counts at the worst return the
+    # variant recorded, so it weighs as a failure without inventing a value.
+    worst = frame["eval_return"].min()
+    out["late_return_imputed"] = out["late_return"].isna()
+    out["late_return"] = out["late_return"].fillna(worst if np.isfinite(worst) else 0.0)
+    bound = soft_divergence_bound(env_id, gamma)
+    if bound is not None:
+        # Hard-diverged seeds went through overflow: they count as soft-diverged too.
+        out["soft_diverged"] = (out["peak_max_abs_q"] > bound) | out["hard_diverged"]
+    threshold = SUCCESS_THRESHOLD.get(env_id)
+    if threshold is not None:
+        out["success"] = out["late_return"] >= threshold
+    peak = COLLAPSE_PEAK.get(env_id)
+    if peak is not None:
+        out["collapsed"] = (out["best_return"] >= peak) & (out["late_return"] < COLLAPSE_FRACTION * out["best_return"])
+    return out.reset_index()
+
+
+def soft_divergence_rates(checkpoints: pd.DataFrame, env_id: str, gamma: float) -> dict[float, tuple[int, int]]:
+    """(soft-diverged seeds, seeds) at every margin of SOFT_DIVERGENCE_MARGINS."""
+    frame = checkpoints.groupby("seed").agg(peak=("max_abs_q", "max"), hard=("diverged", "last"))
+    rates = {}
+    for margin in SOFT_DIVERGENCE_MARGINS:
+        bound = soft_divergence_bound(env_id, gamma, margin)
+        if bound is None:
+            continue
+        rates[margin] = (int(((frame["peak"] > bound) | frame["hard"].astype(bool)).sum()), len(frame))
+    return rates

@@ -1,0 +1,289 @@
+"""Small, pure statistics for ablation verdicts (after rliable and scipy.stats).
+
+Every function takes plain arrays and returns plain floats or small dataclasses, so each can
+be checked on tiny exact cases. Resampling uses an explicit numpy Generator seed: the same
+inputs always give the same intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05  # fixed before any result was looked at
+BOOTSTRAP_RESAMPLES = 2_000
+BOOTSTRAP_SEED = 20_250_130
+# Verdicts that rest on a bootstrap distribution alone need this many seeds per group.
+MIN_BOOTSTRAP_SEEDS = 5
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+
+
+def _as_array(values, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float).ravel()
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: a statistic needs at least one value")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains non-finite values: {array[~np.isfinite(array)][:3].tolist()}")
+    return array
+
+
+def iqm(values) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy's trim_mean with 25% cut per side)."""
+    return float(stats.trim_mean(_as_array(values, "values"), 0.25))
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap_ci(values, statistic=iqm, confidence: float = 0.95, seed: int = BOOTSTRAP_SEED) -> Interval:
+    """Percentile bootstrap interval of statistic(values), resampling seeds with replacement."""
+    array = _as_array(values, "values")
+    estimate = float(statistic(array))
+    if array.size == 1 or np.all(array == array[0]):
+        return Interval(estimate, estimate, estimate)
+    result = stats.bootstrap(
+        (array,),
+        lambda sample, axis: np.apply_along_axis(statistic, axis, sample),
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(estimate, float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def probability_of_improvement(x, y) -> float:
+    """P(X > Y) + P(X = Y) / 2 over all pairs: the Mann-Whitney U statistic over n * m."""
+    a, b = _as_array(x, "x"), _as_array(y, "y")
+    greater = (a[:, None] > b[None, :]).sum()
+    ties = (a[:, None] == b[None, :]).sum()
+    return float((greater + 0.5 * ties) / (a.size * b.size))
+
+
+def stratified_bootstrap_ci(x, y, statistic, confidence: float = 0.95, seed: int = BOOTSTRAP_SEED) -> Interval:
+    """Interval of statistic(x, y), resampling each group's seeds independently (stratified)."""
+    a, b = _as_array(x, "x"), _as_array(y, "y")
+    estimate = float(statistic(a, b))
+    rng = np.random.default_rng(seed)
+    draws = np.empty(BOOTSTRAP_RESAMPLES)
+    for i in range(BOOTSTRAP_RESAMPLES):
+        draws[i] = statistic(rng.choice(a, a.size), rng.choice(b, b.size))
+    tail = (1 - confidence) / 2
+    return Interval(estimate, float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail)))
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval for a rate (scipy's binomtest(...).proportion_ci(method='wilson'))."""
+    if trials < 1:
+        raise ValueError(f"trials={trials!r} is invalid: need at least one trial")
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes={successes!r} is invalid: must lie in [0, trials={trials}]")
+    ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(successes / trials, float(ci.low), float(ci.high))
+
+
+def mann_whitney_greater(x, y) -> float:
+    """One-sided p-value for 'x tends to be larger than y' (exact where scipy can, else normal)."""
+    a, b = _as_array(x, "x"), _as_array(y, "y")
+    return float(stats.mannwhitneyu(a, b, alternative="greater").pvalue)
+
+
+def seeds_needed_for_improvement(p_improvement: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
+    """Seeds per variant for a one-sided Mann-Whitney test to detect P(X > Y) = p with the
+    given power (Noether 1987: n = (z_alpha + z_beta)^2 / (6 (p - 1/2)^2) per group of two
+    equal groups). None where the observed effect is null or in the other direction."""
+    if not p_improvement > 0.5:
+        return None
+    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    return max(2, math.ceil(z**2 / (6 * (p_improvement - 0.5) ** 2)))
+
+
+def seeds_needed_for_rates(p1: float, p2: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
+    """Seeds per variant for a one-sided two-proportion z-test to detect p1 > p2 (normal
+    approximation). None where p1 <= p2."""
+    if not p1 > p2:
+        return None
+    z_a, z_b = stats.norm.ppf(1 - alpha), stats.norm.ppf(power)
+    p_bar = (p1 + p2) / 2
+    numerator = (z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2
+    return max(2, math.ceil(numerator / (p1 - p2) ** 2))
+
+
+def seeds_needed_for_rate_below(bound: float, rate: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
+    """Smallest n for which an exact one-sided binomial test of 'rate < bound' has the given
+    power when the true rate is `rate`. None where rate >= bound."""
+    if not rate < bound:
+        return None
+    for n in range(2, 10_001):
+        # Largest success count that still rejects H0: rate >= bound at level alpha.
+        k_max = int(stats.binom.ppf(alpha, n, bound))
+        while k_max >= 0 and stats.binom.cdf(k_max, n, bound) > alpha:
+            k_max -= 1
+        if k_max >= 0 and stats.binom.cdf(k_max, n, rate) >= power:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of testing one claim, in the project's vocabulary."""
+
+    verdict: str
+    statistic: str
+    effect_size: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    seeds_needed: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(p_claimed: float, p_opposite: float, alpha: float = ALPHA) -> str:
+    """Supported if the one-sided test in the claimed direction rejects at alpha, refuted if
+    the test in the opposite direction does, inconclusive otherwise."""
+    if p_claimed < alpha:
+        return SUPPORTED
+    if p_opposite < alpha:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def compare_greater(x, y, alpha: float = ALPHA) -> Verdict:
+    """Claim 'x is larger than y' over seeds: one-sided Mann-Whitney U, effect size
+    P(X > Y) with a stratified bootstrap interval."""
+    a, b = _as_array(x, "x"), _as_array(y, "y")
+    p_claimed, p_opposite = mann_whitney_greater(a, b), mann_whitney_greater(b, a)
+    effect = stratified_bootstrap_ci(a, b, probability_of_improvement)
+    verdict = decide(p_claimed, p_opposite, alpha)
+    needed = seeds_needed_for_improvement(effect.estimate, alpha) if verdict == INCONCLUSIVE else None
+    return Verdict(
+        verdict, "P(X > Y)", effect.estimate, effect.low, effect.high, p_claimed, int(min(a.size, b.size)), needed
+    )
+
+
+def compare_rates_greater(successes_x: int, n_x: int, successes_y: int, n_y: int, alpha: float = ALPHA) -> Verdict:
+    """Claim 'rate x is larger than rate y': one-sided Fisher exact test; effect size the rate
+    difference with a Newcombe (Wilson-based) interval."""
+    table = [[successes_x, n_x - successes_x], [successes_y, n_y - successes_y]]
+    p_claimed = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p_opposite = float(stats.fisher_exact(table, alternative="less").pvalue)
+    wx, wy = wilson_interval(successes_x, n_x), wilson_interval(successes_y, n_y)
+    diff = wx.estimate - wy.estimate
+    # Newcombe's hybrid score interval for a difference of two proportions.
+    low = diff - math.sqrt((wx.estimate - wx.low) ** 2 + (wy.high - wy.estimate) ** 2)
+    high = diff + math.sqrt((wx.high - wx.estimate) ** 2 + (wy.estimate - wy.low) ** 2)
+    verdict = decide(p_claimed, p_opposite, alpha)
+    needed = seeds_needed_for_rates(wx.estimate, wy.estimate, alpha) if verdict == INCONCLUSIVE else None
+    return Verdict(verdict, "rate difference", diff, low, high, p_claimed, int(min(n_x, n_y)), needed)
+
+
+def rate_below(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
+    """Claim 'the true rate is below bound': exact one-sided binomial test; Wilson interval."""
+    p_claimed = float(stats.binomtest(successes, trials, bound, alternative="less").pvalue)
+    p_opposite = float(stats.binomtest(successes, trials, bound, alternative="greater").pvalue)
+    rate = wilson_interval(successes, trials)
+    verdict = decide(p_claimed, p_opposite, alpha)
+    needed = seeds_needed_for_rate_below(bound, rate.estimate, alpha) if verdict == INCONCLUSIVE else None
+    return Verdict(verdict, "rate", rate.estimate, rate.low, rate.high, p_claimed, trials, needed)
+
+
+def rate_above(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
+    """Claim 'the true rate is above bound': rate_below on the complementary outcome."""
+    below = rate_below(trials - successes, trials, 1 - bound, alpha)
+    rate = wilson_interval(successes, trials)
+    return Verdict(below.verdict, "rate", rate.estimate, rate.low, rate.high, below.p_value, trials, below.seeds_needed)
+
+
+def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha: float) -> Verdict:
+    array = _as_array(values, "values")
+    interval = bootstrap_ci(array, statistic)
+    above, below = int(np.sum(array > threshold)), int(np.sum(array < threshold))
+    hits, misses = (above, below) if greater else (below, above)
+    informative = hits + misses  # values equal to the threshold carry no sign
+    if informative == 0:
+        p_claimed = p_opposite = 1.0
+    else:
+        p_claimed = float(stats.binomtest(hits, informative, 0.5, alternative="greater").pvalue)
+        p_opposite = float(stats.binomtest(misses, informative, 0.5, alternative="greater").pvalue)
+    verdict = decide(p_claimed, p_opposite, alpha)
+    needed = None
+    if verdict == INCONCLUSIVE and hits > misses:
+        needed = seeds_needed_for_rate_below(0.5, misses / informative, alpha)
+    name = getattr(statistic, "__name__", "statistic")
+    return Verdict(verdict, name, interval.estimate, interval.low, interval.high, p_claimed, int(array.size), needed)
+
+
+def location_above(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Verdict:
+    """Claim 'values typically exceed threshold': exact one-sided sign test over seeds (valid
+    at any n, and honest about small n: with 3 seeds the smallest p is 1/8). The effect size
+    is statistic(values), by default the IQM, with a percentile bootstrap interval."""
+    return _sign_test_verdict(values, threshold, statistic, True, alpha)
+
+
+def location_below(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Verdict:
+    """Claim 'values typically fall below threshold': the sign test of location_above, mirrored."""
+    return _sign_test_verdict(values, threshold, statistic, False, alpha)
+
+
+def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Verdict:
+    """Claim 'y falls (or rises) as x grows': one-sided Spearman rank correlation test; the
+    effect size is rho with a bootstrap interval over (x, y) pairs."""
+    a, b = _as_array(x, "x"), _as_array(y, "y")
+    alternative, opposite = ("less", "greater") if decreasing else ("greater", "less")
+    p_claimed = float(stats.spearmanr(a, b, alternative=alternative).pvalue)
+    p_opposite = float(stats.spearmanr(a, b, alternative=opposite).pvalue)
+    rho = float(stats.spearmanr(a, b).statistic)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = []
+    for _ in range(BOOTSTRAP_RESAMPLES // 4):
+        idx = rng.integers(0, a.size, a.size)
+        if np.ptp(a[idx]) > 0 and np.ptp(b[idx]) > 0:
+            draws.append(stats.spearmanr(a[idx], b[idx]).statistic)
+    low, high = (float(q) for q in np.quantile(draws, [alpha / 2, 1 - alpha / 2])) if draws else (rho, rho)
+    verdict = decide(p_claimed, p_opposite, alpha)
+    needed = None
+    if verdict == INCONCLUSIVE and rho != 0 and (rho < 0) == decreasing:
+        # Fisher z approximation for a one-sided test of the observed correlation at 80% power.
+        z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(0.8)
+        needed = max(4, math.ceil((z / math.atanh(min(abs(rho), 0.999))) ** 2 + 3))
+    return Verdict(verdict, "spearman rho", rho, low, high, p_claimed, int(a.size), needed)
+
+
+def improvement_difference(a, b, c, alpha: float = ALPHA) -> Verdict:
+    """Claim 'going from b to a improves more than going from c to b':
+    D = P(A > B) - P(B > C) > 0, with a stratified bootstrap (each group resampled on its own);
+    the p-value is the bootstrap share of D <= 0."""
+    x, y, z = _as_array(a, "a"), _as_array(b, "b"), _as_array(c, "c")
+    n = min(x.size, y.size, z.size)
+    estimate = probability_of_improvement(x, y) - probability_of_improvement(y, z)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = np.empty(BOOTSTRAP_RESAMPLES)
+    for i in range(BOOTSTRAP_RESAMPLES):
+        rx, ry, rz = rng.choice(x, x.size), rng.choice(y, y.size), rng.choice(z, z.size)
+        draws[i] = probability_of_improvement(rx, ry) - probability_of_improvement(ry, rz)
+    p_claimed = float((1 + np.sum(draws <= 0)) / (draws.size + 1))
+    p_opposite = float((1 + np.sum(draws >= 0)) / (draws.size + 1))
+    low, high = (float(q) for q in np.quantile(draws, [alpha / 2, 1 - alpha / 2]))
+    # The percentile bootstrap is too optimistic below MIN_BOOTSTRAP_SEEDS seeds per group.
+    verdict = decide(p_claimed, p_opposite, alpha) if n >= MIN_BOOTSTRAP_SEEDS else INCONCLUSIVE
+    needed = None
+    if verdict == INCONCLUSIVE and estimate > 0:
+        # The bootstrap spread shrinks as 1/sqrt(n): scale it to a one-sided test at 80% power.
+        spread = (high - low) / (2 * stats.norm.ppf(1 - alpha / 2))
+        z_total = stats.norm.ppf(1 - alpha) + stats.norm.ppf(0.8)
+        needed = max(MIN_BOOTSTRAP_SEEDS, math.ceil(n * (z_total * spread / estimate) ** 2))
+    return Verdict(verdict, "P(A>B) - P(B>C)", estimate, low, high, p_claimed, int(n), needed)

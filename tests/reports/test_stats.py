@@ -1,0 +1,161 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from reports import stats as S
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+def test_iqm_on_tiny_exact_cases():
+    assert S.iqm([1, 2, 3, 4]) == 2.5  # middle two
+    assert S.iqm([0, 0, 0, 0, 100, 100, 100, 100]) == 50.0
+    assert S.iqm([1, 2, 3, 4, 5, 6, 7, 1000]) == 4.5  # the outlier is cut
+    assert S.iqm([7.0]) == 7.0
+
+
+@given(st.lists(finite, min_size=4, max_size=40))
+def test_iqm_lies_between_the_quartiles(values):
+    q1, q3 = np.percentile(values, [25, 75])
+    assert q1 - 1e-6 <= S.iqm(values) <= q3 + 1e-6
+
+
+def test_iqm_rejects_empty_and_non_finite_input():
+    with pytest.raises(ValueError, match="empty"):
+        S.iqm([])
+    with pytest.raises(ValueError, match="non-finite"):
+        S.iqm([1.0, float("nan")])
+
+
+def test_probability_of_improvement_exact_cases():
+    assert S.probability_of_improvement([2, 3], [0, 1]) == 1.0
+    assert S.probability_of_improvement([0, 1], [2, 3]) == 0.0
+    assert S.probability_of_improvement([1, 1], [1, 1]) == 0.5
+    assert S.probability_of_improvement([1, 3], [2]) == 0.5
+
+
+@given(st.lists(finite, min_size=1, max_size=15), st.lists(finite, min_size=1, max_size=15))
+def test_probability_of_improvement_matches_mann_whitney_u(x, y):
+    u = stats.mannwhitneyu(x, y, alternative="two-sided").statistic
+    assert S.probability_of_improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+    assert S.probability_of_improvement(x, y) + S.probability_of_improvement(y, x) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (1, 1), (17, 40)])
+def test_wilson_interval_matches_the_closed_form(k, n):
+    z = stats.norm.ppf(0.975)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    interval = S.wilson_interval(k, n)
+    assert interval.estimate == p
+    assert interval.low == pytest.approx(max(0.0, centre - half), abs=1e-12)
+    assert interval.high == pytest.approx(min(1.0, centre + half), abs=1e-12)
+
+
+def test_wilson_interval_validates_counts():
+    with pytest.raises(ValueError, match="trials=0"):
+        S.wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="successes=5"):
+        S.wilson_interval(5, 3)
+
+
+def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
+    values = np.random.default_rng(1).normal(10, 2, 30)
+    first, second = S.bootstrap_ci(values), S.bootstrap_ci(values)
+    assert first == second
+    assert first.low <= first.estimate <= first.high
+    assert first.high - first.low < 3
+    constant = S.bootstrap_ci([4.0, 4.0, 4.0])
+    assert (constant.low, constant.estimate, constant.high) == (4.0, 4.0, 4.0)
+
+
+def test_bootstrap_interval_covers_a_known_mean_most_of_the_time():
+    rng = np.random.default_rng(7)
+    covered = 0
+    for _ in range(60):
+        interval = S.bootstrap_ci(rng.normal(0, 1, 25), statistic=np.mean)
+        covered += interval.low <= 0 <= interval.high
+    assert covered >= 48  # nominal 95%; percentile bootstrap at n=25 undercovers a little
+
+
+def test_stratified_bootstrap_resamples_each_group():
+    interval = S.stratified_bootstrap_ci([5, 6, 7, 8], [1, 2, 3, 4], S.probability_of_improvement)
+    assert interval.estimate == 1.0 and interval.high == 1.0 and interval.low == 1.0
+
+
+def test_compare_greater_supported_refuted_and_inconclusive():
+    rng = np.random.default_rng(3)
+    low, high = rng.normal(0, 1, 20), rng.normal(3, 1, 20)
+    assert S.compare_greater(high, low).verdict == S.SUPPORTED
+    assert S.compare_greater(low, high).verdict == S.REFUTED
+    tiny = S.compare_greater([1.0, 2.0], [1.5, 0.5])
+    assert tiny.verdict == S.INCONCLUSIVE and tiny.n == 2
+
+
+def test_rate_claims_use_exact_binomial_tests():
+    # 0 successes in 14 trials: P(X = 0 | p = 0.2) = 0.8^14 = 0.044 < 0.05.
+    verdict = S.rate_below(0, 14, 0.2)
+    assert verdict.verdict == S.SUPPORTED and verdict.p_value == pytest.approx(0.8**14)
+    assert S.rate_below(0, 13, 0.2).verdict == S.INCONCLUSIVE  # 0.8^13 = 0.055
+    assert S.rate_below(10, 10, 0.2).verdict == S.REFUTED
+    assert S.rate_above(10, 10, 0.5).verdict == S.SUPPORTED  # 0.5^10
+    assert S.rate_above(0, 10, 0.5).verdict == S.REFUTED
+
+
+def test_compare_rates_uses_fisher_exact():
+    verdict = S.compare_rates_greater(9, 10, 1, 10)
+    assert verdict.p_value == pytest.approx(stats.fisher_exact([[9, 1], [1, 9]], alternative="greater").pvalue)
+    assert verdict.verdict == S.SUPPORTED and verdict.effect_size == pytest.approx(0.8)
+    assert verdict.ci_low < 0.8 < verdict.ci_high
+
+
+def test_power_estimates():
+    # Noether: (1.645 + 0.842)^2 / (6 * 0.25^2) = 16.5 -> 17 per group for P(X > Y) = 0.75.
+    assert S.seeds_needed_for_improvement(0.75) == 17
+    assert S.seeds_needed_for_improvement(0.5) is None
+    assert S.seeds_needed_for_rates(0.8, 0.2) < S.seeds_needed_for_rates(0.6, 0.4)
+    # Rate below 0.2 when the truth is 0: the exact test first rejects at n = 14.
+    assert S.seeds_needed_for_rate_below(0.2, 0.0) == 14
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=st.floats(0.55, 0.95))
+def test_noether_sample_size_gives_about_the_stated_power(p):
+    n = S.seeds_needed_for_improvement(p)
+    assert n >= 2
+    if n > 5:
+        assert S.seeds_needed_for_improvement(p, power=0.9) >= n
+
+
+def test_location_claims_use_an_exact_sign_test():
+    # 6 of 6 above: p = 0.5^6 = 0.0156.
+    verdict = S.location_above([300, 310, 320, 330, 340, 350], 250)
+    assert verdict.verdict == S.SUPPORTED and verdict.p_value == pytest.approx(0.5**6)
+    assert verdict.effect_size == pytest.approx(325.0)  # IQM of the middle four
+    # 3 seeds can never settle a sign test at alpha = 0.05.
+    assert S.location_above([300, 310, 320], 250).verdict == S.INCONCLUSIVE
+    assert S.location_above([10, 20, 30, 40, 50, 60], 250).verdict == S.REFUTED
+    assert S.location_below([10, 20, 30, 40, 50, 60], 250).verdict == S.SUPPORTED
+    # Values on the threshold carry no sign.
+    assert S.location_above([250, 250, 250], 250).verdict == S.INCONCLUSIVE
+
+
+def test_spearman_trend_detects_a_monotone_relation():
+    x = np.repeat([0, 1, 2, 3], 6)
+    y = -x + np.random.default_rng(0).normal(0, 0.3, x.size)
+    assert S.spearman_trend(x, y, decreasing=True).verdict == S.SUPPORTED
+    assert S.spearman_trend(x, y, decreasing=False).verdict == S.REFUTED
+
+
+def test_improvement_difference_needs_enough_seeds():
+    big, mid, low = [10] * 4, [5] * 4, [4.9] * 4
+    assert S.improvement_difference(big, mid, low).verdict == S.INCONCLUSIVE  # 4 seeds: too few
+    rng = np.random.default_rng(1)
+    a, b, c = rng.normal(10, 1, 12), rng.normal(0, 1, 12), rng.normal(0, 1, 12)
+    verdict = S.improvement_difference(a, b, c)
+    assert verdict.verdict == S.SUPPORTED and verdict.effect_size > 0.3
