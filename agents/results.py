@@ -57,10 +57,23 @@ def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path]
     return target
 
 
+# The modules whose code decides what a training run produces (and how it is stored).
+TRAINING_MODULES = (
+    "config.py",
+    "seeding.py",
+    "envs.py",
+    "networks.py",
+    "replay.py",
+    "diagnostics.py",
+    "engine.py",
+    "results.py",
+)
+
+
 def code_version() -> str:
-    """Hash of the agents package's source: results from other code are not reused."""
+    """Hash of the training code's source: cached results from other code are not reused."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
+    for path in (PACKAGE_DIR / name for name in TRAINING_MODULES):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -93,9 +93,23 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     return Interval(successes / trials, float(ci.low), float(ci.high))
 
 
+# Up to this many seeds in all, Mann-Whitney p-values come from the exact permutation
+# distribution (ties included); scipy's normal approximation is unreliable there with ties.
+EXACT_PERMUTATION_SEEDS = 16
+
+
 def mann_whitney_greater(x, y) -> float:
-    """One-sided p-value for 'x tends to be larger than y' (exact where scipy can, else normal)."""
+    """One-sided p-value for 'x tends to be larger than y' (Mann-Whitney U)."""
     a, b = _as_array(x, "x"), _as_array(y, "y")
+    if a.size + b.size <= EXACT_PERMUTATION_SEEDS:
+        result = stats.permutation_test(
+            (a, b),
+            lambda u, v: stats.mannwhitneyu(u, v).statistic,
+            permutation_type="independent",
+            alternative="greater",
+            n_resamples=np.inf,
+        )
+        return float(result.pvalue)
     return float(stats.mannwhitneyu(a, b, alternative="greater").pvalue)
 
 

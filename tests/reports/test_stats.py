@@ -159,3 +159,13 @@ def test_improvement_difference_needs_enough_seeds():
     a, b, c = rng.normal(10, 1, 12), rng.normal(0, 1, 12), rng.normal(0, 1, 12)
     verdict = S.improvement_difference(a, b, c)
     assert verdict.verdict == S.SUPPORTED and verdict.effect_size > 0.3
+
+
+def test_mann_whitney_is_exact_for_small_samples_with_ties():
+    # 3 vs 3, complete separation: exactly 1 of the C(6, 3) = 20 splits is as extreme.
+    assert S.mann_whitney_greater([5, 6, 7], [1, 1, 1]) == pytest.approx(1 / 20)
+    assert S.compare_greater([5, 6, 7], [1, 1, 1]).verdict == S.INCONCLUSIVE
+    # Larger samples agree with scipy's test.
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(1, 1, 20), rng.normal(0, 1, 20)
+    assert S.mann_whitney_greater(x, y) == pytest.approx(stats.mannwhitneyu(x, y, alternative="greater").pvalue)

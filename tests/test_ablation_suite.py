@@ -1,0 +1,73 @@
+"""The ablation suite as a whole, run through pytester on a tiny profile."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ABLATIONS = ROOT / "ablations"
+TINY = ["--ablation-seeds=2", "--ablation-steps=400", "-m", "claims or convergence", "-p", "no:cacheprovider"]
+# Keys of meta.json that describe how (and how fast) a session ran rather than what it found.
+SESSION_KEYS = {"wall_time_s", "xdist_workers", "command_line", "session_id", "variants"}
+
+
+def run_suite(pytester, out: Path, cache: Path, *extra: str):
+    return pytester.runpytest_subprocess(
+        str(ABLATIONS), *TINY, f"--ablation-out={out}", f"--ablation-cache={cache}", *extra
+    )
+
+
+def test_serial_and_parallel_sessions_write_the_same_results(pytester, tmp_path):
+    serial = run_suite(pytester, tmp_path / "serial", tmp_path / "cache-serial", "-n", "0")
+    parallel = run_suite(pytester, tmp_path / "parallel", tmp_path / "cache-parallel", "-n", "2")
+    for result in (serial, parallel):
+        assert result.ret in (0, 1), result.stdout.str()  # refuted claims fail; nothing may crash
+        assert "ablation profile: smoke (overridden) (2 seeds x 400 env steps" in result.stdout.str()
+    for name in ("runs.parquet", "episodes.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "serial" / name), pd.read_parquet(tmp_path / "parallel" / name)
+        )
+    tests_serial = pd.read_parquet(tmp_path / "serial" / "tests.parquet").drop(columns="duration_s")
+    tests_parallel = pd.read_parquet(tmp_path / "parallel" / "tests.parquet").drop(columns="duration_s")
+    pd.testing.assert_frame_equal(tests_serial, tests_parallel)
+    assert len(tests_serial) >= 9 and set(tests_serial["verdict"].dropna()) <= {"supported", "refuted", "inconclusive"}
+    meta_serial, meta_parallel = (
+        json.loads((tmp_path / run / "meta.json").read_text()) for run in ("serial", "parallel")
+    )
+    assert meta_parallel["xdist_workers"] == 2
+    for key in SESSION_KEYS:
+        meta_serial.pop(key), meta_parallel.pop(key)
+    assert meta_serial == meta_parallel
+    runs = pd.read_parquet(tmp_path / "serial" / "runs.parquet")
+    assert set(runs["variant"]) >= {"article-naive", "article-replay", "article-target", "naive-masked"}
+    assert (runs.groupby("variant")["seed"].nunique() == 2).all()
+
+
+def test_second_session_is_served_from_the_cache_and_a_corrupt_entry_is_retrained(pytester, tmp_path):
+    cache = tmp_path / "cache"
+    first = run_suite(pytester, tmp_path / "first", cache, "-m", "claims", "-k", "naive_agent")
+    assert first.ret in (0, 1)
+    (entry,) = [p for p in cache.iterdir() if p.is_dir() and p.name.startswith("article-naive-")]
+    stamp = (entry / "meta.json").stat().st_mtime_ns
+    second = run_suite(pytester, tmp_path / "second", cache, "-m", "claims", "-k", "naive_agent")
+    assert second.ret == first.ret
+    assert (entry / "meta.json").stat().st_mtime_ns == stamp, "a cached run was retrained"
+    # A damaged entry (as a killed writer could never leave, but a disk might) is retrained.
+    (entry / "checkpoints.parquet").write_bytes(b"garbage")
+    third = run_suite(pytester, tmp_path / "third", cache, "-m", "claims", "-k", "naive_agent")
+    assert third.ret == first.ret
+    assert pd.read_parquet(entry / "checkpoints.parquet").shape[0] > 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "first" / "runs.parquet"), pd.read_parquet(tmp_path / "third" / "runs.parquet")
+    )
+
+
+def test_bad_options_are_usage_errors(pytester, tmp_path):
+    result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-seeds=1", f"--ablation-out={tmp_path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--ablation-seeds=1 is invalid" in result.stderr.str()
+    result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-env=Pendulum-v1", f"--ablation-out={tmp_path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "env_id='Pendulum-v1' is invalid" in result.stderr.str()
