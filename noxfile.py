@@ -19,6 +19,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def ablations(session: nox.Session) -> None:
+    """The ablation suite; the profile is the first argument: nox -s ablations -- standard."""
+    session.install(*INSTALL)
+    profile = session.posargs[0] if session.posargs else "smoke"
+    session.run("python", "-m", "pytest", "-n", "auto", "ablations", f"--ablation-profile={profile}", *session.posargs[1:])
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Rebuild the HTML report of a results folder: nox -s report -- [RESULTS_DIR] [-o FILE]."""
+    session.install(*INSTALL)
+    session.run("python", "-m", "reports", *(session.posargs or ["ablation-results"]))
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff")

@@ -6,6 +6,7 @@ ablations/collect.py; this file only connects them to pytest's hooks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ablations.cache import RunCache
 from ablations.collect import ResultsCollector, session_meta
 from ablations.settings import AblationSettings, add_options, read_settings
 from agents.presets import get_variant
+from reports.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
 # small; more threads would only contend for the cores.
@@ -111,14 +113,39 @@ def variant_run(request: pytest.FixtureRequest, ablation_runs: RunCache):
 
 
 class ControllerPlugin:
+    """The controller's half of the suite: progress lines, the results folder, the report."""
+
     def __init__(self, config: pytest.Config, settings: AblationSettings):
         self.config = config
         self.settings = settings
         self.collector = ResultsCollector()
         self.written: Path | None = None
+        self.report: Path | None = None
+        self.report_error: str | None = None
+        self.announced: set[str] = set()
+
+    def _terminal(self):
+        return self.config.pluginmanager.get_plugin("terminalreporter")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
+        terminal = self._terminal()
+        # One line per variant as its run becomes available: whole lines only, so they
+        # interleave cleanly with xdist's progress output.
+        for variant in sorted(set(self.collector.runs) - self.announced):
+            self.announced.add(variant)
+            if terminal is not None and terminal.verbosity >= 0:
+                terminal.write_line(f"[ablations] {variant}: {self._describe_run(variant)}")
+
+    def _describe_run(self, variant: str) -> str:
+        try:
+            meta = json.loads((Path(self.collector.runs[variant]) / "meta.json").read_text())
+        except (OSError, ValueError):
+            return "run available"
+        size = f"{len(meta.get('seeds', []))} seeds x {meta.get('config', {}).get('total_env_steps', 0):,} steps"
+        if meta.get("session_id") == self.settings.session_id:
+            return f"trained {size} in {meta.get('train_seconds', 0):.0f} s"
+        return f"{size}, from the cache"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.collector.rows:
@@ -126,6 +153,11 @@ class ControllerPlugin:
         meta = session_meta(self.config, self.settings)
         meta["exit_status"] = int(exitstatus)
         self.written = self.collector.write(self.settings.out_dir, meta)
+        if self.settings.write_report:
+            try:
+                self.report = build_report(self.written)
+            except Exception as exc:  # the results are safe on disk; say why the report is not
+                self.report_error = f"{type(exc).__name__}: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.written is None:
@@ -135,5 +167,10 @@ class ControllerPlugin:
             if row["verdict"] is None:
                 continue
             effect = "" if row["effect_size"] is None else f"{row['statistic']} = {row['effect_size']:.3g}"
-            terminalreporter.write_line(f"{row['verdict']:<13} {row['test']:<60} {effect}")
+            interval = "" if row["ci_low"] is None else f" [{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
+            terminalreporter.write_line(f"{row['verdict']:<13} {row['test']:<60} {effect}{interval}")
         terminalreporter.write_line(f"results: {self.written}")
+        if self.report is not None:
+            terminalreporter.write_line(f"report: {self.report}")
+        elif self.report_error is not None:
+            terminalreporter.write_line(f"report: not written ({self.report_error})", red=True)

@@ -1,0 +1,165 @@
+"""Read an ablation results folder and build the report's tables (pandas, exported as CSV + Parquet)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports import stats
+from reports.metrics import per_seed
+
+REQUIRED = ("runs.parquet", "tests.parquet", "meta.json")
+RUN_COLUMNS = ("variant", "seed", "env_step", "eval_return", "max_abs_q", "diverged")
+TEST_COLUMNS = ("node_id", "property", "verdict", "outcome", "details")
+
+
+class ReportError(ValueError):
+    """The results folder cannot be reported on; the message names the file and the problem."""
+
+
+@dataclass
+class Results:
+    directory: Path
+    runs: pd.DataFrame
+    tests: pd.DataFrame
+    episodes: pd.DataFrame
+    meta: dict
+
+    @property
+    def env_id(self) -> str:
+        return self.meta.get("env_id", "CartPole-v1")
+
+    def gamma(self, variant: str) -> float:
+        config = self.meta.get("variants", {}).get(variant, {}).get("config", {})
+        return float(config.get("gamma", 0.99))
+
+    def details(self, test_prefix: str) -> list[tuple[str, dict]]:
+        """(test name, recorded details) of the tests whose name starts with test_prefix."""
+        rows = self.tests[self.tests["test"].str.startswith(test_prefix)]
+        return [(row.test, json.loads(row.details) if row.details else {}) for row in rows.itertuples()]
+
+
+def load_results(directory: str | Path) -> Results:
+    """Load a results folder; a missing, empty or corrupt file raises ReportError naming it."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: not a results folder (run `pytest -n auto ablations` to make one)")
+    for name in REQUIRED:
+        if not (folder / name).is_file():
+            raise ReportError(f"{folder / name}: missing; the results folder is partial")
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{folder / 'meta.json'}: corrupt ({exc})") from None
+    frames = {}
+    for name, columns in (("runs.parquet", RUN_COLUMNS), ("tests.parquet", TEST_COLUMNS)):
+        path = folder / name
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise ReportError(f"{path}: corrupt ({exc})") from None
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ReportError(f"{path}: missing columns {missing}")
+        if frame.empty:
+            raise ReportError(f"{path}: empty; the session recorded no {name.split('.')[0]}")
+        frames[name] = frame
+    episodes_path = folder / "episodes.parquet"
+    try:
+        episodes = pd.read_parquet(episodes_path) if episodes_path.is_file() else pd.DataFrame()
+    except Exception as exc:
+        raise ReportError(f"{episodes_path}: corrupt ({exc})") from None
+    return Results(folder, frames["runs.parquet"], frames["tests.parquet"], episodes, meta)
+
+
+def seed_table(results: Results) -> pd.DataFrame:
+    """per_seed metrics of every variant, one row per (variant, seed)."""
+    parts = []
+    for variant, frame in results.runs.groupby("variant", sort=True):
+        table = per_seed(frame, results.env_id, results.gamma(variant))
+        table.insert(0, "variant", variant)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _rate(flags: pd.Series) -> tuple[float, float, float]:
+    interval = stats.wilson_interval(int(flags.sum()), len(flags))
+    return interval.estimate, interval.low, interval.high
+
+
+def variant_summary(results: Results) -> pd.DataFrame:
+    """One row per variant: returns with 95% bootstrap intervals, rates with Wilson intervals."""
+    rows = []
+    for variant, seeds in seed_table(results).groupby("variant", sort=True):
+        late = seeds["late_return"]
+        iqm, mean = stats.bootstrap_ci(late, stats.iqm), stats.bootstrap_ci(late, np.mean)
+        row = {
+            "variant": variant,
+            "seeds": len(seeds),
+            "late_return_iqm": iqm.estimate,
+            "late_return_iqm_low": iqm.low,
+            "late_return_iqm_high": iqm.high,
+            "late_return_mean": mean.estimate,
+            "late_return_mean_low": mean.low,
+            "late_return_mean_high": mean.high,
+            "median_peak_max_abs_q": float(seeds["peak_max_abs_q"].median()),
+            "median_late_td_target_var": float(seeds["late_td_target_var"].median()),
+        }
+        for flag in ("success", "soft_diverged", "hard_diverged", "collapsed"):
+            if flag in seeds:
+                rate, low, high = _rate(seeds[flag])
+                row.update({f"{flag}_rate": rate, f"{flag}_low": low, f"{flag}_high": high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claim_ledger(results: Results) -> pd.DataFrame:
+    """One row per claim test: the claim in plain words, metric, effect, interval, p, n, verdict."""
+    claims = results.tests[results.tests["property"] == "claims"].copy()
+    metric = [json.loads(d).get("metric", "") if d else "" for d in claims["details"]]
+    claims.insert(2, "metric", metric)
+    columns = ["claim", "metric", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "n", "verdict"]
+    columns += ["seeds_needed", "outcome", "node_id"]
+    return claims[columns].sort_values("node_id").reset_index(drop=True)
+
+
+def test_table(results: Results) -> pd.DataFrame:
+    columns = ["node_id", "property", "variants", "verdict", "statistic", "effect_size", "ci_low", "ci_high"]
+    columns += ["p_value", "n", "seeds_needed", "outcome", "duration_s"]
+    return results.tests[[c for c in columns if c in results.tests]].sort_values("node_id").reset_index(drop=True)
+
+
+def improvement_matrix(results: Results) -> pd.DataFrame:
+    """P(late return of row variant > column variant) over seeds, for every pair."""
+    seeds = seed_table(results)
+    groups = {v: g["late_return"].to_numpy() for v, g in seeds.groupby("variant", sort=True)}
+    names = list(groups)
+    matrix = [[stats.probability_of_improvement(groups[a], groups[b]) for b in names] for a in names]
+    return pd.DataFrame(matrix, index=pd.Index(names, name="variant"), columns=names)
+
+
+def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataFrame]:
+    """Write every table as CSV and Parquet (each via a temp file renamed into place)."""
+    tables = {
+        "variant_summary": variant_summary(results),
+        "claim_ledger": claim_ledger(results),
+        "tests": test_table(results),
+        "seeds": seed_table(results),
+        "improvement_matrix": improvement_matrix(results).reset_index(),
+    }
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        for suffix, write in ((".csv", lambda f, p: f.to_csv(p, index=False)), (".parquet", _to_parquet)):
+            tmp = out / f".{name}{suffix}.tmp"
+            write(frame, tmp)
+            tmp.replace(out / f"{name}{suffix}")
+    return tables
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)

@@ -1,0 +1,272 @@
+"""Seaborn figures of an ablation run (Agg backend), saved as PNG and SVG."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display is ever needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from reports.aggregate import Results, improvement_matrix, seed_table  # noqa: E402
+from reports.metrics import soft_divergence_bound  # noqa: E402
+
+ARTICLE = ("article-naive", "article-replay", "article-target")
+BAND_RESAMPLES = 1_000
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+def _variant_configs(results: Results) -> dict[str, dict]:
+    return {name: meta.get("config", {}) for name, meta in results.meta.get("variants", {}).items()}
+
+
+def sweep_members(results: Results, knobs: set[str], base: str = "article-target") -> list[str]:
+    """Variants whose config differs from `base` only in `knobs` (plus base itself)."""
+    configs = _variant_configs(results)
+    if base not in configs:
+        return []
+    members = []
+    for name, config in configs.items():
+        differing = {k for k in set(config) | set(configs[base]) if config.get(k) != configs[base].get(k)}
+        if differing <= knobs:
+            members.append(name)
+    return sorted(members)
+
+
+def common_grid(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Every (variant, seed) resampled onto the variant's full checkpoint grid: a run that
+    stopped early (every seed diverged) keeps its last value, so bands never thin out."""
+    parts = []
+    for variant, frame in runs.groupby("variant"):
+        grid = np.sort(frame["env_step"].unique())
+        wide = frame.pivot_table(index="env_step", columns="seed", values=column, aggfunc="first").reindex(grid)
+        wide = wide.ffill()
+        long = wide.reset_index().melt(id_vars="env_step", var_name="seed", value_name=column)
+        long.insert(0, "variant", variant)
+        parts.append(long)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _learning_curves(results: Results, ax) -> None:
+    data = common_grid(results.runs, "eval_return")
+    # The named variants; sweep points have figures of their own.
+    sweeps = set(sweep_members(results, {"target_sync_period"}))
+    sweeps |= set(sweep_members(results, {"replay_capacity", "batch_size", "learning_starts"}))
+    named = (set(data["variant"]) - sweeps) | ({"article-target"} & set(data["variant"]))
+    shown = [v for v in ARTICLE if v in named] + sorted(named - set(ARTICLE))
+    sns.lineplot(
+        data=data[data["variant"].isin(shown)],
+        x="env_step",
+        y="eval_return",
+        hue="variant",
+        hue_order=shown,
+        errorbar=("ci", 95),
+        n_boot=BAND_RESAMPLES,
+        seed=0,
+        ax=ax,
+    )
+    ax.set(xlabel="env steps", ylabel="greedy eval return")
+
+
+def _max_q(results: Results, ax) -> None:
+    data = common_grid(results.runs, "max_abs_q")
+    data = data[data["max_abs_q"] > 0]
+    sns.lineplot(data=data, x="env_step", y="max_abs_q", hue="variant", errorbar=("pi", 50), ax=ax, linewidth=1)
+    ax.set_yscale("log")
+    ax.axhline(100, color="black", linestyle="-", linewidth=1, label="max|r|/(1-gamma) = 100")
+    bound = soft_divergence_bound(results.env_id, 0.99)
+    if bound is not None:
+        ax.axhline(bound, color="black", linestyle="--", linewidth=1, label=f"soft-divergence bound {bound:g}")
+    ax.set(xlabel="env steps", ylabel="max |Q| over probe states (median, IQR)")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _sawtooth(results: Results, ax) -> bool:
+    """Distance series of the hard-sync tests that update every env step, one per sync period."""
+    suffix = "-update-every-step]"
+    series, periods_seen = [], set()
+    for test, details in sorted(results.details("test_hard_sync_sawtooth")):
+        period = details.get("sync_period")
+        if not test.endswith(suffix) or period in periods_seen or period not in (10, 100):
+            continue
+        periods_seen.add(period)
+        variant = test[test.index("[") + 1 : -len(suffix)]
+        for i, distance in enumerate(details.get("online_target_distance") or []):
+            if distance is not None:
+                series.append({"update": i + 1, "distance": distance, "variant (C)": f"{variant} (C={period})"})
+    if not series:
+        return False
+    sns.lineplot(data=pd.DataFrame(series), x="update", y="distance", hue="variant (C)", ax=ax, linewidth=1)
+    ax.set(xlabel="gradient updates", ylabel="online-target L2 distance (mean of 2 seeds)")
+    return True
+
+
+def _sweep(results: Results, knob: str, members: list[str], metrics: list[tuple[str, str]], axes) -> bool:
+    if len(members) < 2:
+        return False
+    configs = _variant_configs(results)
+    seeds = seed_table(results)
+    seeds = seeds[seeds["variant"].isin(members)].copy()
+    seeds[knob] = [configs[v].get(knob) or 1 for v in seeds["variant"]]
+    for ax, (column, label) in zip(axes, metrics):
+        sns.pointplot(data=seeds, x=knob, y=column, errorbar=("ci", 95), n_boot=BAND_RESAMPLES, seed=0, ax=ax)
+        ax.set(ylabel=label, xlabel=knob.replace("_", " ") + (" (1 = no replay)" if knob == "replay_capacity" else ""))
+        if column in ("peak_max_abs_q", "late_td_target_var", "mean_sample_age"):
+            ax.set_yscale("log")
+    return True
+
+
+def _capacity_age(results: Results) -> pd.DataFrame:
+    late = results.runs.sort_values("env_step").groupby(["variant", "seed"]).tail(1)
+    return late[["variant", "seed", "mean_sample_age"]]
+
+
+def _distributions(results: Results, ax) -> None:
+    seeds = seed_table(results)
+    order = seeds.groupby("variant")["late_return"].median().sort_values().index.tolist()
+    sns.boxplot(data=seeds, y="variant", x="late_return", order=order, color="0.85", fliersize=0, ax=ax)
+    sns.stripplot(data=seeds, y="variant", x="late_return", order=order, size=3, color="0.2", ax=ax)
+    ax.set(xlabel="late greedy return per seed", ylabel="")
+
+
+def _heatmap(results: Results, ax) -> None:
+    matrix = improvement_matrix(results)
+    sns.heatmap(matrix, vmin=0, vmax=1, cmap="RdBu_r", center=0.5, annot=len(matrix) <= 10, fmt=".2f", ax=ax)
+    ax.set(xlabel="compared with", ylabel="P(row variant's late return > column's)")
+
+
+def render_figures(results: Results, directory: str | Path) -> list[Figure]:
+    """Draw every figure the results allow; return them in report order."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid", context="notebook")
+    figures: list[Figure] = []
+
+    def save(fig, name: str, title: str, caption: str) -> None:
+        fig.tight_layout()
+        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        fig.savefig(png, dpi=110)
+        fig.savefig(svg)
+        plt.close(fig)
+        figures.append(Figure(name, title, caption, png, svg))
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _learning_curves(results, ax)
+    save(
+        fig,
+        "learning_curves",
+        "Learning curves",
+        "Greedy evaluation return over training; bands are 95% "
+        "bootstrap intervals over seeds, each run resampled to the common checkpoint grid.",
+    )
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _max_q(results, ax)
+    save(
+        fig,
+        "max_q",
+        "Soft divergence",
+        "Max |Q| over the fixed probe states (log scale). No true value "
+        "exceeds max|r|/(1-gamma) = 100 on CartPole; the dashed line is the soft-divergence bound with its margin.",
+    )
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    if _sawtooth(results, ax):
+        save(
+            fig,
+            "target_lag",
+            "Target-network lag",
+            "Online-target distance after every gradient update: "
+            "exactly zero at each hard sync, growing between syncs.",
+        )
+    else:
+        plt.close(fig)
+
+    sync = sweep_members(results, {"target_sync_period"})
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    metrics = [
+        ("late_td_target_var", "TD-target variance"),
+        ("peak_max_abs_q", "peak max |Q|"),
+        ("late_return", "late return"),
+    ]
+    if _sweep(results, "target_sync_period", sync, metrics, axes):
+        save(
+            fig,
+            "sync_sweep",
+            "Sync-period sweep",
+            "TD-target variance, peak max |Q| and late return against "
+            "the sync period C (gradient updates); C = 1 is equivalent to no target network. Means with 95% CIs.",
+        )
+    else:
+        plt.close(fig)
+
+    capacity = sweep_members(results, {"replay_capacity", "batch_size", "learning_starts"})
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    metrics = [
+        ("late_state_autocorrelation", "lag-1 autocorrelation of training states"),
+        ("late_return", "late return"),
+        ("peak_max_abs_q", "peak max |Q|"),
+    ]
+    if _sweep(results, "replay_capacity", capacity, metrics, axes):
+        save(
+            fig,
+            "capacity_sweep",
+            "Replay-capacity sweep",
+            "Correlation of consecutively used training "
+            "states, late return and peak max |Q| against replay capacity. Means with 95% CIs.",
+        )
+        ages = _capacity_age(results)
+        ages = ages[ages["variant"].isin(capacity)].copy()
+        configs = _variant_configs(results)
+        ages["replay_capacity"] = [configs[v].get("replay_capacity") or 1 for v in ages["variant"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        sns.pointplot(data=ages, x="replay_capacity", y="mean_sample_age", errorbar=("ci", 95), seed=0, ax=ax)
+        ax.set(xlabel="replay capacity", ylabel="mean sample age at the last checkpoint (env steps)")
+        save(
+            fig,
+            "sample_age",
+            "Sample age",
+            "Mean age of sampled transitions: about (capacity - 1) / 2 "
+            "once the buffer is full, the env step / 2 before.",
+        )
+    else:
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * results.runs["variant"].nunique() + 1.5))
+    _distributions(results, ax)
+    save(
+        fig,
+        "final_returns",
+        "Late-return distributions",
+        "Each seed's late return (mean greedy return over its last 20% of checkpoints).",
+    )
+
+    n = results.runs["variant"].nunique()
+    fig, ax = plt.subplots(figsize=(0.6 * n + 3, 0.5 * n + 2))
+    _heatmap(results, ax)
+    save(
+        fig,
+        "improvement",
+        "Probability of improvement",
+        "P(X > Y) over seeds of late returns for every pair of variants; 0.5 means no difference.",
+    )
+    return figures
+
+
+def figure_index(figures: list[Figure]) -> str:
+    return json.dumps([{"name": f.name, "png": str(f.png), "svg": str(f.svg)} for f in figures])

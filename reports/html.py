@@ -1,0 +1,138 @@
+"""The self-contained HTML report: verdicts first, then tables, figures and metadata.
+
+Rendered with Jinja2 with autoescaping on, so every string that comes from results (claims,
+variant names, command lines) is escaped. Figures are embedded as base64 PNG, so the file
+works offline and can be mailed as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from reports.aggregate import Results, claim_ledger, export_tables, load_results, test_table, variant_summary
+from reports.figures import render_figures
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
+        return f"{int(value)}"
+    return f"{value:.{digits}g}"
+
+
+def _interval(low, high) -> str:
+    return "" if _num(low) == "" else f"[{_num(low)}, {_num(high)}]"
+
+
+def _p(value) -> str:
+    return "" if value is None or pd.isna(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def reading(row: pd.Series) -> str:
+    """One plain-language sentence for a claim's verdict."""
+    effect = (
+        f"{row['statistic']} = {_num(row['effect_size'])} (95% interval {_interval(row['ci_low'], row['ci_high'])})"
+    )
+    n = f"{int(row['n'])} seeds" if pd.notna(row["n"]) else "the seeds"
+    if row["verdict"] == "supported":
+        return f"The data back it: {effect}, p = {_p(row['p_value'])} over {n}."
+    if row["verdict"] == "refuted":
+        return f"The data contradict it: {effect}, and the opposite direction is significant at alpha = 0.05."
+    if row["verdict"] == "inconclusive":
+        needed = row.get("seeds_needed")
+        more = (
+            f" About {int(needed)} seeds per variant would settle it."
+            if pd.notna(needed)
+            else " The observed effect is null or points the other way, so more seeds would not settle it."
+        )
+        return f"Not settled with {n}: {effect}, p = {_p(row['p_value'])}.{more}"
+    return "The test did not reach a verdict (it errored or was skipped before measuring)."
+
+
+def _rate(row, prefix: str) -> str:
+    rate = row.get(f"{prefix}_rate")
+    if rate is None or pd.isna(rate):
+        return ""
+    return f"{100 * rate:.0f}% [{100 * row[f'{prefix}_low']:.0f}, {100 * row[f'{prefix}_high']:.0f}]"
+
+
+def render_report(results: Results, output: str | Path, work_dir: str | Path | None = None) -> Path:
+    """Build tables and figures under work_dir (default: the results folder) and write the report."""
+    work = Path(work_dir) if work_dir is not None else results.directory
+    export_tables(results, work / "tables")
+    figures = render_figures(results, work / "figures")
+    ledger = [
+        {
+            "claim": row["claim"],
+            "metric": row["metric"],
+            "statistic": row["statistic"] or "",
+            "effect": _num(row["effect_size"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "p": _p(row["p_value"]),
+            "n": _num(row["n"]),
+            "verdict": row["verdict"],
+            "needed": _num(row["seeds_needed"]),
+            "reading": reading(row),
+        }
+        for _, row in claim_ledger(results).iterrows()
+    ]
+    tests = [
+        {
+            "test": row["node_id"].split("::")[-1],
+            "property": row["property"] or "",
+            "verdict": row["verdict"],
+            "effect": _num(row["effect_size"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "p": _p(row["p_value"]),
+            "n": _num(row["n"]),
+            "outcome": row["outcome"],
+        }
+        for _, row in test_table(results).iterrows()
+    ]
+    summary = [
+        {
+            "variant": row["variant"],
+            "seeds": row["seeds"],
+            "iqm": f"{_num(row['late_return_iqm'])} "
+            + _interval(row["late_return_iqm_low"], row["late_return_iqm_high"]),
+            "success": _rate(row, "success"),
+            "soft": _rate(row, "soft_diverged"),
+            "hard": _rate(row, "hard_diverged"),
+            "collapse": _rate(row, "collapsed"),
+            "max_q": _num(row["median_peak_max_abs_q"]),
+            "td_var": _num(row["median_late_td_target_var"]),
+        }
+        for _, row in variant_summary(results).iterrows()
+    ]
+    embedded = [
+        {"name": f.name, "title": f.title, "caption": f.caption, "data": base64.b64encode(f.png.read_bytes()).decode()}
+        for f in figures
+    ]
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    meta = {"wall_time_s": None, "xdist_workers": 0, "git_commit": None, "package_versions": {}, **results.meta}
+    html = environment.get_template("report.html.j2").render(
+        meta=meta, ledger=ledger, tests=tests, summary=summary, figures=embedded
+    )
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+        handle.write(html)
+    os.replace(handle.name, target)
+    return target
+
+
+def build_report(results_dir: str | Path, output: str | Path | None = None) -> Path:
+    results = load_results(results_dir)
+    return render_report(results, output or Path(results_dir) / "report.html")

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.presets import get_variant
+
+# Late returns (the last of five checkpoints) per seed, chosen for exact answers.
+LATE = {"article-naive": [9.0, 10.0, 11.0, 300.0], "article-target": [100.0, 200.0, 300.0, 500.0]}
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for variant, finals in LATE.items():
+        for seed, final in enumerate(finals):
+            for i, step in enumerate(range(200, 1001, 200)):
+                rows.append(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "env_step": step,
+                        "gradient_updates": step - 64,
+                        "eval_return": final if i == 4 else 20.0 * (i + 1),
+                        "max_abs_q": 1e6 if variant == "article-naive" else 50.0 + i,
+                        "mean_q": 1.0,
+                        "td_target_var": 2.0 if variant == "article-naive" else 1.0,
+                        "td_error_var": 1.0,
+                        "state_autocorrelation": 0.9 if variant == "article-naive" else 0.01,
+                        "mean_sample_age": 0.0 if variant == "article-naive" else step / 2,
+                        "replay_fill": np.nan if variant == "article-naive" else step / 10_000,
+                        "diverged": False,
+                        "diverged_step": -1,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _tests() -> pd.DataFrame:
+    rows = [
+        {
+            "node_id": "ablations/test_claims.py::test_replay_improves_on_naive",
+            "test": "test_replay_improves_on_naive",
+            "property": "claims",
+            "claim": "Experience replay improves on the <naive> agent & more.",
+            "variants": "article-naive,article-target",
+            "statistic": "P(X > Y)",
+            "effect_size": 0.75,
+            "ci_low": 0.5,
+            "ci_high": 1.0,
+            "p_value": 0.1,
+            "n": 4,
+            "verdict": "inconclusive",
+            "seeds_needed": 17,
+            "outcome": "skipped",
+            "duration_s": 0.5,
+            "details": json.dumps({"metric": "late greedy return"}),
+        },
+        {
+            "node_id": "ablations/test_convergence.py::test_soft_divergence[article-naive]",
+            "test": "test_soft_divergence[article-naive]",
+            "property": "soft_divergence",
+            "claim": None,
+            "variants": "article-naive",
+            "statistic": "rate",
+            "effect_size": 1.0,
+            "ci_low": 0.51,
+            "ci_high": 1.0,
+            "p_value": 0.0625,
+            "n": 4,
+            "verdict": "inconclusive",
+            "seeds_needed": 5,
+            "outcome": "skipped",
+            "duration_s": 0.1,
+            "details": "{}",
+        },
+    ]
+    return pd.DataFrame(rows)
+
+
+def _meta() -> dict:
+    return {
+        "profile": "hand-made",
+        "seeds": [0, 1, 2, 3],
+        "env_steps": 1000,
+        "env_id": "CartPole-v1",
+        "command_line": "pytest ablations <script>alert(1)</script>",
+        "git_commit": "abc123",
+        "wall_time_s": 1.5,
+        "xdist_workers": 2,
+        "package_versions": {"torch": "2.13.0"},
+        "variants": {v: {"config": get_variant(v).config.to_dict()} for v in LATE},
+    }
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    _runs().to_parquet(folder / "runs.parquet", index=False)
+    _tests().to_parquet(folder / "tests.parquet", index=False)
+    pd.DataFrame({"variant": [], "seed": []}).to_parquet(folder / "episodes.parquet", index=False)
+    (folder / "meta.json").write_text(json.dumps(_meta()))
+    return folder

@@ -1,0 +1,73 @@
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from reports.html import build_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def report(results_dir, tmp_path):
+    return build_report(results_dir, tmp_path / "report.html")
+
+
+def test_report_is_self_contained_and_escapes_result_text(report):
+    html = report.read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "improves on the &lt;naive&gt; agent &amp; more." in html
+    assert 'id="claim-ledger"' in html
+    # Verdicts come before the tables and figures.
+    assert html.index('id="verdicts"') < html.index('id="variant-summary"') < html.index('id="figures"')
+    # Offline: no external resources, every image is embedded.
+    assert not re.search(r'(src|href)="https?://', html)
+    assert html.count('src="data:image/png;base64,') >= 4
+    assert "About 17 seeds per variant would settle it." in html
+
+
+def test_command_line_entry_point(results_dir, tmp_path):
+    out = tmp_path / "cli.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "reports", str(results_dir), "-o", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.is_file() and (results_dir / "tables" / "claim_ledger.csv").is_file()
+    bad = subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a results folder" in bad.stderr
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
+        assert len(images) >= 4
+        assert all(complete and width > 0 for _, complete, width in images), images
+        assert page.locator("#claim-ledger tbody tr").count() == 1
+        assert "Experience replay improves" in page.locator("#claim-ledger").inner_text()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
