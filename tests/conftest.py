@@ -1,5 +1,11 @@
+import pandas.io.parquet
 import torch
 
 # One torch thread per (xdist worker) process: the suite's tensors are small, and threads
 # would only contend for the machine's cores.
 torch.set_num_threads(1)
+
+# pytester restores sys.modules after each of its tests, dropping modules first imported
+# inside the test; pandas' parquet engine registers pyarrow extension types on import and
+# fails when imported a second time. Importing it here keeps it out of any snapshot.
+pandas.io.parquet.get_engine("pyarrow")
