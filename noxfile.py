@@ -23,7 +23,8 @@ def ablations(session: nox.Session) -> None:
     """The ablation suite; the profile is the first argument: nox -s ablations -- standard."""
     session.install(*INSTALL)
     profile = session.posargs[0] if session.posargs else "smoke"
-    session.run("python", "-m", "pytest", "-n", "auto", "ablations", f"--ablation-profile={profile}", *session.posargs[1:])
+    options = [f"--ablation-profile={profile}", *session.posargs[1:]]
+    session.run("python", "-m", "pytest", "-n", "auto", "ablations", *options)
 
 
 @nox.session

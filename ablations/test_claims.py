@@ -37,6 +37,12 @@ def _summaries(ablation_runs, *names):
     return runs, [seed_summary(run) for run in runs]
 
 
+def _conclude(record_property, key: str, runs, verdict, metric: str, **figures) -> None:
+    """Record a claim's verdict and figures, then pass, fail or skip on the verdict."""
+    record(record_property, runs=runs, verdict=verdict, property="claims", claim=CLAIMS[key], metric=metric, **figures)
+    enforce(verdict, CLAIMS[key])
+
+
 def _threshold(runs) -> float:
     env_id = runs[0].config.env_id
     if env_id not in SUCCESS_THRESHOLD:
@@ -51,17 +57,15 @@ def test_naive_agent_consistently_fails(ablation_runs, record_property):
     threshold = _threshold(runs)
     successes = int(naive["success"].sum())
     verdict = stats.rate_below(successes, len(naive), CONSISTENT_FAILURE_RATE)
-    record(
+    _conclude(
         record_property,
-        runs=runs,
-        verdict=verdict,
-        property="claims",
-        claim=CLAIMS["naive-fails"],
-        metric=f"share of seeds whose late return reaches {threshold:g}",
+        "naive-fails",
+        runs,
+        verdict,
+        f"share of seeds whose late return reaches {threshold:g}",
         late_return_iqm=stats.iqm(naive["late_return"]),
         success_bound=CONSISTENT_FAILURE_RATE,
     )
-    enforce(verdict, CLAIMS["naive-fails"])
 
 
 @pytest.mark.variants("article-replay", "article-naive")
@@ -69,17 +73,15 @@ def test_replay_improves_on_naive(ablation_runs, record_property):
     """One-sided Mann-Whitney U on late returns; effect size P(replay > naive)."""
     runs, (replay, naive) = _summaries(ablation_runs, "article-replay", "article-naive")
     verdict = stats.compare_greater(replay["late_return"], naive["late_return"])
-    record(
+    _conclude(
         record_property,
-        runs=runs,
-        verdict=verdict,
-        property="claims",
-        claim=CLAIMS["replay-improves"],
-        metric="late greedy return",
+        "replay-improves",
+        runs,
+        verdict,
+        "late greedy return",
         iqm={"article-replay": stats.iqm(replay["late_return"]), "article-naive": stats.iqm(naive["late_return"])},
         mean_return_p_improvement=stats.probability_of_improvement(replay["mean_return"], naive["mean_return"]),
     )
-    enforce(verdict, CLAIMS["replay-improves"])
 
 
 @pytest.mark.variants("article-target", "article-replay")
@@ -88,13 +90,12 @@ def test_target_network_lowers_td_target_variance(ablation_runs, record_property
     P(variance without target > variance with target)."""
     runs, (target, replay) = _summaries(ablation_runs, "article-target", "article-replay")
     verdict = stats.compare_greater(replay["late_td_target_var"], target["late_td_target_var"])
-    record(
+    _conclude(
         record_property,
-        runs=runs,
-        verdict=verdict,
-        property="claims",
-        claim=CLAIMS["target-lowers-td-variance"],
-        metric="median TD-target variance over late checkpoints",
+        "target-lowers-td-variance",
+        runs,
+        verdict,
+        "median TD-target variance over late checkpoints",
         median_td_target_var={
             "article-target": float(target["late_td_target_var"].median()),
             "article-replay": float(replay["late_td_target_var"].median()),
@@ -103,7 +104,6 @@ def test_target_network_lowers_td_target_variance(ablation_runs, record_property
             replay["late_td_error_var"], target["late_td_error_var"]
         ),
     )
-    enforce(verdict, CLAIMS["target-lowers-td-variance"])
 
 
 @pytest.mark.variants("article-target", "article-replay")
@@ -114,22 +114,27 @@ def test_target_network_makes_convergence_more_probable(ablation_runs, record_pr
     verdict = stats.compare_rates_greater(
         int(target["success"].sum()), len(target), int(replay["success"].sum()), len(replay)
     )
-    record(
+    _conclude(
         record_property,
-        runs=runs,
-        verdict=verdict,
-        property="claims",
-        claim=CLAIMS["target-helps-convergence"],
-        metric=f"share of seeds whose late return reaches {threshold:g}",
+        "target-helps-convergence",
+        runs,
+        verdict,
+        f"share of seeds whose late return reaches {threshold:g}",
         success_rates={
             "article-target": float(target["success"].mean()),
             "article-replay": float(replay["success"].mean()),
         },
     )
-    enforce(verdict, CLAIMS["target-helps-convergence"])
 
 
 @pytest.mark.variants("article-naive", "naive-masked", "article-replay", "target-only")
+@pytest.mark.refuted(
+    "Refuted at the standard profile (20 seeds x 50k steps, 2026-11-24): masking terminal states alone "
+    "lifts example 1 from a late-return IQM of 9.3 to 377 [95% CI 326, 415] (P(masked > naive) = 1.0), "
+    "while adding replay on top gives P(replay > masked) = 0.47 [0.28, 0.65]; D = -0.53 [-0.71, -0.34]. "
+    "A target network without the mask (target-only) stays at 9.3. Example 1 fails because of its "
+    "unmasked terminal states."
+)
 def test_naive_failure_is_missing_stabilisers_not_unmasked_terminals(ablation_runs, record_property):
     """Attribution, one knob at a time from example 1: masking terminals (naive-masked), then
     adding replay (article-replay, which masks terminals too). The claim holds when adding
@@ -157,14 +162,12 @@ def test_naive_failure_is_missing_stabilisers_not_unmasked_terminals(ablation_ru
         )
         if "soft_diverged" in s
     }
-    record(
+    _conclude(
         record_property,
-        runs=runs,
-        verdict=verdict,
-        property="claims",
-        claim=CLAIMS["failure-is-missing-stabilisers"],
-        metric="late greedy return: P(improvement) per single change",
+        "failure-is-missing-stabilisers",
+        runs,
+        verdict,
+        "late greedy return: P(improvement) per single change",
         factors=factors,
         soft_divergence_rates=soft,
     )
-    enforce(verdict, CLAIMS["failure-is-missing-stabilisers"])

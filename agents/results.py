@@ -7,6 +7,7 @@ exists complete or not at all; loading reads Parquet and JSON only (never pickle
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -70,8 +71,10 @@ TRAINING_MODULES = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the training code's source: cached results from other code are not reused."""
+    """Hash of the training code's source: cached results from other code are not reused.
+    Computed once per process, so editing the source mid-session cannot change the key."""
     digest = hashlib.sha256()
     for path in (PACKAGE_DIR / name for name in TRAINING_MODULES):
         digest.update(path.name.encode())

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports import stats
-from reports.metrics import per_seed
+from reports.metrics import per_seed, soft_divergence_bound, soft_divergence_rates
 
 REQUIRED = ("runs.parquet", "tests.parquet", "meta.json")
 RUN_COLUMNS = ("variant", "seed", "env_step", "eval_return", "max_abs_q", "diverged")
@@ -133,6 +133,20 @@ def test_table(results: Results) -> pd.DataFrame:
     return results.tests[[c for c in columns if c in results.tests]].sort_values("node_id").reset_index(drop=True)
 
 
+def soft_divergence_sensitivity(results: Results) -> pd.DataFrame:
+    """Share of seeds soft-diverged at every margin over the return bound, per variant: how a
+    soft-divergence verdict moves with the threshold (columns are the bounds)."""
+    rows = []
+    for variant, frame in results.runs.groupby("variant", sort=True):
+        gamma = results.gamma(variant)
+        rates = soft_divergence_rates(frame, results.env_id, gamma)
+        row = {"variant": variant}
+        for margin, (hit, total) in rates.items():
+            row[f"{soft_divergence_bound(results.env_id, gamma, margin):g}"] = hit / total
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def improvement_matrix(results: Results) -> pd.DataFrame:
     """P(late return of row variant > column variant) over seeds, for every pair."""
     seeds = seed_table(results)
@@ -150,6 +164,7 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
         "tests": test_table(results),
         "seeds": seed_table(results),
         "improvement_matrix": improvement_matrix(results).reset_index(),
+        "soft_divergence_sensitivity": soft_divergence_sensitivity(results),
     }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

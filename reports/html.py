@@ -16,7 +16,15 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from reports.aggregate import Results, claim_ledger, export_tables, load_results, test_table, variant_summary
+from reports.aggregate import (
+    Results,
+    claim_ledger,
+    export_tables,
+    load_results,
+    soft_divergence_sensitivity,
+    test_table,
+    variant_summary,
+)
 from reports.figures import render_figures
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -38,6 +46,11 @@ def _p(value) -> str:
     return "" if value is None or pd.isna(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
 
 
+def _p_clause(value) -> str:
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def reading(row: pd.Series) -> str:
     """One plain-language sentence for a claim's verdict."""
     effect = (
@@ -45,7 +58,7 @@ def reading(row: pd.Series) -> str:
     )
     n = f"{int(row['n'])} seeds" if pd.notna(row["n"]) else "the seeds"
     if row["verdict"] == "supported":
-        return f"The data back it: {effect}, p = {_p(row['p_value'])} over {n}."
+        return f"The data back it: {effect}, {_p_clause(row['p_value'])} over {n}."
     if row["verdict"] == "refuted":
         return f"The data contradict it: {effect}, and the opposite direction is significant at alpha = 0.05."
     if row["verdict"] == "inconclusive":
@@ -55,7 +68,7 @@ def reading(row: pd.Series) -> str:
             if pd.notna(needed)
             else " The observed effect is null or points the other way, so more seeds would not settle it."
         )
-        return f"Not settled with {n}: {effect}, p = {_p(row['p_value'])}.{more}"
+        return f"Not settled with {n}: {effect}, {_p_clause(row['p_value'])}.{more}"
     return "The test did not reach a verdict (it errored or was skipped before measuring)."
 
 
@@ -114,6 +127,12 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         }
         for _, row in variant_summary(results).iterrows()
     ]
+    sensitivity = soft_divergence_sensitivity(results)
+    bounds = [c for c in sensitivity.columns if c != "variant"]
+    soft = [
+        {"variant": row["variant"], "rates": [f"{100 * row[b]:.0f}%" for b in bounds]}
+        for _, row in sensitivity.iterrows()
+    ]
     embedded = [
         {"name": f.name, "title": f.title, "caption": f.caption, "data": base64.b64encode(f.png.read_bytes()).decode()}
         for f in figures
@@ -123,7 +142,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     )
     meta = {"wall_time_s": None, "xdist_workers": 0, "git_commit": None, "package_versions": {}, **results.meta}
     html = environment.get_template("report.html.j2").render(
-        meta=meta, ledger=ledger, tests=tests, summary=summary, figures=embedded
+        meta=meta, ledger=ledger, tests=tests, summary=summary, figures=embedded, soft=soft, bounds=bounds
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
