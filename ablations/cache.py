@@ -20,7 +20,7 @@ from filelock import FileLock
 from ablations.settings import AblationSettings
 from agents.engine import train
 from agents.presets import Variant
-from agents.results import ResultsError, RunResult, code_version
+from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_version
 
 CACHE_FORMAT = 1
 
@@ -39,6 +39,7 @@ class RunCache:
             "config": config.content_hash(),
             "seeds": list(self.settings.seeds),
             "code": code_version(),
+            "results_format": RESULT_FORMAT_VERSION,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
