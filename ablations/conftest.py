@@ -134,7 +134,7 @@ class ControllerPlugin:
         # interleave cleanly with xdist's progress output.
         for variant in sorted(set(self.collector.runs) - self.announced):
             self.announced.add(variant)
-            if terminal is not None and terminal.verbosity >= 0:
+            if terminal is not None and terminal.verbosity >= -1:  # shown with -q, not -qq
                 terminal.write_line(f"[ablations] {variant}: {self._describe_run(variant)}")
 
     def _describe_run(self, variant: str) -> str:

@@ -62,13 +62,18 @@ def common_grid(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _learning_curves(results: Results, ax) -> None:
-    data = common_grid(results.runs, "eval_return")
-    # The named variants; sweep points have figures of their own.
+def named_variants(results: Results) -> list[str]:
+    """The variants that are not sweep points (sweeps have figures of their own), article first."""
+    present = set(results.runs["variant"])
     sweeps = set(sweep_members(results, {"target_sync_period"}))
     sweeps |= set(sweep_members(results, {"replay_capacity", "batch_size", "learning_starts"}))
-    named = (set(data["variant"]) - sweeps) | ({"article-target"} & set(data["variant"]))
-    shown = [v for v in ARTICLE if v in named] + sorted(named - set(ARTICLE))
+    named = (present - sweeps) | ({"article-target"} & present)
+    return [v for v in ARTICLE if v in named] + sorted(named - set(ARTICLE))
+
+
+def _learning_curves(results: Results, ax) -> None:
+    data = common_grid(results.runs, "eval_return")
+    shown = named_variants(results)
     sns.lineplot(
         data=data[data["variant"].isin(shown)],
         x="env_step",
@@ -85,8 +90,11 @@ def _learning_curves(results: Results, ax) -> None:
 
 def _max_q(results: Results, ax) -> None:
     data = common_grid(results.runs, "max_abs_q")
-    data = data[data["max_abs_q"] > 0]
-    sns.lineplot(data=data, x="env_step", y="max_abs_q", hue="variant", errorbar=("pi", 50), ax=ax, linewidth=1)
+    shown = named_variants(results)
+    data = data[(data["max_abs_q"] > 0) & data["variant"].isin(shown)]
+    sns.lineplot(
+        data=data, x="env_step", y="max_abs_q", hue="variant", hue_order=shown, errorbar=("pi", 50), ax=ax, linewidth=1
+    )
     ax.set_yscale("log")
     ax.axhline(100, color="black", linestyle="-", linewidth=1, label="max|r|/(1-gamma) = 100")
     bound = soft_divergence_bound(results.env_id, 0.99)
