@@ -7,6 +7,7 @@ import pytest
 from agents.presets import VARIANTS
 from agents.results import RunResult
 from reports.metrics import per_seed
+from reports.stats import Verdict
 
 
 def over(names: list[str]):
@@ -21,3 +22,10 @@ def variants_expecting(outcome: str) -> list[str]:
 def seed_summary(run: RunResult):
     """per_seed outcome metrics of a run (late return, divergence, collapse, ...)."""
     return per_seed(run.checkpoints, run.config.env_id, run.config.gamma)
+
+
+def pooled_sweep_verdict(verdict: Verdict, points_per_seed: int) -> Verdict:
+    """A sweep test pools one point per (seed, setting): express 'seeds needed' per setting."""
+    if not verdict.seeds_needed:
+        return verdict
+    return Verdict(**{**verdict.as_dict(), "seeds_needed": -(-verdict.seeds_needed // points_per_seed)})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ablations.collect import record
-from ablations.helpers import over, seed_summary
+from ablations.helpers import over, pooled_sweep_verdict, seed_summary
 from ablations.verdicts import enforce
 from agents.presets import REPLAY_CAPACITIES, VARIANTS, capacity_variant, get_variant
 from reports import stats
@@ -118,6 +118,6 @@ def test_capacity_sweep_lowers_correlation(ablation_runs, record_property):
         }
     x, y = np.log10(np.asarray(capacities, dtype=float)), np.asarray(correlations)
     finite = np.isfinite(y)
-    verdict = stats.spearman_trend(x[finite], y[finite], decreasing=True)
+    verdict = pooled_sweep_verdict(stats.spearman_trend(x[finite], y[finite], decreasing=True), len(SWEEP))
     record(record_property, runs=runs, verdict=verdict, property="decorrelation", sweep=table)
     enforce(verdict, "lag-1 autocorrelation of training states falls as replay capacity grows")

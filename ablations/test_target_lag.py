@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ablations.collect import record
-from ablations.helpers import over, seed_summary
+from ablations.helpers import over, pooled_sweep_verdict, seed_summary
 from ablations.verdicts import enforce
 from agents.engine import train
 from agents.presets import SYNC_PERIODS, VARIANTS, get_variant, sync_period_variant
@@ -134,12 +134,8 @@ def test_sync_period_sweep_lowers_td_target_variance(ablation_runs, record_prope
             "peak_max_abs_q_median": float(summary["peak_max_abs_q"].median()),
             "late_return_iqm": stats.iqm(summary["late_return"]),
         }
-    finite = np.isfinite(variances)
-    verdict = stats.spearman_trend(
-        np.log10(np.asarray(periods)[finite]), np.asarray(variances)[finite], decreasing=True
-    )
-    if verdict.seeds_needed:
-        # The test pools len(SYNC_PERIODS) points per seed.
-        verdict = type(verdict)(**{**verdict.as_dict(), "seeds_needed": -(-verdict.seeds_needed // len(SYNC_PERIODS))})
+    x, y = np.log10(np.asarray(periods, dtype=float)), np.asarray(variances)
+    finite = np.isfinite(y)
+    verdict = pooled_sweep_verdict(stats.spearman_trend(x[finite], y[finite], decreasing=True), len(SYNC_PERIODS))
     record(record_property, runs=runs, verdict=verdict, property="target_lag", sweep=table)
     enforce(verdict, "TD-target variance falls as the sync period C grows")

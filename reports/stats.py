@@ -16,6 +16,9 @@ from scipy import stats
 ALPHA = 0.05  # fixed before any result was looked at
 BOOTSTRAP_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 20_250_130
+# Spearman trends over at most this many points take a permutation p-value.
+PERMUTATION_SPEARMAN_POINTS = 30
+PERMUTATIONS = 9_999
 # Verdicts that rest on a bootstrap distribution alone need this many seeds per group.
 MIN_BOOTSTRAP_SEEDS = 5
 
@@ -258,8 +261,32 @@ def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Verdict:
     effect size is rho with a bootstrap interval over (x, y) pairs."""
     a, b = _as_array(x, "x"), _as_array(y, "y")
     alternative, opposite = ("less", "greater") if decreasing else ("greater", "less")
-    p_claimed = float(stats.spearmanr(a, b, alternative=alternative).pvalue)
-    p_opposite = float(stats.spearmanr(a, b, alternative=opposite).pvalue)
+    if a.size <= PERMUTATION_SPEARMAN_POINTS:
+        # Few points: scipy's t approximation is loose, so permute the pairings instead.
+        # Spearman's rho is Pearson's r of the ranks, which vectorises over permutations.
+        ranks = (stats.rankdata(a), stats.rankdata(b))
+
+        def rho(u, v, axis=-1):
+            u = u - u.mean(axis=axis, keepdims=True)
+            v = v - v.mean(axis=axis, keepdims=True)
+            return (u * v).sum(axis) / np.sqrt((u * u).sum(axis) * (v * v).sum(axis))
+
+        def p_value(side: str) -> float:
+            result = stats.permutation_test(
+                ranks,
+                rho,
+                vectorized=True,
+                permutation_type="pairings",
+                alternative=side,
+                n_resamples=PERMUTATIONS,
+                rng=np.random.default_rng(BOOTSTRAP_SEED),
+            )
+            return float(result.pvalue)
+
+        p_claimed, p_opposite = p_value(alternative), p_value(opposite)
+    else:
+        p_claimed = float(stats.spearmanr(a, b, alternative=alternative).pvalue)
+        p_opposite = float(stats.spearmanr(a, b, alternative=opposite).pvalue)
     rho = float(stats.spearmanr(a, b).statistic)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = []

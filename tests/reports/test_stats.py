@@ -169,3 +169,13 @@ def test_mann_whitney_is_exact_for_small_samples_with_ties():
     rng = np.random.default_rng(4)
     x, y = rng.normal(1, 1, 20), rng.normal(0, 1, 20)
     assert S.mann_whitney_greater(x, y) == pytest.approx(stats.mannwhitneyu(x, y, alternative="greater").pvalue)
+
+
+def test_spearman_trend_on_few_points_uses_permutations():
+    # 4 points in perfect order: 1 of the 24 pairings is as extreme, p = 1/24 one-sided.
+    verdict = S.spearman_trend([1, 2, 3, 4], [4, 3, 2, 1], decreasing=True)
+    assert verdict.effect_size == -1.0
+    assert verdict.p_value == pytest.approx(1 / 24, abs=0.01)
+    assert verdict.verdict == S.SUPPORTED
+    # 3 points can never reach p < 0.05 (1 of 6 pairings).
+    assert S.spearman_trend([1, 2, 3], [3, 2, 1], decreasing=True).verdict == S.INCONCLUSIVE
