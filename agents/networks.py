@@ -80,7 +80,8 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None =
     cols = b.shape[2]
     a_aligned, b_aligned = _all_slices_aligned(a), _all_slices_aligned(b)
     if (
-        contraction * rows * cols >= NAIVE_BMM_LIMIT
+        cols > 1  # addmm with a one-column result takes a gemv path that rounds differently
+        and contraction * rows * cols >= NAIVE_BMM_LIMIT
         and (rows * cols * a.element_size()) % ALIGNMENT_BYTES == 0  # output slices
         and a_aligned
         and b_aligned
