@@ -41,7 +41,6 @@ TEST_COLUMNS = [
     "duration_s",
     "details",
 ]
-TIMING_COLUMNS = ("duration_s",)
 
 
 def plain(value: Any) -> Any:

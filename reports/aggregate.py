@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,23 @@ class Results:
     def env_id(self) -> str:
         return self.meta.get("env_id", "CartPole-v1")
 
+    @functools.cached_property
+    def variant_configs(self) -> dict[str, dict]:
+        """Each variant's config as recorded in meta.json (empty where none was recorded)."""
+        return {name: meta.get("config", {}) for name, meta in self.meta.get("variants", {}).items()}
+
     def gamma(self, variant: str) -> float:
-        config = self.meta.get("variants", {}).get(variant, {}).get("config", {})
-        return float(config.get("gamma", 0.99))
+        return float(self.variant_configs.get(variant, {}).get("gamma", 0.99))
+
+    @functools.cached_property
+    def seed_table(self) -> pd.DataFrame:
+        """per_seed metrics of every variant, one row per (variant, seed); computed once."""
+        parts = []
+        for variant, frame in self.runs.groupby("variant", sort=True):
+            table = per_seed(frame, self.env_id, self.gamma(variant))
+            table.insert(0, "variant", variant)
+            parts.append(table)
+        return pd.concat(parts, ignore_index=True)
 
     def details(self, test_prefix: str) -> list[tuple[str, dict]]:
         """(test name, recorded details) of the tests whose name starts with test_prefix."""
@@ -78,12 +93,7 @@ def load_results(directory: str | Path) -> Results:
 
 def seed_table(results: Results) -> pd.DataFrame:
     """per_seed metrics of every variant, one row per (variant, seed)."""
-    parts = []
-    for variant, frame in results.runs.groupby("variant", sort=True):
-        table = per_seed(frame, results.env_id, results.gamma(variant))
-        table.insert(0, "variant", variant)
-        parts.append(table)
-    return pd.concat(parts, ignore_index=True)
+    return results.seed_table
 
 
 def _rate(flags: pd.Series) -> tuple[float, float, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +30,9 @@ class Figure:
     svg: Path
 
 
-def _variant_configs(results: Results) -> dict[str, dict]:
-    return {name: meta.get("config", {}) for name, meta in results.meta.get("variants", {}).items()}
-
-
 def sweep_members(results: Results, knobs: set[str], base: str = "article-target") -> list[str]:
     """Variants whose config differs from `base` only in `knobs` (plus base itself)."""
-    configs = _variant_configs(results)
+    configs = results.variant_configs
     if base not in configs:
         return []
     members = []
@@ -127,7 +122,7 @@ def _sawtooth(results: Results, ax) -> bool:
 def _sweep(results: Results, knob: str, members: list[str], metrics: list[tuple[str, str]], axes) -> bool:
     if len(members) < 2:
         return False
-    configs = _variant_configs(results)
+    configs = results.variant_configs
     seeds = seed_table(results)
     seeds = seeds[seeds["variant"].isin(members)].copy()
     seeds[knob] = [configs[v].get(knob) or 1 for v in seeds["variant"]]
@@ -240,7 +235,7 @@ def render_figures(results: Results, directory: str | Path) -> list[Figure]:
         )
         ages = _capacity_age(results)
         ages = ages[ages["variant"].isin(capacity)].copy()
-        configs = _variant_configs(results)
+        configs = results.variant_configs
         ages["replay_capacity"] = [configs[v].get("replay_capacity") or 1 for v in ages["variant"]]
         fig, ax = plt.subplots(figsize=(6, 4))
         sns.pointplot(data=ages, x="replay_capacity", y="mean_sample_age", errorbar=("ci", 95), seed=0, ax=ax)
@@ -274,7 +269,3 @@ def render_figures(results: Results, directory: str | Path) -> list[Figure]:
         "P(X > Y) over seeds of late returns for every pair of variants; 0.5 means no difference.",
     )
     return figures
-
-
-def figure_index(figures: list[Figure]) -> str:
-    return json.dumps([{"name": f.name, "png": str(f.png), "svg": str(f.svg)} for f in figures])

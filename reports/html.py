@@ -18,12 +18,8 @@ import pandas as pd
 
 from reports.aggregate import (
     Results,
-    claim_ledger,
     export_tables,
     load_results,
-    soft_divergence_sensitivity,
-    test_table,
-    variant_summary,
 )
 from reports.figures import render_figures
 
@@ -82,7 +78,7 @@ def _rate(row, prefix: str) -> str:
 def render_report(results: Results, output: str | Path, work_dir: str | Path | None = None) -> Path:
     """Build tables and figures under work_dir (default: the results folder) and write the report."""
     work = Path(work_dir) if work_dir is not None else results.directory
-    export_tables(results, work / "tables")
+    tables = export_tables(results, work / "tables")
     figures = render_figures(results, work / "figures")
     ledger = [
         {
@@ -97,7 +93,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "needed": _num(row["seeds_needed"]),
             "reading": reading(row),
         }
-        for _, row in claim_ledger(results).iterrows()
+        for _, row in tables["claim_ledger"].iterrows()
     ]
     tests = [
         {
@@ -110,7 +106,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "n": _num(row["n"]),
             "outcome": row["outcome"],
         }
-        for _, row in test_table(results).iterrows()
+        for _, row in tables["tests"].iterrows()
     ]
     summary = [
         {
@@ -125,9 +121,9 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "max_q": _num(row["median_peak_max_abs_q"]),
             "td_var": _num(row["median_late_td_target_var"]),
         }
-        for _, row in variant_summary(results).iterrows()
+        for _, row in tables["variant_summary"].iterrows()
     ]
-    sensitivity = soft_divergence_sensitivity(results)
+    sensitivity = tables["soft_divergence_sensitivity"]
     bounds = [c for c in sensitivity.columns if c != "variant"]
     soft = [
         {"variant": row["variant"], "rates": [f"{100 * row[b]:.0f}%" for b in bounds]}
