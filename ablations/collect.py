@@ -36,6 +36,7 @@ TEST_COLUMNS = [
     "p_value",
     "n",
     "verdict",
+    "p_adjusted",
     "seeds_needed",
     "outcome",
     "duration_s",
@@ -65,9 +66,11 @@ def plain(value: Any) -> Any:
 def record(record_property, runs: list[RunResult] = (), verdict=None, **payload: Any) -> None:
     """Attach this test's figures to its report as one JSON string: the runs it used (by
     cache location), the verdict's fields if there is one, and any further named figures."""
-    if verdict is not None:
+    if isinstance(verdict, str):  # a verdict already decided elsewhere (the claim family)
+        payload["verdict"] = verdict
+    elif verdict is not None:
         payload = {**verdict.as_dict(), **payload}
-    payload["runs"] = {run.variant: run.meta["cache_path"] for run in runs}
+    payload["runs"] = {run.variant: run.meta["cache_paths"] for run in runs}
     record_property(PROPERTY_KEY, json.dumps(plain(payload), sort_keys=True))
 
 
@@ -88,13 +91,17 @@ class ResultsCollector:
     def add(self, report: pytest.TestReport) -> None:
         payloads = [json.loads(value) for key, value in report.user_properties if key == PROPERTY_KEY]
         if not payloads:
+            self._add_crashed_claim(report)
             return
         # The call report is final; a setup that skipped or failed is final too.
         if report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         payload = payloads[-1]
         runs = payload.pop("runs", {}) or {}
-        self.runs.update(runs)
+        for variant, paths in runs.items():
+            # A run over more seeds (a later look) holds the blocks of the shorter one.
+            if len(paths) > len(self.runs.get(variant, [])):
+                self.runs[variant] = list(paths)
         row = {column: payload.pop(column, None) for column in TEST_COLUMNS}
         row.update(
             node_id=report.nodeid,
@@ -106,10 +113,30 @@ class ResultsCollector:
         )
         self.rows[report.nodeid] = row
 
+    def _add_crashed_claim(self, report: pytest.TestReport) -> None:
+        """A claim test that failed before recording anything (a crash in setup or in the
+        test) still gets its ledger row, with verdict 'error': it must not vanish."""
+        if "claims" not in report.keywords or report.passed or report.when == "teardown":
+            return
+        if report.nodeid in self.rows:
+            return
+        row = dict.fromkeys(TEST_COLUMNS)
+        row.update(
+            node_id=report.nodeid,
+            test=report.nodeid.split("::")[-1],
+            property="claims",
+            claim=report.nodeid.split("::")[-1],
+            verdict="error",
+            outcome="error" if report.when == "setup" else _outcome(report),
+            duration_s=float(report.duration),
+            details=json.dumps({"error": str(report.longrepr)[-2000:]}),
+        )
+        self.rows[report.nodeid] = row
+
     def write(self, out_dir: Path, meta: dict) -> Path:
         """Write the results folder atomically (staging folder, then rename)."""
         tests = pd.DataFrame([self.rows[k] for k in sorted(self.rows)], columns=TEST_COLUMNS)
-        runs = [RunResult.load(self.runs[name]) for name in sorted(self.runs)]
+        runs = [RunResult.concat([RunResult.load(path) for path in self.runs[name]]) for name in sorted(self.runs)]
         checkpoints = pd.concat([r.checkpoints for r in runs], ignore_index=True) if runs else pd.DataFrame()
         episodes = pd.concat([r.episodes for r in runs], ignore_index=True) if runs else pd.DataFrame()
         if len(checkpoints):

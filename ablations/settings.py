@@ -10,6 +10,7 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.envs import env_spec
+from reports.stats import seed_stages
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class AblationSettings:
     rerun: bool
     write_report: bool
     session_id: str
+    # Seeds on demand: claims still inconclusive get more seeds, doubling, up to this many.
+    max_seeds: int | None = None
+
+    @property
+    def looks(self) -> list[int]:
+        """Cumulative seed counts at which the claims are looked at (one look without max_seeds)."""
+        return seed_stages(len(self.seeds), self.max_seeds or len(self.seeds))
 
     def configure(self, config: AgentConfig) -> AgentConfig:
         """A variant's config resized to this session's profile and env."""
@@ -61,6 +69,7 @@ class AblationSettings:
             f"ablation profile: {self.profile} ({len(self.seeds)} seeds x {self.env_steps:,} env steps, "
             f"{self.env_id}); results -> {self.out_dir}; cache -> {self.cache_dir}"
             + ("; retraining everything" if self.rerun else "")
+            + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
         )
 
 
@@ -79,6 +88,13 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--ablation-cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
     group.addoption("--ablation-rerun", action="store_true", help="retrain every variant instead of using the cache")
     group.addoption("--ablation-no-report", action="store_true", help="do not write the HTML report at the end")
+    group.addoption(
+        "--ablation-max-seeds",
+        type=int,
+        default=None,
+        help="seeds on demand: claims still inconclusive get more seeds (doubling) up to N, under a "
+        "group-sequential design that keeps the family's error rate at alpha",
+    )
 
 
 def read_settings(config: pytest.Config, session_id: str | None = None) -> AblationSettings:
@@ -90,6 +106,12 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         raise pytest.UsageError(f"--ablation-seeds={seeds} is invalid: statistics over seeds need at least 2")
     if steps is not None and steps < 100:
         raise pytest.UsageError(f"--ablation-steps={steps} is invalid: need at least 100 env steps")
+    max_seeds = config.getoption("ablation_max_seeds")
+    base_seeds = seeds if seeds is not None else profile.seeds
+    if max_seeds is not None and max_seeds < base_seeds:
+        raise pytest.UsageError(
+            f"--ablation-max-seeds={max_seeds} is invalid: must be at least the profile's {base_seeds} seeds"
+        )
     env_id = config.getoption("ablation_env")
     try:
         env_spec(env_id)
@@ -98,7 +120,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
     root = Path(config.rootpath)
     return AblationSettings(
         profile=profile.name if seeds is None and steps is None else f"{profile.name} (overridden)",
-        seeds=tuple(range(seeds if seeds is not None else profile.seeds)),
+        seeds=tuple(range(base_seeds)),
         env_steps=steps if steps is not None else profile.env_steps,
         env_id=env_id,
         out_dir=root / config.getoption("ablation_out"),
@@ -106,4 +128,5 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         rerun=bool(config.getoption("ablation_rerun")),
         write_report=not config.getoption("ablation_no_report"),
         session_id=session_id or uuid.uuid4().hex,
+        max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
     )

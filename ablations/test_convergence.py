@@ -1,4 +1,10 @@
-"""Property 1: each variant shows the outcome it declares on the env (converge or diverge)."""
+"""Property 1: each variant shows the outcome it declares on the env (converge or soft divergence).
+
+These are checks of the variant set, not claims: they are not counted with the claims and
+their rows read "check passed/failed". Hard divergence is recorded per seed as data; no
+variant declares it (none was shown to reach a non-finite value before it was run), so
+there is no hard-divergence test.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +66,8 @@ def test_converges(variant_run, record_property):
 
 @over(variants_expecting("soft_divergence"))
 def test_soft_divergence(variant_run, record_property):
-    """In a majority of seeds max |Q| over the probe states exceeds the return bound + margin."""
+    """In a majority of seeds max |Q| over the probe states stays above the return bound +
+    margin at every late checkpoint (sustained; a transient overshoot does not count)."""
     config = variant_run.config
     bound = soft_divergence_bound(config.env_id, config.gamma)
     if bound is None:
@@ -71,10 +78,13 @@ def test_soft_divergence(variant_run, record_property):
     sensitivity = {
         f"{margin:g}": {
             "bound": soft_divergence_bound(config.env_id, config.gamma, margin),
-            "diverged": hit,
+            "sustained": held,
+            "peak_crossed": crossed,
             "n": total,
         }
-        for margin, (hit, total) in soft_divergence_rates(variant_run.checkpoints, config.env_id, config.gamma).items()
+        for margin, (held, crossed, total) in soft_divergence_rates(
+            variant_run.checkpoints, config.env_id, config.gamma
+        ).items()
     }
     record(
         record_property,
@@ -84,24 +94,10 @@ def test_soft_divergence(variant_run, record_property):
         bound=bound,
         margin=SOFT_DIVERGENCE_MARGIN,
         peak_max_abs_q=summary["peak_max_abs_q"].tolist(),
+        late_min_max_abs_q=summary["late_min_max_abs_q"].tolist(),
+        overshoot=int(summary["overshoot"].sum()),
         hard_diverged=int(summary["hard_diverged"].sum()),
         threshold_sensitivity=sensitivity,
         **_collapse(summary, config.env_id),
     )
-    enforce(verdict, f"{variant_run.variant} soft-diverges (max|Q| > {bound:g}) in more than half of the seeds")
-
-
-@over(variants_expecting("hard_divergence"))
-def test_hard_divergence(variant_run, record_property):
-    """In a majority of seeds a loss, gradient or Q-value becomes non-finite."""
-    summary = seed_summary(variant_run)
-    k, n = int(summary["hard_diverged"].sum()), len(summary)
-    verdict = stats.rate_above(k, n, DIVERGENCE_SHARE)
-    record(
-        record_property,
-        runs=[variant_run],
-        verdict=verdict,
-        property="hard_divergence",
-        diverged_steps=summary["diverged_step"].tolist(),
-    )
-    enforce(verdict, f"{variant_run.variant} hard-diverges in more than half of the seeds")
+    enforce(verdict, f"{variant_run.variant} soft-diverges (max|Q| stays > {bound:g}) in more than half of the seeds")

@@ -120,22 +120,25 @@ def test_sync_every_update_equals_no_target_network(ablation_settings, record_pr
 
 
 @pytest.mark.variants(*SWEEP)
-def test_sync_period_sweep_lowers_td_target_variance(ablation_runs, record_property):
-    """A longer sync period holds the target still: TD-target variance falls as C grows
-    (one-sided Spearman test over seeds x periods). Max |Q| and returns are recorded per C."""
+def test_sync_period_sweep_steadies_the_target(ablation_runs, record_property):
+    """A longer sync period holds the target still: the relative drift of the TD targets per
+    update falls as C grows (one-sided Spearman test over seeds x periods). A relative measure,
+    so a period cannot win by keeping its Q-values small; the batch TD-target variance (which
+    grows with Q^2), max |Q| and returns are recorded per C beside it."""
     runs = [ablation_runs.get(get_variant(name)) for name in SWEEP]
-    periods, variances, table = [], [], {}
+    periods, drifts, table = [], [], {}
     for period, run in zip(SYNC_PERIODS, runs):
         summary = seed_summary(run)
         periods += [period] * len(summary)
-        variances += summary["late_td_target_var"].tolist()
+        drifts += summary["late_target_drift"].tolist()
         table[str(period)] = {
+            "target_drift_median": float(summary["late_target_drift"].median()),
             "td_target_var_median": float(summary["late_td_target_var"].median()),
             "peak_max_abs_q_median": float(summary["peak_max_abs_q"].median()),
             "late_return_iqm": stats.iqm(summary["late_return"]),
         }
-    x, y = np.log10(np.asarray(periods, dtype=float)), np.asarray(variances)
+    x, y = np.log10(np.asarray(periods, dtype=float)), np.asarray(drifts)
     finite = np.isfinite(y)
     verdict = pooled_sweep_verdict(stats.spearman_trend(x[finite], y[finite], decreasing=True), len(SYNC_PERIODS))
     record(record_property, runs=runs, verdict=verdict, property="target_lag", sweep=table)
-    enforce(verdict, "TD-target variance falls as the sync period C grows")
+    enforce(verdict, "the TD targets' relative drift per update falls as the sync period C grows")

@@ -8,6 +8,7 @@ tensors per update keeps diagnostics cheap next to the update itself.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -22,22 +23,51 @@ PROBE_STATE_COUNT = 256
 EVAL_STEP_CAP = 10_000
 
 
+@dataclass(frozen=True)
+class ProbeTransitions:
+    """Fixed transitions (s, a, r, s', terminated, truncated) of a uniformly random policy from
+    PROBE_SEED: Q is measured on `obs`, and the TD targets of the whole transitions are tracked
+    from checkpoint to checkpoint (target drift)."""
+
+    obs: np.ndarray  # (count, obs_dim) float32
+    reward: np.ndarray  # (count,) float32
+    next_obs: np.ndarray  # (count, obs_dim) float32
+    terminated: np.ndarray  # (count,) bool
+    truncated: np.ndarray  # (count,) bool
+
+
 @functools.lru_cache(maxsize=16)
-def probe_states(env_id: str, count: int = PROBE_STATE_COUNT) -> np.ndarray:
-    """A fixed set of states (count, obs_dim) visited by a uniformly random policy from PROBE_SEED."""
+def probe_transitions(env_id: str, count: int = PROBE_STATE_COUNT) -> ProbeTransitions:
+    """count consecutive transitions of a random policy (resetting at episode ends)."""
     env = gym.make(env_id)
     rng = np.random.Generator(np.random.PCG64(PROBE_SEED))
-    states = []
+    columns: dict[str, list] = {name: [] for name in ("obs", "reward", "next_obs", "terminated", "truncated")}
     obs, _ = env.reset(seed=PROBE_SEED)
-    while len(states) < count:
-        states.append(obs)
-        obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-        if terminated or truncated:
-            obs, _ = env.reset()
+    while len(columns["obs"]) < count:
+        next_obs, reward, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        for name, value in zip(columns, (obs, reward, next_obs, terminated, truncated)):
+            columns[name].append(value)
+        obs = env.reset()[0] if terminated or truncated else next_obs
     env.close()
-    result = np.asarray(states, dtype=np.float32)
-    result.setflags(write=False)
-    return result
+    arrays = {
+        name: np.asarray(values, dtype=np.float32 if name in ("obs", "reward", "next_obs") else bool)
+        for name, values in columns.items()
+    }
+    for array in arrays.values():
+        array.setflags(write=False)
+    return ProbeTransitions(**arrays)
+
+
+def probe_states(env_id: str, count: int = PROBE_STATE_COUNT) -> np.ndarray:
+    """The fixed states (count, obs_dim) on which max |Q| and mean Q are measured."""
+    return probe_transitions(env_id, count).obs
+
+
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """RMS(new - old) / RMS(old) over the last axis, per seed: how far a set of values moved,
+    in units of their own size, so a network with large values does not move "more" for it."""
+    new, old = new.double(), old.double()
+    return (new - old).square().mean(-1).sqrt() / old.square().mean(-1).sqrt().clamp(min=1e-12)
 
 
 def greedy_eval(params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device) -> np.ndarray:
@@ -97,8 +127,10 @@ class UpdateWindow:
         self.sample_age = torch.zeros(shape, dtype=torch.int64, device=device)
         self.terminal = torch.zeros(shape, dtype=torch.bool, device=device)
         self.states = torch.zeros((*shape, obs_dim), device=device)
+        # Per-update target drift; NaN for updates where it was not measured.
+        self.target_drift = torch.full((num_seeds, size), float("nan"), dtype=torch.float64, device=device)
 
-    def record(self, loss, grad_norm, td_target, td_error, sample_age, terminal, states) -> None:
+    def record(self, loss, grad_norm, td_target, td_error, sample_age, terminal, states, target_drift=None) -> None:
         i = self.count % self.size
         self.loss[:, i] = loss
         self.grad_norm[:, i] = grad_norm
@@ -107,6 +139,7 @@ class UpdateWindow:
         self.sample_age[:, i] = sample_age
         self.terminal[:, i] = terminal
         self.states[:, i] = states
+        self.target_drift[:, i] = float("nan") if target_drift is None else target_drift
         self.count += 1
 
     def _chronological(self, ring: torch.Tensor) -> torch.Tensor:
@@ -127,16 +160,57 @@ class UpdateWindow:
         states = self._chronological(self.states)
         # States in the order the updates used them: update by update, batch slot by slot.
         used = states.reshape(k, -1, states.shape[-1])
+        drift = self._chronological(self.target_drift)
+        measured = torch.isfinite(drift).sum(1)
         return {
             "loss": loss.mean(1).cpu().numpy(),
             "grad_norm": self._chronological(self.grad_norm).double().mean(1).cpu().numpy(),
             "td_target_mean": targets.mean(1).cpu().numpy(),
             "td_target_var": targets.var(1, correction=0).cpu().numpy(),
             "td_error_var": errors.var(1, correction=0).cpu().numpy(),
+            # Var(TD error) / mean(TD target^2): the share of the targets' size the network misses.
+            "td_error_var_relative": (errors.var(1, correction=0) / targets.square().mean(1).clamp(min=1e-12))
+            .cpu()
+            .numpy(),
+            "target_drift_between_syncs": torch.where(
+                measured > 0, torch.nan_to_num(drift).sum(1) / measured.clamp(min=1), torch.nan
+            )
+            .cpu()
+            .numpy(),
             "mean_sample_age": self._chronological(self.sample_age).double().flatten(1).mean(1).cpu().numpy(),
             "terminal_fraction": self._chronological(self.terminal).double().flatten(1).mean(1).cpu().numpy(),
             "state_autocorrelation": lag1_autocorrelation(used).cpu().numpy(),
         }
+
+
+class DriftMeter:
+    """Mean per-update target drift over a checkpoint interval, measured without a forward pass
+    on every update: updates that sync a hard target are measured one by one (the targets jump
+    there), and the drift of the other updates (continuous for no target, polyak or double Q;
+    exactly 0 for a plain hard target) is the window's mean of them, weighted by their count."""
+
+    def __init__(self, num_seeds: int):
+        self.sync_sum = np.zeros(num_seeds)
+        self.syncs = 0
+        self.updates = 0
+
+    def update(self, sync_drift: torch.Tensor | None) -> None:
+        self.updates += 1
+        if sync_drift is not None:
+            self.syncs += 1
+            self.sync_sum += sync_drift.cpu().numpy()
+
+    def per_update(self, between_syncs: np.ndarray) -> np.ndarray:
+        """The interval's mean drift per update, then start a new interval."""
+        if self.updates == 0:
+            value = np.full(self.sync_sum.shape, np.nan)
+        else:
+            others = self.updates - self.syncs
+            continuous = np.nan_to_num(between_syncs) * others if others else 0.0
+            value = (continuous + self.sync_sum) / self.updates
+        self.sync_sum[:] = 0.0
+        self.syncs = self.updates = 0
+        return value
 
 
 WINDOW_COLUMNS = (
@@ -145,6 +219,8 @@ WINDOW_COLUMNS = (
     "td_target_mean",
     "td_target_var",
     "td_error_var",
+    "td_error_var_relative",
+    "target_drift_between_syncs",
     "mean_sample_age",
     "terminal_fraction",
     "state_autocorrelation",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from agents.config import AgentConfig
-from agents.diagnostics import UpdateWindow, greedy_eval, probe_states
+from agents.diagnostics import DriftMeter, UpdateWindow, greedy_eval, probe_transitions, relative_change
 from agents.envs import env_spec, make_env_batch
 from agents.networks import (
     BatchedAdam,
@@ -92,6 +92,15 @@ def loss_and_grad(config: AgentConfig, prediction: torch.Tensor, target: torch.T
     return loss, (1.0 / n) * diff.clamp(-1.0, 1.0)
 
 
+def _in_window(config: AgentConfig, step: int) -> bool:
+    """Whether the update at env step `step` is among the last diagnostic_window updates before
+    the next checkpoint (per-update diagnostics that cost a forward pass are measured only there)."""
+    period = config.eval_period
+    next_checkpoint = min(-(-step // period) * period, config.total_env_steps)
+    every = config.env_steps_per_update
+    return next_checkpoint // every - step // every < config.diagnostic_window
+
+
 def train(
     config: AgentConfig,
     seeds: list[int],
@@ -124,7 +133,21 @@ def train(
     replay_uniforms = UniformBlocks([s.replay for s in streams], width=config.batch_size)
     buffer = ReplayBuffer(num_seeds, config.replay_capacity or 1, spec.obs_dim, device)
     window = UpdateWindow(num_seeds, config.diagnostic_window, config.batch_size, spec.obs_dim, device)
-    probe = torch.tensor(probe_states(config.env_id), device=device).expand(num_seeds, -1, -1)
+    drift_meter = DriftMeter(num_seeds)
+    # Without a target network, with polyak averaging or with double Q the TD targets move on
+    # every update; a plain hard target moves only when it is synced.
+    targets_move_every_update = config.target_network != "hard" or config.double_q
+    transitions = probe_transitions(config.env_id)
+
+    def per_seed(array: np.ndarray) -> torch.Tensor:
+        """A probe array shared by every seed, viewed with a leading seed axis."""
+        tensor = torch.tensor(array, device=device)
+        return tensor.expand(num_seeds, *tensor.shape)
+
+    probe = per_seed(transitions.obs)
+    probe_reward, probe_next = per_seed(transitions.reward), per_seed(transitions.next_obs)
+    probe_terminated, probe_truncated = per_seed(transitions.terminated), per_seed(transitions.truncated)
+    previous_probe_targets: list[torch.Tensor] = []
 
     env = make_env_batch(spec, num_seeds)
     obs = env.reset([s.env_reset_seed for s in streams])
@@ -164,6 +187,7 @@ def train(
         else:
             eval_returns = np.full((num_seeds, 1), np.nan)
         stats = window.summary()
+        stats["target_drift_per_update"] = drift_meter.per_update(stats["target_drift_between_syncs"])
         if target is not None:
             distance = target.distance(online).cpu().numpy()
         else:
@@ -172,6 +196,14 @@ def train(
             lag_updates, lag_steps = updates - last_sync_update, step - last_sync_step
         else:
             lag_updates, lag_steps = np.nan, np.nan
+        # Target drift between checkpoints: how far the TD targets of the fixed probe
+        # transitions moved since the last checkpoint, relative to their size.
+        probe_targets = td_targets(config, online, target, probe_reward, probe_next, probe_terminated, probe_truncated)
+        if previous_probe_targets:
+            checkpoint_drift = relative_change(probe_targets, previous_probe_targets[0]).cpu().numpy()
+        else:
+            checkpoint_drift = np.full(num_seeds, np.nan)
+        previous_probe_targets[:] = [probe_targets]
         columns = {
             "seed": seed_array,
             "env_step": step,
@@ -182,6 +214,7 @@ def train(
             "max_abs_q": q_probe.abs().amax(dim=(1, 2)).double().cpu().numpy(),
             "mean_q": q_probe.double().mean(dim=(1, 2)).cpu().numpy(),
             **stats,
+            "target_drift_checkpoint": checkpoint_drift,
             "target_distance": distance,
             "target_lag_updates": lag_updates,
             "target_lag_env_steps": lag_steps,
@@ -254,13 +287,26 @@ def train(
                 clip_grads_(grads, grad_norm, config.max_grad_norm)
             optimizer.step(grads)
             updates += 1
-            if config.target_network == "hard" and updates % config.target_sync_period == 0:
+            synced = config.target_network == "hard" and updates % config.target_sync_period == 0
+            if synced:
                 target.copy_(online)
                 last_sync_update, last_sync_step = updates, step
             elif config.target_network == "polyak":
                 target.polyak_(online, config.target_tau)
             if on_update is not None:
                 on_update(step, updates, online, target)
+            # The moving target: how far this update (with any sync) moved the TD targets of the
+            # batch it learned from, relative to their size. Measured at every sync and, where
+            # targets move on every update, on the window's updates; otherwise exactly 0.
+            drift = None
+            if synced or (targets_move_every_update and _in_window(config, step)):
+                y_after = td_targets(
+                    config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+                )
+                drift = relative_change(y_after, y)
+            elif not targets_move_every_update:
+                drift = torch.zeros(num_seeds, dtype=torch.float64, device=device)
+            drift_meter.update(drift if synced else None)
             window.record(
                 loss,
                 grad_norm,
@@ -269,6 +315,7 @@ def train(
                 step - 1 - batch["insert_step"],
                 batch["terminated"],
                 batch["obs"],
+                None if synced else drift,
             )
             if trace:
                 trace_losses.append(loss.cpu().numpy())

@@ -138,7 +138,68 @@ for _capacity in REPLAY_CAPACITIES:
         _summary = f"Example 3 with a replay capacity of {_capacity:,} transitions."
     _VARIANTS.append(Variant(f"capacity-{_capacity or 'none'}", _config, _summary, None))
 
+
+# The 2^4 factorial over the four switches that separate the article's examples. Each knob has
+# the level of example 1 (off) and of example 3 (on); everything else is as in the article presets.
+FACTORIAL_KNOBS = ("terminal_masking", "time_limit_as_terminal", "replay", "target_network")
+FACTORIAL_LABELS = {
+    "terminal_masking": "mask terminal states",
+    "time_limit_as_terminal": "treat the time limit as terminal (old-gym done)",
+    "replay": "replay (batch 64 of 10,000)",
+    "target_network": "target network (sync every 100 updates)",
+}
+
+
+def factorial_config(mask: bool, time_limit_terminal: bool, replay: bool, target: bool) -> AgentConfig:
+    """The factorial cell with these switches; (False, False, False, False) is example 1 and
+    (True, True, True, True) example 3."""
+    config = ARTICLE_NAIVE.replace(terminal_masking=mask, bootstrap_on_truncation=not time_limit_terminal)
+    if replay:
+        config = config.replace(replay_capacity=10_000, batch_size=64, learning_starts=64)
+    if target:
+        config = config.replace(target_network="hard", target_sync_period=100)
+    return config
+
+
+def factorial_cells() -> list[tuple[tuple[bool, ...], AgentConfig]]:
+    """All 16 cells as ((mask, time limit terminal, replay, target), config), in binary order."""
+    cells = []
+    for index in range(16):
+        levels = tuple(bool(index >> (3 - bit) & 1) for bit in range(4))
+        cells.append((levels, factorial_config(*levels)))
+    return cells
+
+
+def _cell_name(levels: tuple[bool, ...]) -> str:
+    return "cell-" + "-".join(f"{letter}{int(on)}" for letter, on in zip("mdrt", levels))
+
+
+_NAMED = {v.config: v.name for v in _VARIANTS}
+FACTORIAL_NAMES: dict[tuple[bool, ...], str] = {}
+for _levels, _config in factorial_cells():
+    # A cell that is already a named variant (the article's examples, naive-masked, ...) keeps
+    # its name, so it is trained once; the others are named by their switches.
+    if _config not in _NAMED:
+        _VARIANTS.append(
+            Variant(
+                _cell_name(_levels),
+                _config,
+                "Factorial cell: "
+                + ", ".join(f"{FACTORIAL_LABELS[k]} {'on' if on else 'off'}" for k, on in zip(FACTORIAL_KNOBS, _levels))
+                + ".",
+                None,
+            )
+        )
+        _NAMED[_config] = _VARIANTS[-1].name
+    FACTORIAL_NAMES[_levels] = _NAMED[_config]
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
+
+
+def factorial_variant(mask: bool, time_limit_terminal: bool, replay: bool, target: bool) -> str:
+    """Name of the factorial cell with these switches (m = mask, d = old-gym done, r = replay,
+    t = target network; 1 = example 3's level)."""
+    return FACTORIAL_NAMES[(mask, time_limit_terminal, replay, target)]
 
 
 def sync_period_variant(period: int) -> str:

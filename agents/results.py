@@ -132,6 +132,31 @@ class RunResult:
         }
         return cls(variant, record.config, list(record.seeds), checkpoints, episodes, meta)
 
+    @classmethod
+    def concat(cls, parts: list[RunResult]) -> RunResult:
+        """One run from runs of the same variant on disjoint seeds, side by side (seed isolation
+        makes this identical to training all the seeds at once); meta sums the timings."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        if any(p.variant != first.variant or p.config != first.config for p in parts):
+            raise ValueError("RunResult.concat takes runs of one variant and one config")
+        meta = {
+            **first.meta,
+            "seeds": [s for p in parts for s in p.seeds],
+            "cache_paths": [path for p in parts for path in p.meta.get("cache_paths", [])],
+            "train_seconds": sum(p.meta.get("train_seconds", 0.0) for p in parts),
+            "wall_time_s": sum(p.meta.get("wall_time_s", 0.0) for p in parts),
+        }
+        return cls(
+            first.variant,
+            first.config,
+            meta["seeds"],
+            pd.concat([p.checkpoints for p in parts], ignore_index=True),
+            pd.concat([p.episodes for p in parts], ignore_index=True),
+            meta,
+        )
+
     def final(self) -> pd.DataFrame:
         """The last checkpoint of every seed."""
         last = self.checkpoints["env_step"].max()

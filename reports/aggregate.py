@@ -119,7 +119,7 @@ def variant_summary(results: Results) -> pd.DataFrame:
             "median_peak_max_abs_q": float(seeds["peak_max_abs_q"].median()),
             "median_late_td_target_var": float(seeds["late_td_target_var"].median()),
         }
-        for flag in ("success", "soft_diverged", "hard_diverged", "collapsed"):
+        for flag in ("success", "soft_diverged", "overshoot", "hard_diverged", "collapsed"):
             if flag in seeds:
                 rate, low, high = _rate(seeds[flag])
                 row.update({f"{flag}_rate": rate, f"{flag}_low": low, f"{flag}_high": high})
@@ -127,14 +127,30 @@ def variant_summary(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error")
+
+
 def claim_ledger(results: Results) -> pd.DataFrame:
-    """One row per claim test: the claim in plain words, metric, effect, interval, p, n, verdict."""
+    """One row per claim: the claim in plain words, metric, effect, interval, raw and
+    Holm-adjusted p, the look that settled it and the seeds it used, verdict."""
     claims = results.tests[results.tests["property"] == "claims"].copy()
-    metric = [json.loads(d).get("metric", "") if d else "" for d in claims["details"]]
-    claims.insert(2, "metric", metric)
-    columns = ["claim", "metric", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "n", "verdict"]
-    columns += ["seeds_needed", "outcome", "node_id"]
-    return claims[columns].sort_values("node_id").reset_index(drop=True)
+    details = [json.loads(d) if d else {} for d in claims["details"]]
+    for name in LEDGER_DETAILS:
+        claims[name] = [d.get(name) for d in details]
+    columns = ["claim", "metric", "note", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted"]
+    columns += ["look", "looks", "look_level", "seeds_used", "n", "verdict", "seeds_needed", "outcome", "error"]
+    return claims[columns + ["node_id"]].sort_values("node_id").reset_index(drop=True)
+
+
+def attribution(results: Results) -> pd.DataFrame:
+    """The factorial attribution recorded by the attribution claim: one row per (metric,
+    contrast), with estimates, intervals and Shapley shares of the example 1 -> 3 gap."""
+    rows = []
+    for _test, details in results.details("test_claim[failure-is-missing-stabilisers"):
+        for metric, table in (details.get("attribution") or {}).items():
+            rows += [{"metric": metric, **row} for row in table]
+    columns = ["metric", "kind", "name", "estimate", "ci_low", "ci_high", "share", "share_low", "share_high"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def test_table(results: Results) -> pd.DataFrame:
@@ -144,16 +160,18 @@ def test_table(results: Results) -> pd.DataFrame:
 
 
 def soft_divergence_sensitivity(results: Results) -> pd.DataFrame:
-    """Share of seeds soft-diverged at every margin over the return bound, per variant: how a
-    soft-divergence verdict moves with the threshold (columns are the bounds)."""
+    """Share of seeds soft-diverged at every margin over the return bound, per variant and
+    definition (sustained over the late checkpoints, the verdicts' definition; or the peak
+    ever crossing it): how a soft-divergence verdict moves with the threshold."""
     rows = []
     for variant, frame in results.runs.groupby("variant", sort=True):
         gamma = results.gamma(variant)
         rates = soft_divergence_rates(frame, results.env_id, gamma)
-        row = {"variant": variant}
-        for margin, (hit, total) in rates.items():
-            row[f"{soft_divergence_bound(results.env_id, gamma, margin):g}"] = hit / total
-        rows.append(row)
+        sustained, peak = {"variant": variant, "definition": "sustained"}, {"variant": variant, "definition": "peak"}
+        for margin, (held, crossed, total) in rates.items():
+            column = f"{soft_divergence_bound(results.env_id, gamma, margin):g}"
+            sustained[column], peak[column] = held / total, crossed / total
+        rows += [sustained, peak]
     return pd.DataFrame(rows)
 
 
@@ -175,6 +193,7 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
         "seeds": seed_table(results),
         "improvement_matrix": improvement_matrix(results).reset_index(),
         "soft_divergence_sensitivity": soft_divergence_sensitivity(results),
+        "attribution": attribution(results),
     }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from reports.aggregate import Results, improvement_matrix, seed_table  # noqa: E402
+from reports.aggregate import Results, attribution, improvement_matrix, seed_table  # noqa: E402
 from reports.metrics import soft_divergence_bound  # noqa: E402
 
 ARTICLE = ("article-naive", "article-replay", "article-target")
@@ -62,7 +62,8 @@ def named_variants(results: Results) -> list[str]:
     present = set(results.runs["variant"])
     sweeps = set(sweep_members(results, {"target_sync_period"}))
     sweeps |= set(sweep_members(results, {"replay_capacity", "batch_size", "learning_starts"}))
-    named = (present - sweeps) | ({"article-target"} & present)
+    cells = {name for name in present if name.startswith("cell-")}  # factorial cells: their own figure
+    named = (present - sweeps - cells) | ({"article-target"} & present)
     return [v for v in ARTICLE if v in named] + sorted(named - set(ARTICLE))
 
 
@@ -129,7 +130,7 @@ def _sweep(results: Results, knob: str, members: list[str], metrics: list[tuple[
     for ax, (column, label) in zip(axes, metrics):
         sns.pointplot(data=seeds, x=knob, y=column, errorbar=("ci", 95), n_boot=BAND_RESAMPLES, seed=0, ax=ax)
         ax.set(ylabel=label, xlabel=knob.replace("_", " ") + (" (1 = no replay)" if knob == "replay_capacity" else ""))
-        if column in ("peak_max_abs_q", "late_td_target_var", "mean_sample_age"):
+        if column in ("peak_max_abs_q", "late_td_target_var", "mean_sample_age", "late_target_drift"):
             ax.set_yscale("log")
     return True
 
@@ -151,6 +152,37 @@ def _heatmap(results: Results, ax) -> None:
     matrix = improvement_matrix(results)
     sns.heatmap(matrix, vmin=0, vmax=1, cmap="RdBu_r", center=0.5, annot=len(matrix) <= 10, fmt=".2f", ax=ax)
     ax.set(xlabel="compared with", ylabel="P(row variant's late return > column's)")
+
+
+METRIC_LABELS = {
+    "late_return": "late return",
+    "success": "success rate",
+    "soft_diverged": "sustained soft divergence",
+}
+
+
+def _attribution(results: Results, axes) -> bool:
+    """Each knob's Shapley share of the example 1 -> 3 gap, per outcome metric, with 95% intervals."""
+    table = attribution(results)
+    table = table[table["kind"] == "shapley"]
+    if table.empty:
+        return False
+    for ax, (metric, label) in zip(axes, METRIC_LABELS.items()):
+        rows = table[table["metric"] == metric]
+        if rows.empty:
+            ax.set_visible(False)
+            continue
+        y = np.arange(len(rows))
+        ax.invert_yaxis()  # knobs read top to bottom in the table's order
+        share = rows["share"].to_numpy(dtype=float)
+        if not np.isfinite(share).any():
+            ax.text(0.5, 0.5, "no gap between examples 1 and 3", ha="center", transform=ax.transAxes)
+        low, high = rows["share_low"].to_numpy(dtype=float), rows["share_high"].to_numpy(dtype=float)
+        ax.errorbar(share, y, xerr=[share - low, high - share], fmt="o", color="0.2", capsize=3)
+        ax.axvline(0, color="0.5", linewidth=1)
+        ax.set_yticks(y, [name.replace("_", " ") for name in rows["name"]] if ax is axes[0] else [])
+        ax.set(xlabel=f"share of the {label} gap", title=label)
+    return True
 
 
 def render_figures(results: Results, directory: str | Path) -> list[Figure]:
@@ -178,6 +210,20 @@ def render_figures(results: Results, directory: str | Path) -> list[Figure]:
         "bootstrap intervals over seeds, each run resampled to the common checkpoint grid.",
     )
 
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    if _attribution(results, axes):
+        save(
+            fig,
+            "attribution",
+            "Attribution of the example 1 -> example 3 gap",
+            "Shapley share of each of the four switches that separate the article's examples (terminal masking, "
+            "old-gym done, replay, target network), from the 16-cell factorial: each knob's marginal effect "
+            "averaged over every order of switching, so the shares add to 1 whatever the order. 95% stratified "
+            "bootstrap intervals over seeds.",
+        )
+    else:
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(9, 5))
     _max_q(results, ax)
     save(
@@ -203,8 +249,8 @@ def render_figures(results: Results, directory: str | Path) -> list[Figure]:
     sync = sweep_members(results, {"target_sync_period"})
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     metrics = [
-        ("late_td_target_var", "TD-target variance"),
-        ("peak_max_abs_q", "peak max |Q|"),
+        ("late_target_drift", "relative TD-target drift per update"),
+        ("late_td_target_var", "batch TD-target variance (grows with Q^2)"),
         ("late_return", "late return"),
     ]
     if _sweep(results, "target_sync_period", sync, metrics, axes):
@@ -212,8 +258,9 @@ def render_figures(results: Results, directory: str | Path) -> list[Figure]:
             fig,
             "sync_sweep",
             "Sync-period sweep",
-            "TD-target variance, peak max |Q| and late return against "
-            "the sync period C (gradient updates); C = 1 is equivalent to no target network. Means with 95% CIs.",
+            "Relative drift of the TD targets per update (the moving target, scale-free), the batch TD-target "
+            "variance (recorded, not a verdict: it grows with the size of Q) and late return against the sync "
+            "period C (gradient updates); C = 1 is equivalent to no target network. Means with 95% CIs.",
         )
     else:
         plt.close(fig)

@@ -34,6 +34,11 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _text(value) -> str:
+    """A string cell; missing values (None, or NaN in pandas' string dtype) read as empty."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
 def _interval(low, high) -> str:
     return "" if _num(low) == "" else f"[{_num(low)}, {_num(high)}]"
 
@@ -49,14 +54,22 @@ def _p_clause(value) -> str:
 
 def reading(row: pd.Series) -> str:
     """One plain-language sentence for a claim's verdict."""
+    if row["verdict"] == "error":
+        return f"The test crashed before it could reach a verdict: {row.get('error') or 'see the test log'}."
     effect = (
         f"{row['statistic']} = {_num(row['effect_size'])} (95% interval {_interval(row['ci_low'], row['ci_high'])})"
     )
-    n = f"{int(row['n'])} seeds" if pd.notna(row["n"]) else "the seeds"
+    seeds = row.get("seeds_used")
+    n = f"{int(seeds)} seeds per variant" if seeds is not None and pd.notna(seeds) else "the seeds"
+    adjusted = row.get("p_adjusted")
+    holm = f" (Holm-adjusted over the family: {_p(adjusted)})" if adjusted is not None and pd.notna(adjusted) else ""
     if row["verdict"] == "supported":
-        return f"The data back it: {effect}, {_p_clause(row['p_value'])} over {n}."
+        return f"The data back it: {effect}, {_p_clause(row['p_value'])}{holm} over {n}."
     if row["verdict"] == "refuted":
-        return f"The data contradict it: {effect}, and the opposite direction is significant at alpha = 0.05."
+        return (
+            f"The data contradict it: {effect}; the opposite direction is significant after Holm's adjustment, "
+            f"over {n}."
+        )
     if row["verdict"] == "inconclusive":
         needed = row.get("seeds_needed")
         more = (
@@ -66,6 +79,9 @@ def reading(row: pd.Series) -> str:
         )
         return f"Not settled with {n}: {effect}, {_p_clause(row['p_value'])}.{more}"
     return "The test did not reach a verdict (it errored or was skipped before measuring)."
+
+
+CHECK_OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "errored"}
 
 
 def _rate(row, prefix: str) -> str:
@@ -82,24 +98,44 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     figures = render_figures(results, work / "figures")
     ledger = [
         {
-            "claim": row["claim"],
-            "metric": row["metric"],
-            "statistic": row["statistic"] or "",
+            "claim": _text(row["claim"]),
+            "metric": _text(row["metric"]),
+            "statistic": _text(row["statistic"]),
             "effect": _num(row["effect_size"]),
             "interval": _interval(row["ci_low"], row["ci_high"]),
             "p": _p(row["p_value"]),
-            "n": _num(row["n"]),
+            "p_adjusted": _p(row["p_adjusted"]),
+            "look": ""
+            if pd.isna(row["look"])
+            else f"{int(row['look'])} of {int(row['looks'])} ({_num(row['look_level'])})",
+            "seeds": _num(row["seeds_used"]),
+            "note": _text(row["note"]),
             "verdict": row["verdict"],
             "needed": _num(row["seeds_needed"]),
             "reading": reading(row),
         }
         for _, row in tables["claim_ledger"].iterrows()
     ]
+    attribution_rows = [
+        {
+            "metric": row["metric"].replace("_", " "),
+            "kind": row["kind"],
+            "name": row["name"].replace("_", " "),
+            "estimate": _num(row["estimate"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "share": "" if pd.isna(row["share"]) else f"{100 * row['share']:.0f}%",
+            "share_interval": ""
+            if pd.isna(row["share_low"])
+            else f"[{100 * row['share_low']:.0f}%, {100 * row['share_high']:.0f}%]",
+        }
+        for _, row in tables["attribution"].iterrows()
+    ]
     tests = [
         {
             "test": row["node_id"].split("::")[-1],
-            "property": row["property"] or "",
-            "verdict": row["verdict"],
+            "property": _text(row["property"]),
+            # Checks pass or fail; they are not claims and are never counted as supported ones.
+            "check": f"check {CHECK_OUTCOMES.get(row['outcome'], row['outcome'])}",
             "effect": _num(row["effect_size"]),
             "interval": _interval(row["ci_low"], row["ci_high"]),
             "p": _p(row["p_value"]),
@@ -107,6 +143,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "outcome": row["outcome"],
         }
         for _, row in tables["tests"].iterrows()
+        if row["property"] != "claims"
     ]
     summary = [
         {
@@ -124,9 +161,9 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         for _, row in tables["variant_summary"].iterrows()
     ]
     sensitivity = tables["soft_divergence_sensitivity"]
-    bounds = [c for c in sensitivity.columns if c != "variant"]
+    bounds = [c for c in sensitivity.columns if c not in ("variant", "definition")]
     soft = [
-        {"variant": row["variant"], "rates": [f"{100 * row[b]:.0f}%" for b in bounds]}
+        {"variant": row["variant"], "definition": row["definition"], "rates": [f"{100 * row[b]:.0f}%" for b in bounds]}
         for _, row in sensitivity.iterrows()
     ]
     embedded = [
@@ -138,7 +175,14 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     )
     meta = {"wall_time_s": None, "xdist_workers": 0, "git_commit": None, "package_versions": {}, **results.meta}
     html = environment.get_template("report.html.j2").render(
-        meta=meta, ledger=ledger, tests=tests, summary=summary, figures=embedded, soft=soft, bounds=bounds
+        meta=meta,
+        ledger=ledger,
+        tests=tests,
+        summary=summary,
+        figures=embedded,
+        soft=soft,
+        bounds=bounds,
+        attribution=attribution_rows,
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -126,15 +126,29 @@ def seeds_needed_for_improvement(p_improvement: float, alpha: float = ALPHA, pow
     return max(2, math.ceil(z**2 / (6 * (p_improvement - 0.5) ** 2)))
 
 
-def seeds_needed_for_rates(p1: float, p2: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
-    """Seeds per variant for a one-sided two-proportion z-test to detect p1 > p2 (normal
-    approximation). None where p1 <= p2."""
+def fisher_power(n: int, p1: float, p2: float, alpha: float = ALPHA) -> float:
+    """Exact power of the one-sided Fisher test of 'rate 1 > rate 2' with n seeds per group,
+    by enumerating every outcome (x1, x2): conditional on x1 + x2 = t the test rejects when
+    x1 reaches the hypergeometric critical value of that t."""
+    x = np.arange(n + 1)
+    x1, x2 = np.meshgrid(x, x, indexing="ij")
+    # One-sided Fisher p-value of each table: P(X1 >= x1 | X1 + X2 = x1 + x2), hypergeometric.
+    p_values = stats.hypergeom.sf(x1 - 1, 2 * n, x1 + x2, n)
+    probability = np.outer(stats.binom.pmf(x, n, p1), stats.binom.pmf(x, n, p2))
+    return float(probability[p_values <= alpha].sum())
+
+
+def seeds_needed_for_rates(
+    p1: float, p2: float, alpha: float = ALPHA, power: float = 0.8, limit: int = 400
+) -> int | None:
+    """Smallest n per group at which the one-sided Fisher exact test of p1 > p2 reaches the
+    given power, by exact enumeration (fisher_power). None where p1 <= p2 or beyond `limit`."""
     if not p1 > p2:
         return None
-    z_a, z_b = stats.norm.ppf(1 - alpha), stats.norm.ppf(power)
-    p_bar = (p1 + p2) / 2
-    numerator = (z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2
-    return max(2, math.ceil(numerator / (p1 - p2) ** 2))
+    for n in range(2, limit + 1):
+        if fisher_power(n, p1, p2, alpha) >= power:
+            return n
+    return None
 
 
 def seeds_needed_for_rate_below(bound: float, rate: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
@@ -164,6 +178,8 @@ class Verdict:
     p_value: float
     n: int
     seeds_needed: int | None = None
+    # The one-sided p-value of the opposite direction: a refutation rests on it.
+    p_opposite: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -188,7 +204,15 @@ def compare_greater(x, y, alpha: float = ALPHA) -> Verdict:
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_improvement(effect.estimate, alpha) if verdict == INCONCLUSIVE else None
     return Verdict(
-        verdict, "P(X > Y)", effect.estimate, effect.low, effect.high, p_claimed, int(min(a.size, b.size)), needed
+        verdict,
+        "P(X > Y)",
+        effect.estimate,
+        effect.low,
+        effect.high,
+        p_claimed,
+        int(min(a.size, b.size)),
+        needed,
+        p_opposite,
     )
 
 
@@ -205,7 +229,7 @@ def compare_rates_greater(successes_x: int, n_x: int, successes_y: int, n_y: int
     high = diff + math.sqrt((wx.high - wx.estimate) ** 2 + (wy.estimate - wy.low) ** 2)
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_rates(wx.estimate, wy.estimate, alpha) if verdict == INCONCLUSIVE else None
-    return Verdict(verdict, "rate difference", diff, low, high, p_claimed, int(min(n_x, n_y)), needed)
+    return Verdict(verdict, "rate difference", diff, low, high, p_claimed, int(min(n_x, n_y)), needed, p_opposite)
 
 
 def rate_below(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
@@ -215,14 +239,24 @@ def rate_below(successes: int, trials: int, bound: float, alpha: float = ALPHA) 
     rate = wilson_interval(successes, trials)
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_rate_below(bound, rate.estimate, alpha) if verdict == INCONCLUSIVE else None
-    return Verdict(verdict, "rate", rate.estimate, rate.low, rate.high, p_claimed, trials, needed)
+    return Verdict(verdict, "rate", rate.estimate, rate.low, rate.high, p_claimed, trials, needed, p_opposite)
 
 
 def rate_above(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
     """Claim 'the true rate is above bound': rate_below on the complementary outcome."""
     below = rate_below(trials - successes, trials, 1 - bound, alpha)
     rate = wilson_interval(successes, trials)
-    return Verdict(below.verdict, "rate", rate.estimate, rate.low, rate.high, below.p_value, trials, below.seeds_needed)
+    return Verdict(
+        below.verdict,
+        "rate",
+        rate.estimate,
+        rate.low,
+        rate.high,
+        below.p_value,
+        trials,
+        below.seeds_needed,
+        below.p_opposite,
+    )
 
 
 def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha: float) -> Verdict:
@@ -241,7 +275,9 @@ def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha
     if verdict == INCONCLUSIVE and hits > misses:
         needed = seeds_needed_for_rate_below(0.5, misses / informative, alpha)
     name = getattr(statistic, "__name__", "statistic")
-    return Verdict(verdict, name, interval.estimate, interval.low, interval.high, p_claimed, int(array.size), needed)
+    return Verdict(
+        verdict, name, interval.estimate, interval.low, interval.high, p_claimed, int(array.size), needed, p_opposite
+    )
 
 
 def location_above(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Verdict:
@@ -298,33 +334,78 @@ def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Verdict:
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = None
     if verdict == INCONCLUSIVE and rho != 0 and (rho < 0) == decreasing:
-        # Fisher z approximation for a one-sided test of the observed correlation at 80% power.
-        z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(0.8)
-        needed = max(4, math.ceil((z / math.atanh(min(abs(rho), 0.999))) ** 2 + 3))
-    return Verdict(verdict, "spearman rho", rho, low, high, p_claimed, int(a.size), needed)
+        needed = seeds_needed_for_spearman(rho, alpha)
+    return Verdict(verdict, "spearman rho", rho, low, high, p_claimed, int(a.size), needed, p_opposite)
 
 
-def improvement_difference(a, b, c, alpha: float = ALPHA) -> Verdict:
-    """Claim 'going from b to a improves more than going from c to b':
-    D = P(A > B) - P(B > C) > 0, with a stratified bootstrap (each group resampled on its own);
-    the p-value is the bootstrap share of D <= 0."""
-    x, y, z = _as_array(a, "a"), _as_array(b, "b"), _as_array(c, "c")
-    n = min(x.size, y.size, z.size)
-    estimate = probability_of_improvement(x, y) - probability_of_improvement(y, z)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = np.empty(BOOTSTRAP_RESAMPLES)
-    for i in range(BOOTSTRAP_RESAMPLES):
-        rx, ry, rz = rng.choice(x, x.size), rng.choice(y, y.size), rng.choice(z, z.size)
-        draws[i] = probability_of_improvement(rx, ry) - probability_of_improvement(ry, rz)
-    p_claimed = float((1 + np.sum(draws <= 0)) / (draws.size + 1))
-    p_opposite = float((1 + np.sum(draws >= 0)) / (draws.size + 1))
-    low, high = (float(q) for q in np.quantile(draws, [alpha / 2, 1 - alpha / 2]))
-    # The percentile bootstrap is too optimistic below MIN_BOOTSTRAP_SEEDS seeds per group.
-    verdict = decide(p_claimed, p_opposite, alpha) if n >= MIN_BOOTSTRAP_SEEDS else INCONCLUSIVE
-    needed = None
-    if verdict == INCONCLUSIVE and estimate > 0:
-        # The bootstrap spread shrinks as 1/sqrt(n): scale it to a one-sided test at 80% power.
-        spread = (high - low) / (2 * stats.norm.ppf(1 - alpha / 2))
-        z_total = stats.norm.ppf(1 - alpha) + stats.norm.ppf(0.8)
-        needed = max(MIN_BOOTSTRAP_SEEDS, math.ceil(n * (z_total * spread / estimate) ** 2))
-    return Verdict(verdict, "P(A>B) - P(B>C)", estimate, low, high, p_claimed, int(n), needed)
+def seeds_needed_for_spearman(rho: float, alpha: float = ALPHA, power: float = 0.8) -> int:
+    """Points for a one-sided Spearman test to detect rho with the given power: Fisher's z of
+    rho with Bonett & Wright's (2000) variance for Spearman, (1 + rho^2 / 2) / (n - 3), not
+    Pearson's 1 / (n - 3)."""
+    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    r = min(abs(rho), 0.999)
+    return max(4, math.ceil((1 + r * r / 2) * (z / math.atanh(r)) ** 2 + 3))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def obrien_fleming_spending(fraction: float, alpha: float = ALPHA) -> float:
+    """Lan-DeMets O'Brien-Fleming alpha spent by information fraction t (one-sided):
+    2 (1 - Phi(z_{1 - alpha/2} / sqrt(t))); spends almost nothing early and alpha at t = 1."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r} is invalid: must lie in (0, 1]")
+    return float(2 * stats.norm.sf(stats.norm.isf(alpha / 2) / math.sqrt(fraction)))
+
+
+def stage_levels(seed_counts, alpha: float = ALPHA) -> list[float]:
+    """Nominal level of each look of a group-sequential design with these cumulative seed
+    counts: the increments of the O'Brien-Fleming spending function. They sum to alpha, so
+    by the union bound the chance of any false verdict over all looks stays <= alpha whatever
+    the correlation between looks (conservative, and valid for any test statistic)."""
+    counts = list(seed_counts)
+    if not counts or any(b <= a for a, b in zip(counts, counts[1:])):
+        raise ValueError(f"seed_counts={counts!r} is invalid: must be increasing")
+    spent = [obrien_fleming_spending(n / counts[-1], alpha) for n in counts]
+    return [spent[0]] + [b - a for a, b in zip(spent, spent[1:])]
+
+
+def seed_stages(initial: int, maximum: int) -> list[int]:
+    """Cumulative seed counts of the looks: double from `initial` until `maximum` (the last
+    look uses exactly `maximum`)."""
+    if maximum <= initial:
+        return [initial]
+    stages = [initial]
+    while stages[-1] * 2 < maximum:
+        stages.append(stages[-1] * 2)
+    return stages + [maximum]
+
+
+def stratified_permutation_greater(strata, resamples: int = PERMUTATIONS, seed: int = BOOTSTRAP_SEED) -> float:
+    """One-sided p-value for 'x tends to exceed y' pooled over strata [(x_s, y_s), ...]: the
+    statistic is the mean over strata of P(X > Y), and the null distribution permutes the
+    group labels within each stratum (Monte Carlo, valid at any sample size; ties get mid-ranks).
+    The design holds every other factor fixed inside a stratum."""
+    rng = np.random.default_rng(seed)
+    observed = 0.0
+    null = np.zeros(resamples)
+    for x, y in strata:
+        a, b = _as_array(x, "x"), _as_array(y, "y")
+        ranks = stats.rankdata(np.concatenate([a, b]))
+        offset = a.size * (a.size + 1) / 2
+        scale = a.size * b.size
+        observed += (ranks[: a.size].sum() - offset) / scale
+        # Rank sums of a random subset of size |a|: U / (n m) is P(X > Y) with ties counted half.
+        picks = rng.permuted(np.tile(np.arange(ranks.size), (resamples, 1)), axis=1)[:, : a.size]
+        null += (ranks[picks].sum(1) - offset) / scale
+    return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))

@@ -47,16 +47,16 @@ def test_serial_and_parallel_sessions_write_the_same_results(pytester, tmp_path)
 
 def test_second_session_is_served_from_the_cache_and_a_corrupt_entry_is_retrained(pytester, tmp_path):
     cache = tmp_path / "cache"
-    first = run_suite(pytester, tmp_path / "first", cache, "-m", "claims", "-k", "naive_agent")
+    first = run_suite(pytester, tmp_path / "first", cache, "-m", "claims", "-k", "naive")
     assert first.ret in (0, 1)
     (entry,) = [p for p in cache.iterdir() if p.is_dir() and p.name.startswith("article-naive-")]
     stamp = (entry / "meta.json").stat().st_mtime_ns
-    second = run_suite(pytester, tmp_path / "second", cache, "-m", "claims", "-k", "naive_agent")
+    second = run_suite(pytester, tmp_path / "second", cache, "-m", "claims", "-k", "naive")
     assert second.ret == first.ret
     assert (entry / "meta.json").stat().st_mtime_ns == stamp, "a cached run was retrained"
     # A damaged entry (as a killed writer could never leave, but a disk might) is retrained.
     (entry / "checkpoints.parquet").write_bytes(b"garbage")
-    third = run_suite(pytester, tmp_path / "third", cache, "-m", "claims", "-k", "naive_agent")
+    third = run_suite(pytester, tmp_path / "third", cache, "-m", "claims", "-k", "naive")
     assert third.ret == first.ret
     assert pd.read_parquet(entry / "checkpoints.parquet").shape[0] > 0
     pd.testing.assert_frame_equal(

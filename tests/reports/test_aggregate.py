@@ -50,9 +50,15 @@ def test_improvement_matrix_is_antisymmetric(results_dir):
 
 def test_claim_ledger_keeps_the_claim_in_plain_words(results_dir):
     ledger = claim_ledger(load_results(results_dir))
-    assert ledger["claim"].tolist() == ["Experience replay improves on the <naive> agent & more."]
-    assert ledger["metric"].tolist() == ["late greedy return"]
-    assert ledger["seeds_needed"].tolist() == [17]
+    assert ledger["claim"].tolist() == [
+        "test_claim[crashing]",
+        "Experience replay improves on the <naive> agent & more.",
+    ]
+    assert ledger["verdict"].tolist() == ["error", "inconclusive"]
+    assert ledger["metric"].tolist()[1] == "late greedy return"
+    assert ledger["seeds_needed"].tolist()[1] == 17
+    assert ledger["p_adjusted"].tolist()[1] == 0.3 and ledger["seeds_used"].tolist()[1] == 4
+    assert ledger["error"].tolist()[0] == "KeyError: 'late_return'"
 
 
 def test_tables_export_as_csv_and_parquet(results_dir, tmp_path):

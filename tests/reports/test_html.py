@@ -37,6 +37,9 @@ def test_report_is_self_contained_and_escapes_result_text(report):
     assert not re.search(r'(src|href)="https?://', html)
     assert html.count('src="data:image/png;base64,') >= 4
     assert "About 17 seeds per variant would settle it." in html
+    # A crashed claim reads as a crash, never as a verdict; checks read "check ...", never "nan".
+    assert "The test crashed before it could reach a verdict: KeyError" in html
+    assert "check skipped" in html and ">nan<" not in html
 
 
 def test_command_line_entry_point(results_dir, tmp_path):
@@ -65,7 +68,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
         assert len(images) >= 4
         assert all(complete and width > 0 for _, complete, width in images), images
-        assert page.locator("#claim-ledger tbody tr").count() == 1
+        assert page.locator("#claim-ledger tbody tr").count() == 2
         assert "Experience replay improves" in page.locator("#claim-ledger").inner_text()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()

@@ -152,15 +152,6 @@ def test_spearman_trend_detects_a_monotone_relation():
     assert S.spearman_trend(x, y, decreasing=False).verdict == S.REFUTED
 
 
-def test_improvement_difference_needs_enough_seeds():
-    big, mid, low = [10] * 4, [5] * 4, [4.9] * 4
-    assert S.improvement_difference(big, mid, low).verdict == S.INCONCLUSIVE  # 4 seeds: too few
-    rng = np.random.default_rng(1)
-    a, b, c = rng.normal(10, 1, 12), rng.normal(0, 1, 12), rng.normal(0, 1, 12)
-    verdict = S.improvement_difference(a, b, c)
-    assert verdict.verdict == S.SUPPORTED and verdict.effect_size > 0.3
-
-
 def test_mann_whitney_is_exact_for_small_samples_with_ties():
     # 3 vs 3, complete separation: exactly 1 of the C(6, 3) = 20 splits is as extreme.
     assert S.mann_whitney_greater([5, 6, 7], [1, 1, 1]) == pytest.approx(1 / 20)
