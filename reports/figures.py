@@ -178,7 +178,9 @@ def _attribution(results: Results, axes) -> bool:
         if not np.isfinite(share).any():
             ax.text(0.5, 0.5, "no gap between examples 1 and 3", ha="center", transform=ax.transAxes)
         low, high = rows["share_low"].to_numpy(dtype=float), rows["share_high"].to_numpy(dtype=float)
-        ax.errorbar(share, y, xerr=[share - low, high - share], fmt="o", color="0.2", capsize=3)
+        # A ratio's percentile interval need not contain its plug-in estimate: clip the bars at 0.
+        xerr = [np.maximum(share - low, 0), np.maximum(high - share, 0)]
+        ax.errorbar(share, y, xerr=xerr, fmt="o", color="0.2", capsize=3)
         ax.axvline(0, color="0.5", linewidth=1)
         ax.set_yticks(y, [name.replace("_", " ") for name in rows["name"]] if ax is axes[0] else [])
         ax.set(xlabel=f"share of the {label} gap", title=label)
