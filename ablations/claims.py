@@ -54,6 +54,9 @@ class Claim:
     evaluate: Callable[[Summaries, float], Evidence]
     # Where the comparison changes several settings at once, say so in the ledger.
     note: str = ""
+    # A refutation on record: (the measured numbers, the profiles that refute it). There the
+    # test is a strict xfail that accepts only the refutation itself.
+    refuted: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)

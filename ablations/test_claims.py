@@ -18,10 +18,6 @@ from reports import stats
 
 pytestmark = pytest.mark.claims
 
-# Refutations on record: claim key -> the measured numbers at the profiles named.
-REFUTED: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-
 class ClaimCrashed(Exception):
     """The evidence of a claim raised; the message carries the original exception."""
 
@@ -45,8 +41,8 @@ def describe(settled: Settled) -> str:
 def _param(key: str):
     claim = CLAIMS[key]
     marks = [pytest.mark.variants(*claim.variants)]
-    if key in REFUTED:
-        reason, profiles = REFUTED[key]
+    if claim.refuted is not None:
+        reason, profiles = claim.refuted
         marks.append(pytest.mark.refuted(reason, profiles=profiles))
     return pytest.param(key, marks=marks, id=key)
 

@@ -1,6 +1,7 @@
 """The ablation suite as a whole, run through pytester on a tiny profile."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -71,3 +72,47 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-env=Pendulum-v1", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "env_id='Pendulum-v1' is invalid" in result.stderr.str()
+
+
+# A plugin that replaces the claim family with two demonstration claims: one refuted on
+# purpose (on record as refuted, so a strict xfail) and one whose evidence crashes (also "on
+# record as refuted": the crash must still be an error, not an expected refutation).
+DEMO_CLAIMS = """
+from ablations import claims
+from reports import stats
+
+
+def _refuted(summaries, alpha):
+    return claims.Evidence(stats.Verdict("refuted", "demo", -1.0, -1.0, -1.0, 1.0, 2, None, 1e-12))
+
+
+def _crashes(summaries, alpha):
+    return summaries["article-naive"]["no_such_column"]
+
+
+ON_RECORD = ("demo: refuted on purpose", ("smoke (overridden)",))
+claims.CLAIMS.clear()
+claims.CLAIMS["demo_refuted"] = claims.Claim(
+    "demo_refuted", "A claim the data refute.", "demo", ("article-naive",), _refuted, refuted=ON_RECORD
+)
+claims.CLAIMS["demo_crash"] = claims.Claim(
+    "demo_crash", "A claim whose evidence crashes.", "demo", ("article-naive",), _crashes, refuted=ON_RECORD
+)
+"""
+
+
+def test_a_crashing_claim_is_an_error_and_only_a_refutation_is_an_expected_failure(pytester, tmp_path, monkeypatch):
+    pytester.makepyfile(demo_claims=DEMO_CLAIMS)
+    # The plugin imports the suite's own modules: the clone's root on the subprocess's path.
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{pytester.path}")
+    result = run_suite(pytester, tmp_path / "out", tmp_path / "cache", "-p", "demo_claims", "-m", "claims")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("xfailed") == 1 and outcomes.get("failed") == 1, result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    tests = pd.read_parquet(tmp_path / "out" / "tests.parquet").set_index("test")
+    refuted, crashed = tests.loc["test_claim[demo_refuted]"], tests.loc["test_claim[demo_crash]"]
+    assert (refuted["verdict"], refuted["outcome"]) == ("refuted", "xfailed")
+    assert (crashed["verdict"], crashed["outcome"]) == ("error", "failed")
+    assert "KeyError: 'no_such_column'" in json.loads(crashed["details"])["error"]
+    # The crash counts with p = 1 in the family: it cannot help the other claim through Holm.
+    assert refuted["p_adjusted"] is None or refuted["p_adjusted"] == pytest.approx(1.0)

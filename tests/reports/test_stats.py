@@ -170,3 +170,58 @@ def test_spearman_trend_on_few_points_uses_permutations():
     assert verdict.verdict == S.SUPPORTED
     # 3 points can never reach p < 0.05 (1 of 6 pairings).
     assert S.spearman_trend([1, 2, 3], [3, 2, 1], decreasing=True).verdict == S.INCONCLUSIVE
+
+
+def test_holm_on_a_tiny_exact_case():
+    # Sorted p: 0.01 (x4 = 0.04), 0.03 (x3 = 0.09), 0.04 (x2 = 0.08 -> 0.09, monotone), 0.5 (x1).
+    np.testing.assert_allclose(S.holm([0.01, 0.04, 0.03, 0.5]), [0.04, 0.09, 0.09, 0.5])
+    assert S.holm([0.9, 0.8]).tolist() == [1.0, 1.0]  # 2 x 0.8 caps at 1; monotone after
+    assert S.holm([0.5, 0.5, 0.5]).max() == 1.0
+
+
+def test_stage_levels_spend_exactly_alpha():
+    assert S.stage_levels([20]) == [pytest.approx(S.ALPHA)]
+    levels = S.stage_levels([20, 40, 80])
+    assert sum(levels) == pytest.approx(S.ALPHA)
+    # O'Brien-Fleming spends almost nothing at the first look and most at the last.
+    assert levels[0] < 1e-3 < levels[1] < levels[2]
+    assert S.seed_stages(20, 80) == [20, 40, 80] and S.seed_stages(20, 100) == [20, 40, 80, 100]
+    assert S.seed_stages(20, 20) == [20]
+    with pytest.raises(ValueError, match="must be increasing"):
+        S.stage_levels([40, 20])
+
+
+def test_fisher_power_matches_enumeration_with_scipy():
+    n, p1, p2, alpha = 6, 0.9, 0.3, 0.05
+    expected = 0.0
+    for x1 in range(n + 1):
+        for x2 in range(n + 1):
+            table = [[x1, n - x1], [x2, n - x2]]
+            if stats.fisher_exact(table, alternative="greater").pvalue <= alpha:
+                expected += stats.binom.pmf(x1, n, p1) * stats.binom.pmf(x2, n, p2)
+    assert S.fisher_power(n, p1, p2, alpha) == pytest.approx(expected, rel=1e-9)
+    needed = S.seeds_needed_for_rates(0.9, 0.6)
+    assert S.fisher_power(needed, 0.9, 0.6) >= 0.8 > S.fisher_power(needed - 1, 0.9, 0.6)
+    assert S.seeds_needed_for_rates(0.3, 0.6) is None
+
+
+def test_spearman_seeds_needed_use_the_spearman_variance():
+    # Bonett & Wright: n = 3 + (1 + rho^2 / 2) (z / atanh(rho))^2; larger than Pearson's n.
+    z = stats.norm.ppf(0.95) + stats.norm.ppf(0.8)
+    rho = 0.5
+    assert S.seeds_needed_for_spearman(rho) == math.ceil(1.125 * (z / math.atanh(rho)) ** 2 + 3)
+    assert S.seeds_needed_for_spearman(rho) > math.ceil((z / math.atanh(rho)) ** 2 + 3)
+
+
+def test_stratified_permutation_is_exact_in_the_limit_and_calibrated_under_the_null():
+    # One stratum, 2 vs 2, complete separation: 1 of the C(4, 2) = 6 splits is as extreme.
+    assert S.stratified_permutation_greater([([5, 6], [1, 2])]) == pytest.approx(1 / 6, abs=0.01)
+    # Two such strata: both must be extreme at once for the mean to be, 1/36.
+    assert S.stratified_permutation_greater([([5, 6], [1, 2])] * 2) == pytest.approx(1 / 36, abs=0.005)
+    rng = np.random.default_rng(7)
+    p_values = [
+        S.stratified_permutation_greater([(rng.normal(0, 1, 6), rng.normal(0, 1, 6)) for _ in range(3)], resamples=499)
+        for _ in range(300)
+    ]
+    # Under the null, P(p <= 0.1) is 0.1 up to Monte Carlo error (3 standard errors of 300 draws).
+    assert abs(np.mean(np.asarray(p_values) <= 0.1) - 0.1) < 3 * math.sqrt(0.09 / 300)

@@ -1,0 +1,57 @@
+"""The run cache's seed blocks: more seeds extend a cached run without retraining the old ones."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from ablations.cache import RunCache
+from ablations.settings import AblationSettings
+from agents.engine import train
+from agents.presets import get_variant
+from agents.results import RunResult
+
+
+def _settings(tmp_path: Path, seeds: int = 2, max_seeds: int | None = None) -> AblationSettings:
+    return AblationSettings(
+        profile="test",
+        seeds=tuple(range(seeds)),
+        env_steps=300,
+        env_id="CartPole-v1",
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        rerun=False,
+        write_report=False,
+        session_id="s",
+        max_seeds=max_seeds,
+    )
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["seed", "env_step"], kind="stable", ignore_index=True)
+
+
+def test_a_run_over_more_seeds_is_its_blocks_side_by_side_and_equals_training_them_at_once(tmp_path):
+    settings = _settings(tmp_path, max_seeds=8)
+    assert settings.looks == [2, 4, 8]
+    cache = RunCache(settings)
+    variant = get_variant("article-target")
+    assert cache.blocks(8) == [(0, 1), (2, 3), (4, 5, 6, 7)]
+    base = cache.get(variant)
+    extended = cache.get(variant, 4)
+    assert cache.trained_here == ["article-target", "article-target"]  # two blocks, the first not retrained
+    assert extended.seeds == [0, 1, 2, 3] and len(extended.meta["cache_paths"]) == 2
+    pd.testing.assert_frame_equal(extended.checkpoints[extended.checkpoints["seed"] < 2], base.checkpoints)
+    at_once = RunResult.from_record("article-target", train(settings.configure(variant.config), [0, 1, 2, 3]))
+    # Row order differs (block by block vs checkpoint by checkpoint); the results folder sorts.
+    pd.testing.assert_frame_equal(_sorted(extended.checkpoints), _sorted(at_once.checkpoints))
+    pd.testing.assert_frame_equal(_sorted(extended.episodes), _sorted(at_once.episodes))
+    # A new process reads both blocks back from disk and trains nothing.
+    again = RunCache(settings)
+    pd.testing.assert_frame_equal(again.get(variant, 4).checkpoints, extended.checkpoints)
+    assert again.trained_here == []
+
+
+def test_prefetch_trains_this_workers_share_first(tmp_path):
+    cache = RunCache(_settings(tmp_path))
+    cache.prefetch(["article-naive", "naive-masked", "article-replay"], None, worker=1, workers=2)
+    assert cache.trained_here == ["naive-masked", "article-naive", "article-replay"]

@@ -1,0 +1,87 @@
+"""The claim family's decision procedure (ablations/claims.py) on synthetic data: Holm across the
+family, O'Brien-Fleming looks for seeds on demand, crashes kept apart."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from ablations.claims import ERROR, Claim, Evidence, evaluate_family
+from reports import stats
+
+MAX_SEEDS = 80
+
+
+def _z_test_claim(key: str) -> Claim:
+    """'variant key-a exceeds key-b': a fast one-sided z-test on the mean difference (unit
+    variance known), so a simulation can run thousands of families."""
+
+    def evaluate(summaries, alpha):
+        a = summaries[f"{key}-a"]["late_return"].to_numpy()
+        b = summaries[f"{key}-b"]["late_return"].to_numpy()
+        z = (a.mean() - b.mean()) / math.sqrt(1 / a.size + 1 / b.size)
+        p, p_opposite = scipy_stats.norm.sf(z), scipy_stats.norm.cdf(z)
+        verdict = stats.Verdict("n/a", "mean difference", a.mean() - b.mean(), 0.0, 0.0, p, a.size, None, p_opposite)
+        return Evidence(verdict)
+
+    return Claim(key, f"claim {key}", "synthetic", (f"{key}-a", f"{key}-b"), evaluate)
+
+
+def _fetch(effects: dict[str, float], rng):
+    """Synthetic runs: each variant has MAX_SEEDS values drawn once; a look at n seeds reads the
+    first n, as the cache extends runs by seed blocks."""
+    data = {}
+    for key, effect in effects.items():
+        data[f"{key}-a"] = rng.normal(effect, 1.0, MAX_SEEDS)
+        data[f"{key}-b"] = rng.normal(0.0, 1.0, MAX_SEEDS)
+
+    def fetch(names, count):
+        return {name: pd.DataFrame({"late_return": data[name][:count]}) for name in names}
+
+    return fetch
+
+
+def _family(effects, rng, stages):
+    claims = [_z_test_claim(key) for key in effects]
+    return evaluate_family(claims, _fetch(effects, rng), stages)
+
+
+@pytest.mark.parametrize("stages", [[20], [20, 40, 80]])
+def test_family_wise_false_verdicts_stay_at_or_below_alpha_under_the_null(stages):
+    rng = np.random.default_rng(11)
+    families = 1_000
+    false = 0
+    for _ in range(families):
+        settled = _family(dict.fromkeys("abcd", 0.0), rng, stages)
+        false += any(s.verdict in (stats.SUPPORTED, stats.REFUTED) for s in settled.values())
+    rate, error = false / families, math.sqrt(stats.ALPHA * (1 - stats.ALPHA) / families)
+    assert rate <= stats.ALPHA + 2 * error, f"family-wise false verdict rate {rate:.3f}"
+
+
+def test_power_grows_with_the_looks_and_settled_claims_stop_early():
+    rng_one, rng_many = np.random.default_rng(5), np.random.default_rng(5)
+    runs = 300
+    one_look = sum(_family({"x": 0.45}, rng_one, [20])["x"].verdict == stats.SUPPORTED for _ in range(runs))
+    looks = [_family({"x": 0.45}, rng_many, [20, 40, 80])["x"] for _ in range(runs)]
+    many_looks = sum(s.verdict == stats.SUPPORTED for s in looks)
+    assert many_looks > one_look + 3 * math.sqrt(runs * 0.25)
+    assert {s.seeds for s in looks if s.verdict == stats.SUPPORTED} >= {40, 80}
+    # A large effect settles at the first look whose level its p-value beats.
+    strong = _family({"y": 3.0}, np.random.default_rng(0), [20, 40, 80])["y"]
+    assert (strong.verdict, strong.look, strong.seeds) == (stats.SUPPORTED, 1, 20)
+
+
+def test_a_crash_is_an_error_that_counts_as_p_one_and_never_a_verdict():
+    def crashes(summaries, alpha):
+        raise KeyError("late_return")
+
+    claims = [_z_test_claim("ok"), Claim("broken", "a crash", "none", ("ok-a",), crashes)]
+    settled = evaluate_family(claims, _fetch({"ok": 3.0}, np.random.default_rng(1)), [20, 40])
+    assert settled["broken"].verdict == ERROR and "KeyError" in settled["broken"].error
+    assert settled["broken"].look == 1 and settled["broken"].evidence is None
+    ok = settled["ok"]
+    assert ok.verdict == stats.SUPPORTED
+    # Holm over 4 hypotheses (2 claims x 2 directions): the crash still takes its place.
+    assert ok.p_adjusted == pytest.approx(min(1.0, 4 * ok.evidence.verdict.p_value))
