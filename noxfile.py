@@ -35,6 +35,16 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/example-report.html from a standard-profile results folder:
+    nox -s docs -- [RESULTS_DIR] (default standard-results; make it with
+    nox -s ablations -- standard --ablation-max-seeds=80 --ablation-out=standard-results)."""
+    session.install(*INSTALL)
+    results = session.posargs[0] if session.posargs else "standard-results"
+    session.run("python", "-m", "reports", results, "-o", "docs/example-report.html")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff")

@@ -1,13 +1,14 @@
-"""Throughput benchmark: the batched engine against a textbook single-seed DQN, in one run.
+"""Throughput benchmark: the batched engine against the article's own training loop, in one run.
 
     python -m agents.bench [--repeats 3] [--steps 2000] [--out bench-results]
 
 Every measurement runs in a fresh process with one torch thread (so figures are per core
 and peak RSS belongs to that measurement alone); the table reports the median of the
-repeats, the ratio to the textbook baseline measured in the same run, and the share of the
-arithmetic limit, i.e. FLOPs per agent-step times agent-steps/s over the FLOP/s of a large
-single-thread sgemm measured in the same run. Greedy evaluation is off: this measures
-training. The textbook baseline is tests/textbook_dqn.py, so run this from a clone.
+repeats, the ratio to the baseline measured in the same run, and the share of the arithmetic
+limit, i.e. FLOPs per agent-step times agent-steps/s over the FLOP/s of a large single-thread
+sgemm measured in the same run. Greedy evaluation is off: this measures training. The baseline
+is agents/baseline.py: the article's loop as its readers write it (nn.Module, deque replay,
+random.sample, gymnasium.make), the code a user would otherwise run.
 """
 
 from __future__ import annotations
@@ -41,15 +42,11 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
     from agents.presets import get_variant
 
     config = get_variant(variant).config.replace(total_env_steps=steps, eval_episodes=0, **changes)
-    if kind == "textbook":
-        root = Path(__file__).resolve().parent.parent
-        sys.path.insert(0, str(root))
-        try:
-            from tests.textbook_dqn import run_textbook
-        except ImportError as exc:
-            raise SystemExit(f"the textbook baseline lives in tests/textbook_dqn.py of a clone: {exc}") from None
+    if kind == "article-loop":
+        from agents.baseline import article_loop
+
         started = time.perf_counter()
-        run_textbook(config, 0, steps)
+        article_loop(config, steps)
     else:
         from agents.engine import train
 
@@ -113,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     peak_flops = _gemm_flops_per_s()
     with context.Pool(1, maxtasksperchild=1) as pool:
         for variant in VARIANTS:
-            baseline = run_one(pool, "textbook", variant, 1, args.steps, {}, args.repeats)
+            baseline = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
-            runs = [("textbook", 1, baseline)] + [
+            runs = [("article-loop", 1, baseline)] + [
                 ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in SEED_COUNTS
             ]
             for kind, k, result in runs:
@@ -126,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         "implementation": kind,
                         "seeds": k,
                         "agent_steps_per_s_per_core": round(rate, 1),
-                        "ratio_to_textbook": round(rate / baseline["agent_steps_per_s"], 2),
+                        "ratio_to_article_loop": round(rate / baseline["agent_steps_per_s"], 2),
                         "share_of_arithmetic_limit": round(rate * flops / peak_flops, 4),
                         "peak_rss_mib": round(result["peak_rss_mib"], 1),
                     }
@@ -154,14 +151,44 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS {memory['peak_rss_mib']:.0f} MiB"
     )
     _write(Path(args.out), rows, summary)
+    _plot(Path(args.out), rows)
     return 0
+
+
+def _plot(directory: Path, rows: list[dict]) -> None:
+    """bench.png: agent-steps/s per core against K, one line per variant, baseline dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for variant in dict.fromkeys(row["variant"] for row in rows):
+        engine = [r for r in rows if r["variant"] == variant and r["implementation"] == "engine"]
+        line = ax.plot(
+            [r["seeds"] for r in engine], [r["agent_steps_per_s_per_core"] for r in engine], marker="o", label=variant
+        )
+        for r in rows:
+            if r["variant"] == variant and r["implementation"] != "engine":
+                ax.axhline(
+                    r["agent_steps_per_s_per_core"],
+                    linestyle="--",
+                    color=line[0].get_color(),
+                    label=f"{variant}: article loop",
+                )
+    ax.set(xscale="log", xlabel="seeds per process (K)", ylabel="agent-steps/s per core")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(directory / "bench.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {directory / 'bench.png'}")
 
 
 def _format_row(row: dict) -> str:
     return (
-        f"{row['variant']:<15} {row['implementation']:<9} K={row['seeds']:<3} "
+        f"{row['variant']:<15} {row['implementation']:<12} K={row['seeds']:<3} "
         f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core  "
-        f"x{row['ratio_to_textbook']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
+        f"x{row['ratio_to_article_loop']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
         f"{row['peak_rss_mib']:6.0f} MiB"
     )
 

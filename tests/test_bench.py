@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 from agents import bench
 
@@ -23,3 +24,17 @@ def test_results_are_written_as_csv_and_json(tmp_path):
         assert list(csv.DictReader(handle))[0]["seeds"] == "8"
     assert json.loads((tmp_path / "bench.json").read_text())["rows"] == rows
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json"]
+
+
+def test_the_article_loop_baseline_trains_as_the_article_does():
+    """One update per env step once the deque holds a batch; example 1 learns from every step."""
+    from agents.baseline import article_loop
+    from agents.presets import get_variant
+
+    assert article_loop(get_variant("article-target").config, 300) == 300 - 64 + 1
+    assert article_loop(get_variant("article-naive").config, 100) == 100
+
+
+def test_the_bench_is_product_code_without_test_imports():
+    source = (Path(bench.__file__)).read_text() + (Path(bench.__file__).with_name("baseline.py")).read_text()
+    assert "tests." not in source and "textbook" not in source
