@@ -157,8 +157,8 @@ def stratified_effect(s: Summaries, pairs: list[tuple[str, str]], column: str, g
     for on, off in pairs:
         x, y = _column(s[on], column), _column(s[off], column)
         strata.append((x, y) if greater else (y, x))
-    p_claimed = stats.stratified_permutation_greater(strata)
-    p_opposite = stats.stratified_permutation_greater([(y, x) for x, y in strata])
+    p_claimed = stats.stratified_rank_greater(strata)
+    p_opposite = stats.stratified_rank_greater([(y, x) for x, y in strata])
     estimate = float(np.mean([stats.probability_of_improvement(x, y) for x, y in strata]))
     rng = np.random.default_rng(stats.BOOTSTRAP_SEED)
     draws = [
