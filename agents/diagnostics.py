@@ -184,32 +184,32 @@ class UpdateWindow:
 
 
 class DriftMeter:
-    """Mean per-update target drift over a checkpoint interval, measured without a forward pass
-    on every update: updates that sync a hard target are measured one by one (the targets jump
-    there), and the drift of the other updates (continuous for no target, polyak or double Q;
-    exactly 0 for a plain hard target) is the window's mean of them, weighted by their count."""
+    """Mean per-update target drift over a checkpoint interval, per seed, measured without a
+    forward pass on every update: updates that sync a hard target are measured one by one (the
+    targets jump there), and the drift of the other updates (continuous for no target, polyak
+    or double Q; exactly 0 for a plain hard target) is the window's mean of them, weighted by
+    their count."""
 
     def __init__(self, num_seeds: int):
         self.sync_sum = np.zeros(num_seeds)
-        self.syncs = 0
-        self.updates = 0
+        self.syncs = np.zeros(num_seeds, dtype=np.int64)
+        self.updates = np.zeros(num_seeds, dtype=np.int64)
 
-    def update(self, sync_drift: torch.Tensor | None) -> None:
+    def update(self, synced: np.ndarray, drift: np.ndarray) -> None:
+        """One gradient update: synced (K,) marks the seeds whose target was synced by it."""
         self.updates += 1
-        if sync_drift is not None:
-            self.syncs += 1
-            self.sync_sum += sync_drift.cpu().numpy()
+        self.syncs += synced
+        self.sync_sum[synced] += drift[synced]
 
-    def per_update(self, between_syncs: np.ndarray) -> np.ndarray:
-        """The interval's mean drift per update, then start a new interval."""
-        if self.updates == 0:
-            value = np.full(self.sync_sum.shape, np.nan)
-        else:
-            others = self.updates - self.syncs
-            continuous = np.nan_to_num(between_syncs) * others if others else 0.0
-            value = (continuous + self.sync_sum) / self.updates
-        self.sync_sum[:] = 0.0
-        self.syncs = self.updates = 0
+    def per_update(self, between_syncs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The interval's mean drift per update; the given seeds (a mask) start a new interval."""
+        others = self.updates - self.syncs
+        continuous = np.where(others > 0, np.nan_to_num(between_syncs) * others, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.where(self.updates > 0, (continuous + self.sync_sum) / self.updates, np.nan)
+        self.sync_sum[seeds] = 0.0
+        self.syncs[seeds] = 0
+        self.updates[seeds] = 0
         return value
 
 

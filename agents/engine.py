@@ -18,6 +18,7 @@ import torch
 from agents.config import AgentConfig
 from agents.diagnostics import DriftMeter, UpdateWindow, greedy_eval, probe_transitions, relative_change
 from agents.envs import env_spec, make_env_batch
+from agents.family import SeedKnobs
 from agents.networks import (
     BatchedAdam,
     MLPParams,
@@ -49,7 +50,7 @@ class TrainingRecord:
 
 
 def td_targets(
-    config: AgentConfig,
+    knobs: SeedKnobs,
     online: MLPParams,
     target: MLPParams | None,
     reward: torch.Tensor,
@@ -60,36 +61,41 @@ def td_targets(
     """Bellman targets y = r + gamma * (1 - mask) * bootstrap(s'), shape (K, B).
 
     bootstrap(s') = max_a Q_eval(s', a), where Q_eval is the target network if there is one
-    and the online network otherwise; with double_q the online network picks the action and
+    and the online network otherwise (in a family, seeds without a target network keep their
+    target equal to the online network); with double_q the online network picks the action and
     the target network values it. mask is 1 on terminated transitions when terminal_masking
     is on, and on truncated ones when bootstrap_on_truncation is off (old-gym `done`).
     """
     with torch.no_grad():
         q_next = forward(target if target is not None else online, next_obs)
-        if config.double_q:
+        bootstrap = q_next.max(2).values
+        if knobs.double_q is True or torch.is_tensor(knobs.double_q):
             best = forward(online, next_obs).argmax(2, keepdim=True)
-            bootstrap = q_next.gather(2, best).squeeze(2)
-        else:
-            bootstrap = q_next.max(2).values
+            chosen = q_next.gather(2, best).squeeze(2)
+            bootstrap = chosen if knobs.double_q is True else torch.where(knobs.double_q, chosen, bootstrap)
         mask = torch.zeros_like(terminated)
-        if config.terminal_masking:
-            mask = mask | terminated
-        if not config.bootstrap_on_truncation:
-            mask = mask | truncated
+        for switch, flags in ((knobs.mask_terminated, terminated), (knobs.mask_truncated, truncated)):
+            if switch is True:
+                mask = mask | flags
+            elif torch.is_tensor(switch):
+                mask = mask | (flags & switch)
         # Same operation order as the textbook: r + (gamma * bootstrap) * (1 - mask).
-        return reward + config.gamma * bootstrap * (1.0 - mask.float())
+        return reward + knobs.gamma * bootstrap * (1.0 - mask.float())
 
 
-def loss_and_grad(config: AgentConfig, prediction: torch.Tensor, target: torch.Tensor):
+def loss_and_grad(knobs: SeedKnobs, prediction: torch.Tensor, target: torch.Tensor):
     """Per-seed mean loss (K,) and dLoss/dprediction (K, B), as F.mse_loss / F.huber_loss do."""
     diff = prediction - target
     n = prediction.shape[1]
-    if config.loss == "mse":
+    if knobs.huber is False:
         return (diff * diff).mean(1), (2.0 / n) * diff
     abs_diff = diff.abs()
     # Huber with delta = 1 (smooth L1): quadratic inside |x| < 1, linear outside.
-    loss = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5).mean(1)
-    return loss, (1.0 / n) * diff.clamp(-1.0, 1.0)
+    huber = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5).mean(1), (1.0 / n) * diff.clamp(-1.0, 1.0)
+    if knobs.huber is True:
+        return huber
+    mse = (diff * diff).mean(1), (2.0 / n) * diff
+    return torch.where(knobs.huber.view(-1), huber[0], mse[0]), torch.where(knobs.huber, huber[1], mse[1])
 
 
 def _in_window(config: AgentConfig, step: int) -> bool:
@@ -115,39 +121,67 @@ def train(
     sees the networks after every gradient update and target update (for tests and probes; it
     must not modify them unless it means to).
     """
-    if not seeds:
-        raise ValueError("seeds=[] is invalid: give at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds!r} is invalid: seeds must be distinct")
+    return train_family([(config, seeds)], progress=progress, trace=trace, on_update=on_update)[0]
+
+
+def train_family(
+    members: list[tuple[AgentConfig, list[int]]],
+    *,
+    progress: Callable[[int], None] | None = None,
+    trace: bool = False,
+    on_update: Callable[[int, int, MLPParams, MLPParams | None], None] | None = None,
+) -> list[TrainingRecord]:
+    """Train several configs of one family (agents.family) on one seed axis: member m's seeds
+    occupy their own slots, with that member's knobs. Returns one record per member, each
+    identical to training that member alone."""
+    if not members:
+        raise ValueError("members=[] is invalid: give at least one (config, seeds) pair")
+    for _config, seeds in members:
+        if not seeds:
+            raise ValueError("seeds=[] is invalid: give at least one seed")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds={seeds!r} is invalid: seeds must be distinct")
     started = time.perf_counter()
-    spec = env_spec(config.env_id)
+    config = members[0][0]  # the family's shared fields (agents.family.FAMILY_FIELDS)
+    slot_configs = [c for c, seeds in members for _ in seeds]
+    all_seeds = [s for _, seeds in members for s in seeds]
+    bounds = np.cumsum([0] + [len(seeds) for _, seeds in members])
     device = torch.device(config.device)
-    num_seeds = len(seeds)
-    streams = [seed_streams(s) for s in seeds]
+    knobs = SeedKnobs.of(slot_configs, device)
+    spec = env_spec(config.env_id)
+    num_seeds = len(all_seeds)
+    streams = [seed_streams(s) for s in all_seeds]
     online = init_params(
         [s.init for s in streams], layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions), device
     )
-    target = online.clone() if config.target_network != "none" else None
-    optimizer = BatchedAdam(online, config.learning_rate)
+    target = online.clone() if knobs.any_target else None
+    optimizer = BatchedAdam(online, knobs.learning_rate)
     explore = UniformBlocks([s.explore for s in streams], width=2)
     replay_uniforms = UniformBlocks([s.replay for s in streams], width=config.batch_size)
-    buffer = ReplayBuffer(num_seeds, config.replay_capacity or 1, spec.obs_dim, device)
+    buffer = ReplayBuffer(num_seeds, knobs.capacity, spec.obs_dim, device)
     window = UpdateWindow(num_seeds, config.diagnostic_window, config.batch_size, spec.obs_dim, device)
     drift_meter = DriftMeter(num_seeds)
     # Without a target network, with polyak averaging or with double Q the TD targets move on
     # every update; a plain hard target moves only when it is synced.
-    targets_move_every_update = config.target_network != "hard" or config.double_q
+    double = knobs.double_q.view(-1).cpu().numpy() if torch.is_tensor(knobs.double_q) else knobs.double_q
+    targets_move = ~knobs.hard | double
+    # Seeds without a target network in a family that has one: their target mirrors online.
+    mirrored = torch.from_numpy(~knobs.has_target).to(device) if target is not None else None
+    polyak_groups = [
+        (tau, torch.from_numpy(knobs.tau == tau).to(device)) for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau)]))
+    ]
     transitions = probe_transitions(config.env_id)
 
-    def per_seed(array: np.ndarray) -> torch.Tensor:
+    def shared(array: np.ndarray) -> torch.Tensor:
         """A probe array shared by every seed, viewed with a leading seed axis."""
         tensor = torch.tensor(array, device=device)
         return tensor.expand(num_seeds, *tensor.shape)
 
-    probe = per_seed(transitions.obs)
-    probe_reward, probe_next = per_seed(transitions.reward), per_seed(transitions.next_obs)
-    probe_terminated, probe_truncated = per_seed(transitions.terminated), per_seed(transitions.truncated)
-    previous_probe_targets: list[torch.Tensor] = []
+    probe = shared(transitions.obs)
+    probe_reward, probe_next = shared(transitions.reward), shared(transitions.next_obs)
+    probe_terminated, probe_truncated = shared(transitions.terminated), shared(transitions.truncated)
+    previous_probe_targets = torch.full((num_seeds, len(transitions.reward)), float("nan"), device=device)
+    has_previous = np.zeros(num_seeds, dtype=bool)
 
     env = make_env_batch(spec, num_seeds)
     obs = env.reset([s.env_reset_seed for s in streams])
@@ -159,14 +193,18 @@ def train(
     episode_return = np.zeros(num_seeds)
     episode_length = np.zeros(num_seeds, dtype=np.int64)
     updates = 0
-    last_sync_update, last_sync_step = 0, 0
-    checkpoints: dict[str, list] = {}
-    episodes: dict[str, list] = {
-        name: [] for name in ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")
-    }
+    last_sync_update = np.zeros(num_seeds, dtype=np.int64)
+    last_sync_step = np.zeros(num_seeds, dtype=np.int64)
+    # Per member: checkpoint columns, episode columns, and the step/update where it finished
+    # (its last checkpoint: the run's end, or the step its last seed diverged).
+    checkpoints: list[dict[str, list]] = [{} for _ in members]
+    episode_names = ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")
+    episodes: list[dict[str, list]] = [{name: [] for name in episode_names} for _ in members]
+    finished: list[tuple[int, int] | None] = [None] * len(members)
+    member_of = np.repeat(np.arange(len(members)), np.diff(bounds))
     trace_actions = np.zeros((config.total_env_steps, num_seeds), dtype=np.int64) if trace else None
     trace_losses: list[np.ndarray] = []
-    seed_array = np.asarray(seeds)
+    seed_array = np.asarray(all_seeds)
 
     def stop_seeds(bad: np.ndarray, step: int) -> None:
         """Record seeds with a non-finite value as diverged and zero their state."""
@@ -179,7 +217,9 @@ def train(
                     tensor[mask] = 0.0
         optimizer.reset_seeds(mask)
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, recorded: list[int]) -> None:
+        """Diagnostics of every seed; rows for the members in `recorded` only."""
+        seeds_recorded = np.isin(member_of, recorded)
         with torch.no_grad():
             q_probe = forward(online, probe)
         if config.eval_episodes > 0:
@@ -187,28 +227,28 @@ def train(
         else:
             eval_returns = np.full((num_seeds, 1), np.nan)
         stats = window.summary()
-        stats["target_drift_per_update"] = drift_meter.per_update(stats["target_drift_between_syncs"])
+        stats["target_drift_per_update"] = drift_meter.per_update(stats["target_drift_between_syncs"], seeds_recorded)
         if target is not None:
-            distance = target.distance(online).cpu().numpy()
+            distance = np.where(knobs.has_target, target.distance(online).cpu().numpy(), np.nan)
         else:
             distance = np.full(num_seeds, np.nan)
-        if config.target_network == "hard":
-            lag_updates, lag_steps = updates - last_sync_update, step - last_sync_step
-        else:
-            lag_updates, lag_steps = np.nan, np.nan
+        lag_updates = np.where(knobs.hard, updates - last_sync_update, np.nan)
+        lag_steps = np.where(knobs.hard, step - last_sync_step, np.nan)
         # Target drift between checkpoints: how far the TD targets of the fixed probe
-        # transitions moved since the last checkpoint, relative to their size.
-        probe_targets = td_targets(config, online, target, probe_reward, probe_next, probe_terminated, probe_truncated)
-        if previous_probe_targets:
-            checkpoint_drift = relative_change(probe_targets, previous_probe_targets[0]).cpu().numpy()
-        else:
-            checkpoint_drift = np.full(num_seeds, np.nan)
-        previous_probe_targets[:] = [probe_targets]
+        # transitions moved since the seed's last checkpoint, relative to their size.
+        probe_targets = td_targets(knobs, online, target, probe_reward, probe_next, probe_terminated, probe_truncated)
+        checkpoint_drift = np.where(
+            has_previous, relative_change(probe_targets, previous_probe_targets).cpu().numpy(), np.nan
+        )
+        keep = torch.from_numpy(seeds_recorded).to(device)
+        previous_probe_targets[keep] = probe_targets[keep]
+        has_previous[seeds_recorded] = True
+        fill = buffer.fill()
         columns = {
             "seed": seed_array,
             "env_step": step,
             "gradient_updates": updates,
-            "epsilon": config.epsilon(step - 1),
+            "epsilon": knobs.epsilon(step - 1),
             "eval_return": eval_returns.mean(1),
             "eval_return_std": eval_returns.std(1),
             "max_abs_q": q_probe.abs().amax(dim=(1, 2)).double().cpu().numpy(),
@@ -218,7 +258,7 @@ def train(
             "target_distance": distance,
             "target_lag_updates": lag_updates,
             "target_lag_env_steps": lag_steps,
-            "replay_fill": buffer.size / config.replay_capacity if config.uses_replay else np.nan,
+            "replay_fill": fill / knobs.capacity if config.uses_replay else np.nan,
             "diverged": ~alive,
             "diverged_step": diverged_step,
         }
@@ -226,7 +266,8 @@ def train(
             values = np.broadcast_to(np.asarray(value), (num_seeds,))
             if name not in ("seed", "env_step", "gradient_updates", "diverged", "diverged_step"):
                 values = np.where(alive, values, np.nan)
-            checkpoints.setdefault(name, []).extend(values.tolist())
+            for m in recorded:
+                checkpoints[m].setdefault(name, []).extend(values[bounds[m] : bounds[m + 1]].tolist())
 
     for t in range(config.total_env_steps):
         # --- act: epsilon-greedy, both uniforms drawn every step so streams stay aligned ---
@@ -236,7 +277,7 @@ def train(
         with torch.no_grad():
             greedy = forward(online, acting_obs).squeeze(1).argmax(1).cpu().numpy()
         random_action = (u[:, 1] * spec.num_actions).astype(np.int64)
-        actions = np.where(u[:, 0] < config.epsilon(t), random_action, greedy)
+        actions = np.where(u[:, 0] < knobs.epsilon(t), random_action, greedy)
         if trace_actions is not None:
             trace_actions[t] = actions
         result = env.step(actions)
@@ -253,12 +294,13 @@ def train(
         episode_length += 1
         ended = result.terminated | result.truncated
         for i in np.flatnonzero(ended & alive):
-            episodes["seed"].append(int(seeds[i]))
-            episodes["env_step"].append(t + 1)
-            episodes["episode_return"].append(float(episode_return[i]))
-            episodes["episode_length"].append(int(episode_length[i]))
-            episodes["terminated"].append(bool(result.terminated[i]))
-            episodes["truncated"].append(bool(result.truncated[i]))
+            log = episodes[member_of[i]]
+            log["seed"].append(int(all_seeds[i]))
+            log["env_step"].append(t + 1)
+            log["episode_return"].append(float(episode_return[i]))
+            log["episode_length"].append(int(episode_length[i]))
+            log["terminated"].append(bool(result.terminated[i]))
+            log["truncated"].append(bool(result.truncated[i]))
         episode_return[ended] = 0.0
         episode_length[ended] = 0
         obs = result.obs
@@ -273,40 +315,46 @@ def train(
                 indices = torch.zeros((num_seeds, 1), dtype=torch.int64, device=device)
             batch = buffer.gather(indices)
             y = td_targets(
-                config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+                knobs, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
             )
             acts = forward_with_activations(online, batch["obs"])
             q = acts[-1]
             action_index = batch["action"].unsqueeze(2)
             prediction = q.gather(2, action_index).squeeze(2)
-            loss, grad_prediction = loss_and_grad(config, prediction, y)
+            loss, grad_prediction = loss_and_grad(knobs, prediction, y)
             grad_q = torch.zeros_like(q).scatter_(2, action_index, grad_prediction.unsqueeze(2))
             grads = backward(online, acts, grad_q)
             grad_norm = global_grad_norm(grads)
-            if config.max_grad_norm is not None:
-                clip_grads_(grads, grad_norm, config.max_grad_norm)
+            if knobs.max_grad_norm is not None:
+                clip_grads_(grads, grad_norm, knobs.max_grad_norm)
             optimizer.step(grads)
             updates += 1
-            synced = config.target_network == "hard" and updates % config.target_sync_period == 0
-            if synced:
-                target.copy_(online)
-                last_sync_update, last_sync_step = updates, step
-            elif config.target_network == "polyak":
-                target.polyak_(online, config.target_tau)
+            synced = knobs.hard & (updates % np.maximum(knobs.sync_period, 1) == 0)
+            if target is not None:
+                copied = torch.from_numpy(synced).to(device) | mirrored
+                if bool(copied.all()):
+                    target.copy_(online)
+                elif bool(copied.any()):
+                    target.copy_seeds_(online, copied)
+                for tau, seeds_with_tau in polyak_groups:
+                    if bool(seeds_with_tau.all()):
+                        target.polyak_(online, tau)
+                    else:
+                        target.polyak_seeds_(online, tau, seeds_with_tau)
+            last_sync_update[synced], last_sync_step[synced] = updates, step
             if on_update is not None:
-                on_update(step, updates, online, target)
+                on_update(step, updates, online, target if knobs.any_target else None)
             # The moving target: how far this update (with any sync) moved the TD targets of the
             # batch it learned from, relative to their size. Measured at every sync and, where
             # targets move on every update, on the window's updates; otherwise exactly 0.
-            drift = None
-            if synced or (targets_move_every_update and _in_window(config, step)):
+            measured = synced | (targets_move & _in_window(config, step))
+            drift = np.where(targets_move, np.nan, 0.0)
+            if measured.any():
                 y_after = td_targets(
-                    config, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+                    knobs, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
                 )
-                drift = relative_change(y_after, y)
-            elif not targets_move_every_update:
-                drift = torch.zeros(num_seeds, dtype=torch.float64, device=device)
-            drift_meter.update(drift if synced else None)
+                drift = np.where(measured, relative_change(y_after, y).cpu().numpy(), drift)
+            drift_meter.update(synced, drift)
             window.record(
                 loss,
                 grad_norm,
@@ -315,7 +363,7 @@ def train(
                 step - 1 - batch["insert_step"],
                 batch["terminated"],
                 batch["obs"],
-                None if synced else drift,
+                torch.from_numpy(np.where(synced, np.nan, drift)).to(device),
             )
             if trace:
                 trace_losses.append(loss.cpu().numpy())
@@ -324,22 +372,42 @@ def train(
             if bad.any():
                 stop_seeds(bad, step)
 
-        # Every seed diverged: record where, and stop; later checkpoints would only repeat NaN rows.
-        all_stopped = not alive.any()
-        if step % config.eval_period == 0 or step == config.total_env_steps or all_stopped:
-            checkpoint(step)
+        # A member whose every seed diverged gets its last checkpoint now and no more rows:
+        # later checkpoints would only repeat NaN rows (and alone it would have stopped here).
+        regular = step % config.eval_period == 0 or step == config.total_env_steps
+        recorded = []
+        for m in range(len(members)):
+            if finished[m] is not None:
+                continue
+            stopped = not alive[bounds[m] : bounds[m + 1]].any()
+            if regular or stopped:
+                recorded.append(m)
+            if stopped or step == config.total_env_steps:
+                finished[m] = (step, updates)
+        if recorded:
+            checkpoint(step, recorded)
         if progress is not None:
             progress(1)
-        if all_stopped:
+        if all(f is not None for f in finished):
             break
 
     env.close()
-    return TrainingRecord(
-        config=config,
-        seeds=list(seeds),
-        checkpoints=checkpoints,
-        episodes=episodes,
-        wall_time_s=time.perf_counter() - started,
-        trace_actions=trace_actions,
-        trace_losses=np.asarray(trace_losses).reshape(-1, num_seeds) if trace else None,
-    )
+    elapsed = time.perf_counter() - started
+    losses = np.asarray(trace_losses).reshape(-1, num_seeds) if trace else None
+    records = []
+    for m, (member_config, seeds) in enumerate(members):
+        slots = slice(bounds[m], bounds[m + 1])
+        last_step, last_update = finished[m]
+        records.append(
+            TrainingRecord(
+                config=member_config,
+                seeds=list(seeds),
+                checkpoints=checkpoints[m],
+                episodes=episodes[m],
+                # The family's wall time shared out by seeds: what this member cost.
+                wall_time_s=elapsed * len(seeds) / num_seeds,
+                trace_actions=trace_actions[:last_step, slots] if trace else None,
+                trace_losses=losses[:last_update, slots] if trace else None,
+            )
+        )
+    return records

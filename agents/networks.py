@@ -40,6 +40,16 @@ class MLPParams:
         for mine, theirs in zip(self.tensors(), online.tensors()):
             mine.mul_(1.0 - tau).add_(theirs, alpha=tau)
 
+    def copy_seeds_(self, other: MLPParams, seeds: torch.Tensor) -> None:
+        """Copy the given seeds' parameters (a boolean mask over the seed axis)."""
+        for mine, theirs in zip(self.tensors(), other.tensors()):
+            mine[seeds] = theirs[seeds]
+
+    def polyak_seeds_(self, online: MLPParams, tau: float, seeds: torch.Tensor) -> None:
+        """polyak_ for the given seeds only (a boolean mask), with the same operations."""
+        for mine, theirs in zip(self.tensors(), online.tensors()):
+            mine[seeds] = mine[seeds].mul_(1.0 - tau).add_(theirs[seeds], alpha=tau)
+
     def distance(self, other: MLPParams) -> torch.Tensor:
         """Per-seed L2 distance between two parameter sets, shape (K,)."""
         total = None
@@ -174,7 +184,8 @@ class BatchedAdam:
     All seeds share the step count because they update in lockstep; each has its own moments.
     """
 
-    def __init__(self, params: MLPParams, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, params: MLPParams, lr: float | list[float], betas=(0.9, 0.999), eps: float = 1e-8):
+        # lr: one learning rate, or one per seed (a variant family whose members differ).
         self.params = params.tensors()
         self.lr = lr
         self.beta1, self.beta2 = betas
@@ -189,7 +200,6 @@ class BatchedAdam:
         step = self.step_count
         bias_correction1 = 1 - self.beta1**step
         bias_correction2 = 1 - self.beta2**step
-        step_size = self.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
         # The single-tensor update's operations, each applied to all parameters in one call:
         # elementwise results are the same, with a sixth of the Python overhead.
@@ -199,7 +209,15 @@ class BatchedAdam:
         denom = torch._foreach_sqrt(self.exp_avg_sq)
         torch._foreach_div_(denom, bias_correction2_sqrt)
         torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-step_size)
+        if not isinstance(self.lr, list):
+            torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-self.lr / bias_correction1)
+            return
+        # One learning rate per seed: the same addcdiv on each group of seeds sharing a rate.
+        rates = torch.tensor(self.lr, dtype=torch.float64)
+        for lr in sorted(set(self.lr)):
+            seeds = (rates == lr).to(self.params[0].device)
+            for p, m, d in zip(self.params, self.exp_avg, denom):
+                p[seeds] = p[seeds].addcdiv_(m[seeds], d[seeds], value=-lr / bias_correction1)
 
     def reset_seeds(self, seed_mask: torch.Tensor) -> None:
         """Zero the moments of the seeds in seed_mask (a stopped seed)."""

@@ -1,7 +1,8 @@
 """Replay: a ring buffer per seed (stacked on the seed axis) and per-seed uniform streams.
 
-All seeds insert in lockstep, so the write position and fill level are shared; each seed
-samples its own indices from its own generator.
+All seeds insert in lockstep; each seed samples its own indices from its own generator. Seeds
+of a variant family may have different capacities: then each seed writes at its own position
+and samples from its own fill level (storage is sized for the largest).
 """
 
 from __future__ import annotations
@@ -45,11 +46,16 @@ class ReplayBuffer:
 
     FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "insert_step")
 
-    def __init__(self, num_seeds: int, capacity: int, obs_dim: int, device: torch.device):
-        if capacity < 1:
-            raise ValueError(f"capacity={capacity!r} is invalid: must be >= 1")
+    def __init__(self, num_seeds: int, capacity, obs_dim: int, device: torch.device):
+        # One capacity for every seed (an int), or one per seed (an array of K).
+        per_seed = np.asarray(capacity, dtype=np.int64).reshape(-1)
+        if per_seed.size not in (1, num_seeds) or per_seed.min() < 1:
+            raise ValueError(f"capacity={capacity!r} is invalid: must be >= 1, one value or one per seed")
+        self.capacities = None if per_seed.size == 1 else per_seed
+        capacity = int(per_seed.max())
         self.capacity = capacity
         self.num_seeds = num_seeds
+        self.inserted = 0
         k = num_seeds
         self.obs = torch.zeros((k, capacity, obs_dim), dtype=torch.float32, device=device)
         self.next_obs = torch.zeros((k, capacity, obs_dim), dtype=torch.float32, device=device)
@@ -65,6 +71,16 @@ class ReplayBuffer:
 
     def add(self, obs, action, reward, next_obs, terminated, truncated, env_step: int) -> None:
         """Insert one transition per seed; every argument has the seed axis first."""
+        self.inserted += 1
+        if self.capacities is not None:
+            # Each seed at its own ring position: (seed, slot) pairs, advanced indexing.
+            seeds = torch.arange(self.num_seeds, device=self.obs.device)
+            slots = torch.from_numpy((self.inserted - 1) % self.capacities).to(self.obs.device)
+            for name, value in zip(self.FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
+                getattr(self, name)[seeds, slots] = value
+            self.insert_step[seeds, slots] = env_step
+            self.size = min(self.size + 1, self.capacity)
+            return
         p = self.position
         self.obs[:, p] = obs
         self.action[:, p] = action
@@ -91,8 +107,16 @@ class ReplayBuffer:
             out[name] = rows.view(*shape, *store.shape[2:])
         return out
 
+    def fill(self) -> np.ndarray | int:
+        """Slots written per seed (an int when every seed has the same capacity)."""
+        if self.capacities is None:
+            return self.size
+        return np.minimum(self.inserted, self.capacities)
+
     def sample_indices(self, uniforms: np.ndarray) -> torch.Tensor:
         """Uniform slot indices over the written slots, (K, B), from U[0, 1) draws (K, B)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        return torch.from_numpy(uniform_indices(uniforms, self.size)).to(self.obs.device)
+        fill = self.fill()
+        size = fill if self.capacities is None else fill[:, None]
+        return torch.from_numpy(uniform_indices(uniforms, size)).to(self.obs.device)

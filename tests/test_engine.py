@@ -5,7 +5,8 @@ import torch
 
 from agents.config import AgentConfig, ConfigError
 from agents.diagnostics import lag1_autocorrelation
-from agents.engine import td_targets, train
+from agents.engine import td_targets, train, train_family
+from agents.family import SeedKnobs
 from agents.networks import MLPParams
 from agents.presets import get_variant
 
@@ -89,7 +90,7 @@ TRUNC = torch.tensor([[False, False, True, True]])
 def test_td_target_masking_and_truncation_switches(masking, bootstrap_truncation, expected_bootstrapped):
     config = AgentConfig(gamma=0.5, terminal_masking=masking, bootstrap_on_truncation=bootstrap_truncation)
     online = constant_q_params([2.0, 6.0])
-    y = td_targets(config, online, online, torch.ones(1, 4), torch.zeros(1, 4, 2), TERM, TRUNC)
+    y = td_targets(SeedKnobs.of([config], "cpu"), online, online, torch.ones(1, 4), torch.zeros(1, 4, 2), TERM, TRUNC)
     assert y[0].tolist() == [1.0 + 0.5 * 6.0 * b for b in expected_bootstrapped]
 
 
@@ -98,12 +99,21 @@ def test_td_target_uses_the_target_network_and_double_q_selection():
     target = constant_q_params([2.0, 8.0])  # target's max is at action 1
     reward, nxt = torch.zeros(1, 4), torch.zeros(1, 4, 2)
     plain = AgentConfig(gamma=1.0)
-    assert td_targets(plain, online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [8.0] * 4
+    assert (
+        td_targets(SeedKnobs.of([plain], "cpu"), online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist()
+        == [8.0] * 4
+    )
     double = plain.replace(double_q=True)
     # Double Q: the online net picks action 0, the target net values it at 2.
-    assert td_targets(double, online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [2.0] * 4
+    assert (
+        td_targets(SeedKnobs.of([double], "cpu"), online, target, reward, nxt, TERM & False, TRUNC & False)[0].tolist()
+        == [2.0] * 4
+    )
     no_target = plain.replace(target_network="none", target_sync_period=None)
-    assert td_targets(no_target, online, None, reward, nxt, TERM & False, TRUNC & False)[0].tolist() == [5.0] * 4
+    assert (
+        td_targets(SeedKnobs.of([no_target], "cpu"), online, None, reward, nxt, TERM & False, TRUNC & False)[0].tolist()
+        == [5.0] * 4
+    )
 
 
 # --- divergence handling -----------------------------------------------------------------------
@@ -196,3 +206,61 @@ def test_other_discrete_envs_train(env_id):
 def test_train_rejects_unusable_envs_by_name(env_id, match):
     with pytest.raises(ConfigError, match=match):
         train(AgentConfig(env_id=env_id, total_env_steps=10), [0])
+
+
+# --- variant families: every knob that may differ, each seed as it would be alone -----------------
+
+REPLAY_FAMILY = {
+    "article-replay": get_variant("article-replay").config,  # no target network
+    "article-target": get_variant("article-target").config,  # hard, C = 100
+    "sync-period-10": get_variant("sync-period-10").config,  # hard, C = 10
+    "replay-polyak": get_variant("replay-polyak").config,  # polyak
+    "replay-target-double": get_variant("replay-target-double").config,  # double Q
+    "huber-clip": get_variant("replay-target-huber-clip").config,  # Huber loss, clipping
+    "capacity-1000": get_variant("capacity-1000").config,  # another replay capacity
+    "unmasked-old-gym": get_variant("article-target").config.replace(terminal_masking=False),
+    "gamma-lr-epsilon": get_variant("article-target").config.replace(
+        gamma=0.95, learning_rate=3e-4, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=800
+    ),
+    # Every seed hard-diverges within 100 steps: its rows stop there, as alone.
+    "diverges": get_variant("article-replay").config.replace(
+        learning_rate=50.0, gamma=1.0, terminal_masking=False, bootstrap_on_truncation=True
+    ),
+}
+NO_REPLAY_FAMILY = {
+    name: get_variant(name).config for name in ("article-naive", "naive-masked", "target-only", "capacity-none")
+}
+
+
+@pytest.mark.parametrize("family", [REPLAY_FAMILY, NO_REPLAY_FAMILY], ids=["replay", "no-replay"])
+def test_each_member_of_a_mixed_family_is_bit_identical_to_its_solo_run(family):
+    seeds = [5, 6]
+    configs = {name: config.replace(**SHORT) for name, config in family.items()}
+    records = train_family([(config, seeds) for config in configs.values()], trace=True)
+    for (name, config), together in zip(configs.items(), records):
+        alone = train(config, seeds, trace=True)
+        np.testing.assert_array_equal(together.trace_actions, alone.trace_actions, err_msg=name)
+        np.testing.assert_array_equal(together.trace_losses, alone.trace_losses, err_msg=name)
+        pd.testing.assert_frame_equal(pd.DataFrame(together.checkpoints), pd.DataFrame(alone.checkpoints), obj=name)
+        pd.testing.assert_frame_equal(pd.DataFrame(together.episodes), pd.DataFrame(alone.episodes), obj=name)
+    diverged = pd.DataFrame(records[list(configs).index("diverges")].checkpoints) if "diverges" in configs else None
+    if diverged is not None:
+        assert diverged["diverged"].all() and diverged["env_step"].max() < 200
+
+
+def test_a_seed_of_one_variant_is_the_same_alone_and_beside_two_others():
+    """Seed 107 of article-target alone, and in a family with article-replay and replay-polyak
+    that also use seed 107 (the same seed in different variants is a different agent)."""
+    a, b, c = (get_variant(n).config.replace(**SHORT) for n in ("article-target", "article-replay", "replay-polyak"))
+    together = train_family([(b, [107, 3]), (a, [107]), (c, [107, 9])], trace=True)[1]
+    alone = train(a, [107], trace=True)
+    np.testing.assert_array_equal(together.trace_losses, alone.trace_losses)
+    pd.testing.assert_frame_equal(pd.DataFrame(together.checkpoints), pd.DataFrame(alone.checkpoints))
+
+
+def test_configs_that_cannot_share_a_seed_axis_are_refused_by_name():
+    a = get_variant("article-target").config
+    with pytest.raises(ConfigError, match="batch_size=32 is invalid in this family"):
+        train_family([(a, [0]), (a.replace(batch_size=32, learning_starts=64), [0])])
+    with pytest.raises(ConfigError, match="replay_capacity=10000 is invalid in this family"):
+        SeedKnobs.of([get_variant("article-naive").config, a.replace(batch_size=1, learning_starts=1)], "cpu")
