@@ -16,12 +16,14 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from filelock import FileLock
 
 from ablations.settings import AblationSettings
-from agents.engine import train
+from agents.engine import train_family
+from agents.family import family_key
 from agents.presets import Variant, get_variant
 from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_version
 from reports.stats import seed_stages
@@ -96,23 +98,61 @@ class RunCache:
         return RunResult.concat([self._block(variant, block) for block in self.blocks(count)])
 
     def prefetch(self, names, count: int | None, worker: int = 0, workers: int = 1) -> None:
-        """Make sure every block of these variants exists, this worker training its share
-        first (xdist workers then train different blocks in parallel rather than queue on one)."""
-        jobs = [(name, block) for name in names for block in self.blocks(count)]
-        for name, block in jobs[worker::workers] + jobs:
-            self._block(get_variant(name), block)
+        """Make sure every seed block of these variants exists. The missing (variant, block)
+        jobs are grouped into families (agents.family) and each family is shared out among the
+        workers, every share trained as one batch on one seed axis; then every entry is loaded
+        (waiting on the locks of entries another worker is still training)."""
+        jobs = [(get_variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
+        missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
+        groups: dict[tuple, list] = {}
+        for variant, block in missing:
+            family = family_key(self.settings.configure(variant.config)) if self.settings.families else variant.name
+            groups.setdefault((family, block), []).append((variant, block))
+        for members in groups.values():
+            share = members[worker::workers]
+            if share:
+                self._train_together(share)
+        for variant, block in jobs:
+            self._block(variant, block)
+
+    def _cached(self, variant: Variant, seeds: tuple[int, ...]) -> RunResult | None:
+        key = self.key(variant, seeds)
+        return self._memory.get(key) or self._load_valid(self.path(variant, seeds), key)
+
+    def _train_together(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> None:
+        """Train these (variant, block) jobs of one family in one batch and store each as its own
+        entry. Every entry's lock is held (in a fixed order, so two workers cannot deadlock)
+        and jobs another process finished meanwhile are dropped."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as locks:
+            for path in sorted(str(self.path(v, b)) for v, b in jobs):
+                locks.enter_context(FileLock(path + ".lock"))
+            todo = [(v, b) for v, b in jobs if self._cached(v, b) is None]
+            if not todo:
+                return
+            started = time.perf_counter()
+            members = [(self.settings.configure(v.config), list(b)) for v, b in todo]
+            records = train_family(members)
+            seconds = time.perf_counter() - started
+            total = sum(len(b) for _, b in todo)
+            for (variant, block), record in zip(todo, records):
+                path, key = self.path(variant, block), self.key(variant, block)
+                # The family's training time shared out by seeds.
+                self._store(variant, record, path, key, seconds * len(block) / total, family_seeds=total)
 
     def _train(self, variant: Variant, seeds: tuple[int, ...], path: Path, key: str) -> RunResult:
+        started = time.perf_counter()
+        (record,) = train_family([(self.settings.configure(variant.config), list(seeds))])
+        return self._store(variant, record, path, key, time.perf_counter() - started, family_seeds=len(seeds))
+
+    def _store(self, variant: Variant, record, path: Path, key: str, seconds: float, family_seeds: int) -> RunResult:
         # Whatever is there is partial, corrupt, stale or from before --ablation-rerun.
         shutil.rmtree(path, ignore_errors=True)
         for leftover in self.directory.glob(f".{path.name}.*.partial"):
             shutil.rmtree(leftover, ignore_errors=True)
-        config = self.settings.configure(variant.config)
-        started = time.perf_counter()
-        record = train(config, list(seeds))
         result = RunResult.from_record(variant.name, record)
         result.meta.update(
-            cache_key=key, session_id=self.settings.session_id, train_seconds=time.perf_counter() - started
+            cache_key=key, session_id=self.settings.session_id, train_seconds=seconds, family_seeds=family_seeds
         )
         result.save(path)
         self.trained_here.append(variant.name)

@@ -98,12 +98,11 @@ def ablation_settings(pytestconfig: pytest.Config) -> AblationSettings:
 @pytest.fixture(scope="session")
 def ablation_runs(pytestconfig: pytest.Config) -> RunCache:
     """The session's run cache. Each xdist worker first trains its share of the variants the
-    selected tests need (every worker computes the same plan), so the cores train in parallel
-    and the file locks make sure no variant is trained twice."""
+    selected tests need (every worker computes the same plan and the same families), so the
+    cores train in parallel and the file locks make sure no variant is trained twice."""
     cache = RunCache(pytestconfig.stash[SETTINGS])
     worker, workers = _worker(pytestconfig)
-    for name in pytestconfig.stash[PLAN][worker::workers]:
-        cache.get(get_variant(name))
+    cache.prefetch(pytestconfig.stash[PLAN], None, worker, workers)
     return cache
 
 

@@ -49,6 +49,8 @@ class AblationSettings:
     session_id: str
     # Seeds on demand: claims still inconclusive get more seeds, doubling, up to this many.
     max_seeds: int | None = None
+    # Train the variants of a family on one seed axis (off: one variant at a time).
+    families: bool = True
 
     @property
     def looks(self) -> list[int]:
@@ -88,6 +90,12 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--ablation-cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
     group.addoption("--ablation-rerun", action="store_true", help="retrain every variant instead of using the cache")
     group.addoption("--ablation-no-report", action="store_true", help="do not write the HTML report at the end")
+    group.addoption(
+        "--ablation-no-families",
+        action="store_true",
+        help="train each variant on its own instead of whole variant families on one seed axis "
+        "(the results are the same bit for bit; for timing comparisons)",
+    )
     group.addoption(
         "--ablation-max-seeds",
         type=int,
@@ -129,4 +137,5 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         write_report=not config.getoption("ablation_no_report"),
         session_id=session_id or uuid.uuid4().hex,
         max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
+        families=not config.getoption("ablation_no_families"),
     )

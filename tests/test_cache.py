@@ -51,7 +51,22 @@ def test_a_run_over_more_seeds_is_its_blocks_side_by_side_and_equals_training_th
     assert again.trained_here == []
 
 
-def test_prefetch_trains_this_workers_share_first(tmp_path):
+def test_prefetch_trains_families_together_and_this_workers_share_first(tmp_path):
+    names = ["article-naive", "naive-masked", "target-only", "article-replay"]
     cache = RunCache(_settings(tmp_path))
-    cache.prefetch(["article-naive", "naive-masked", "article-replay"], None, worker=1, workers=2)
-    assert cache.trained_here == ["naive-masked", "article-naive", "article-replay"]
+    # The no-replay family [naive, masked, target-only] shares out as worker 0 [naive,
+    # target-only] and worker 1 [masked]; the replay family's one member goes to worker 0.
+    # Worker 1 trains its share first, then (alone here) the rest.
+    cache.prefetch(names, None, worker=1, workers=2)
+    assert cache.trained_here[0] == "naive-masked"
+    assert sorted(cache.trained_here) == sorted(names)
+    # One worker: the three no-replay variants train as one batch of 6 seeds, stored apart.
+    together = RunCache(_settings(tmp_path / "one"))
+    together.prefetch(names, None)
+    metas = {name: together.get(get_variant(name)).meta for name in names}
+    assert [metas[n]["family_seeds"] for n in names] == [6, 6, 6, 2]
+    alone = RunCache(_settings(tmp_path / "alone"))
+    for name in names:
+        pd.testing.assert_frame_equal(
+            alone.get(get_variant(name)).checkpoints, together.get(get_variant(name)).checkpoints
+        )
