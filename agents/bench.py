@@ -27,6 +27,9 @@ from pathlib import Path
 
 VARIANTS = ("article-target", "article-naive")
 SEED_COUNTS = (1, 8, 32, 64)
+# A mixed family of the suite's replay variants, 16 seeds each: 64 seeds on one axis.
+MIXED_FAMILY = ("article-replay", "article-target", "replay-polyak", "replay-target-double")
+MIXED_SEEDS_EACH = 16
 MEMORY_CHECK = {"variant": "article-target", "seeds": 64, "replay_capacity": 50_000, "steps": 600}
 
 
@@ -47,6 +50,15 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
 
         started = time.perf_counter()
         article_loop(config, steps)
+    elif kind == "mixed-family":
+        from agents.engine import train_family
+
+        members = [
+            (get_variant(name).config.replace(total_env_steps=steps, eval_episodes=0), list(range(MIXED_SEEDS_EACH)))
+            for name in MIXED_FAMILY
+        ]
+        started = time.perf_counter()
+        train_family(members)
     else:
         from agents.engine import train
 
@@ -129,6 +141,24 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(_format_row(rows[-1]), flush=True)
+        family = run_one(
+            pool, "mixed-family", MIXED_FAMILY[0], len(MIXED_FAMILY) * MIXED_SEEDS_EACH, args.steps, {}, args.repeats
+        )
+        baseline = next(r for r in rows if r["variant"] == "article-target" and r["implementation"] == "article-loop")
+        rows.append(
+            {
+                "variant": "mixed: " + "+".join(MIXED_FAMILY),
+                "implementation": "engine-family",
+                "seeds": len(MIXED_FAMILY) * MIXED_SEEDS_EACH,
+                "agent_steps_per_s_per_core": round(family["agent_steps_per_s"], 1),
+                "ratio_to_article_loop": round(family["agent_steps_per_s"] / baseline["agent_steps_per_s_per_core"], 2),
+                "share_of_arithmetic_limit": round(
+                    family["agent_steps_per_s"] * flops_per_agent_step("article-target") / peak_flops, 4
+                ),
+                "peak_rss_mib": round(family["peak_rss_mib"], 1),
+            }
+        )
+        print(_format_row(rows[-1]), flush=True)
         memory = run_one(
             pool,
             "engine",
@@ -163,7 +193,17 @@ def _plot(directory: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for variant in dict.fromkeys(row["variant"] for row in rows):
+    for row in rows:
+        if row["implementation"] == "engine-family":
+            ax.plot(
+                [row["seeds"]],
+                [row["agent_steps_per_s_per_core"]],
+                marker="*",
+                markersize=12,
+                linestyle="",
+                label=row["variant"],
+            )
+    for variant in dict.fromkeys(row["variant"] for row in rows if row["implementation"] != "engine-family"):
         engine = [r for r in rows if r["variant"] == variant and r["implementation"] == "engine"]
         line = ax.plot(
             [r["seeds"] for r in engine], [r["agent_steps_per_s_per_core"] for r in engine], marker="o", label=variant
