@@ -184,6 +184,30 @@ def improvement_matrix(results: Results) -> pd.DataFrame:
     return pd.DataFrame(matrix, index=pd.Index(names, name="variant"), columns=names)
 
 
+def success_thresholds(results: Results) -> pd.DataFrame:
+    """Claim (d) at every success threshold shown (the verdict uses the primary one): success
+    rates of example 3 and example 2, their difference with its interval, and Fisher's p."""
+    rows = []
+    for _test, details in results.details("test_claim[target-helps-convergence"):
+        primary = details.get("success_threshold")
+        for threshold, figures in (details.get("by_success_threshold") or {}).items():
+            low, high = figures.get("ci") or (None, None)
+            rows.append(
+                {
+                    "threshold": float(threshold),
+                    "primary": primary is not None and float(threshold) == float(primary),
+                    "article_target_rate": figures.get("article-target"),
+                    "article_replay_rate": figures.get("article-replay"),
+                    "rate_difference": figures.get("rate_difference"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_value": figures.get("p_value"),
+                }
+            )
+    columns = ["threshold", "primary", "article_target_rate", "article_replay_rate", "rate_difference"]
+    return pd.DataFrame(rows, columns=columns + ["ci_low", "ci_high", "p_value"])
+
+
 def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataFrame]:
     """Write every table as CSV and Parquet (each via a temp file renamed into place)."""
     tables = {
@@ -194,6 +218,7 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
         "improvement_matrix": improvement_matrix(results).reset_index(),
         "soft_divergence_sensitivity": soft_divergence_sensitivity(results),
         "attribution": attribution(results),
+        "success_thresholds": success_thresholds(results),
     }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

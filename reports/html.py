@@ -130,6 +130,18 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         }
         for _, row in tables["attribution"].iterrows()
     ]
+    thresholds = [
+        {
+            "threshold": _num(row["threshold"]),
+            "primary": "primary" if row["primary"] else "",
+            "target": f"{100 * row['article_target_rate']:.0f}%",
+            "replay": f"{100 * row['article_replay_rate']:.0f}%",
+            "difference": _num(row["rate_difference"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "p": _p(row["p_value"]),
+        }
+        for _, row in tables["success_thresholds"].iterrows()
+    ]
     tests = [
         {
             "test": row["node_id"].split("::")[-1],
@@ -183,6 +195,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         soft=soft,
         bounds=bounds,
         attribution=attribution_rows,
+        thresholds=thresholds,
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
