@@ -129,10 +129,6 @@ def _article_replay_vs_naive(s: Summaries, alpha: float) -> Evidence:
     return Evidence(verdict, {"iqm": {"article-replay": _iqm(replay), "article-naive": _iqm(naive)}})
 
 
-def cell(mask: bool, done: bool, replay: bool, target: bool) -> str:
-    return factorial_variant(mask, done, replay, target)
-
-
 ALL_CELLS = tuple(factorial_variant(*levels) for levels in factorial.cells(len(FACTORIAL_KNOBS)))
 
 
@@ -178,7 +174,7 @@ def stratified_effect(s: Summaries, pairs: list[tuple[str, str]], column: str, g
     )
 
 
-REPLAY, MASK, TARGET = FACTORIAL_KNOBS.index("replay"), FACTORIAL_KNOBS.index("terminal_masking"), 3
+MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "replay", "target_network"))
 
 
 def _replay_improves(mask: bool):
