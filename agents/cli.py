@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -54,6 +57,31 @@ def summary_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def check_writable(directory: str) -> str | None:
+    """Why a run could not be saved under `directory`, or None if it can: checked before
+    training, so a bad --out costs nothing."""
+    path = Path(directory)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return f"--out={directory!r} is invalid: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out={directory!r} is invalid: {existing} is not writable"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--out={directory!r} is invalid: {exc.strerror.lower()} ({exc.filename})"
+    return None
+
+
+def save_or_keep(result: RunResult, directory: str, name: str) -> tuple[Path, str | None]:
+    """Save the run; if the write still fails, keep it in a fresh temp folder and say why."""
+    try:
+        return result.save(Path(directory) / name), None
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="dqn-ablations-run-")) / name
+        return result.save(fallback), f"could not write to {directory} ({exc.strerror}); the run is kept instead"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "variants":
@@ -76,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.out and (problem := check_writable(args.out)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     try:
         with tqdm(
@@ -93,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary_lines(result):
         print(line)
     if args.out:
-        directory = result.save(f"{args.out.rstrip('/')}/{variant.name}-{config.content_hash()}")
+        directory, problem = save_or_keep(result, args.out, f"{variant.name}-{config.content_hash()}")
+        if problem is not None:
+            print(f"error: {problem}: {directory}", file=sys.stderr)
+            return 1
         print(f"saved {directory}")
     return 0

@@ -34,3 +34,26 @@ def test_bad_arguments_give_a_clear_error(capsys):
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "agents", "variants"], capture_output=True, text=True, check=True)
     assert "article-naive" in out.stdout
+
+
+def test_an_unusable_output_folder_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for bad in ("/proc/forbidden", str(blocker / "runs")):
+        assert main(["train", "--variant", "article-target", "--seeds", "0", "--steps", "100", "--out", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out={bad!r} is invalid") and err.count("\n") == 1, err
+
+
+def test_a_write_that_fails_after_training_keeps_the_run(tmp_path, capsys, monkeypatch):
+    def refuse(self, directory):
+        raise PermissionError(13, "Permission denied")
+
+    original = RunResult.save
+    monkeypatch.setattr(
+        RunResult, "save", lambda self, d: refuse(self, d) if str(tmp_path) in str(d) else original(self, d)
+    )
+    assert main(["train", "--variant", "article-target", "--seeds", "0", "--steps", "100", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    kept = err.rsplit(": ", 1)[-1].strip()
+    assert "the run is kept instead" in err and RunResult.load(kept).seeds == [0]
