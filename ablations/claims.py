@@ -82,6 +82,7 @@ class Settled:
             "verdict": self.verdict,
             "claim": self.claim.text,
             "claim_key": self.claim.key,
+            "claim_order": list(CLAIMS).index(self.claim.key) if self.claim.key in CLAIMS else None,
             "metric": self.claim.metric,
             "note": self.claim.note,
             "p_adjusted": self.p_adjusted,

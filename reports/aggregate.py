@@ -127,7 +127,7 @@ def variant_summary(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error")
+LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error", "claim_order")
 
 
 def claim_ledger(results: Results) -> pd.DataFrame:
@@ -139,7 +139,10 @@ def claim_ledger(results: Results) -> pd.DataFrame:
         claims[name] = [d.get(name) for d in details]
     columns = ["claim", "metric", "note", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted"]
     columns += ["look", "looks", "look_level", "seeds_used", "n", "verdict", "seeds_needed", "outcome", "error"]
-    return claims[columns + ["node_id"]].sort_values("node_id").reset_index(drop=True)
+    # The claims' own order (as defined), then any row without one (a crash before recording).
+    claims["claim_order"] = pd.to_numeric(claims["claim_order"]).fillna(len(claims) + 1000)
+    ordered = claims.sort_values(["claim_order", "node_id"])
+    return ordered[columns + ["node_id"]].reset_index(drop=True)
 
 
 def attribution(results: Results) -> pd.DataFrame:
