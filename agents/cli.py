@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -12,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from agents.config import ConfigError
+from agents.configfile import load_config_file
 from agents.engine import train
 from agents.presets import VARIANTS, get_variant
 from agents.results import RunResult
@@ -32,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("variants", help="list the named agent variants")
-    run = sub.add_parser("train", help="train one variant on a set of seeds")
-    run.add_argument("--variant", required=True, help="a name from `python -m agents variants`")
+    run = sub.add_parser("train", help="train one variant (or your config file) on a set of seeds")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--variant", help="a name from `python -m agents variants`")
+    source.add_argument("--config", help="a TOML file of AgentConfig fields (see examples/)")
     run.add_argument("--seeds", default="0", help="seeds: 3, 0-9 or 0,2,5-7 (default 0)")
     run.add_argument("--steps", type=_positive_int, help="env steps per seed (default: the variant's)")
     run.add_argument("--env", help="gymnasium env id (default: the variant's, CartPole-v1)")
@@ -91,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<{width}}  {variant.summary}  [expected: {expected}]")
         return 0
     try:
-        variant = get_variant(args.variant)
+        env_settings = None
+        if args.config is not None:
+            loaded = load_config_file(args.config)
+            name, base, env_settings = loaded.name, loaded.config, dataclasses.asdict(loaded.env)
+        else:
+            variant = get_variant(args.variant)
+            name, base = variant.name, variant.config
         seeds = parse_seeds(args.seeds)
         changes = {}
         if args.steps is not None:
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             changes["env_id"] = args.env
         if args.device is not None:
             changes["device"] = args.device
-        config = variant.config.replace(**changes)
+        config = base.replace(**changes)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(
             total=config.total_env_steps,
             unit="step",
-            desc=f"{variant.name} x{len(seeds)} seeds",
+            desc=f"{name} x{len(seeds)} seeds",
             mininterval=1.0,
             disable=None,  # no bar when stderr is not a terminal (CI logs)
         ) as bar:
@@ -120,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = RunResult.from_record(variant.name, record)
+    result = RunResult.from_record(name, record)
+    if env_settings is not None:
+        result.meta["env_settings"] = env_settings
     for line in summary_lines(result):
         print(line)
     if args.out:
-        directory, problem = save_or_keep(result, args.out, f"{variant.name}-{config.content_hash()}")
+        directory, problem = save_or_keep(result, args.out, f"{name}-{config.content_hash()}")
         if problem is not None:
             print(f"error: {problem}: {directory}", file=sys.stderr)
             return 1
