@@ -26,7 +26,7 @@ import pandas as pd
 
 from agents.presets import FACTORIAL_KNOBS, factorial_variant
 from reports import factorial, stats
-from reports.metrics import SUCCESS_THRESHOLD, SUCCESS_THRESHOLDS_SHOWN
+from reports.metrics import SUCCESS_THRESHOLDS_SHOWN
 
 ERROR = "error"
 # A "consistent" failure: the agent learns in fewer than 20% of seeds. Fixed before any result.
@@ -113,8 +113,8 @@ def _iqm(summary: pd.DataFrame, column: str = "late_return") -> float | None:
 def _success_threshold(summaries: Summaries) -> float:
     first = next(iter(summaries.values()))
     if "success" not in first:
-        raise LookupError("no success threshold is defined for this env")
-    return SUCCESS_THRESHOLD.get(first.attrs.get("env_id", "CartPole-v1"), 250.0)
+        raise LookupError("no success threshold is known for this env: give [env] success_threshold")
+    return float(first.attrs["success_threshold"])
 
 
 def _naive_fails(s: Summaries, alpha: float) -> Evidence:

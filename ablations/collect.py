@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agents.envprofile import env_profile
 from agents.results import RunResult, git_commit, package_versions, write_directory_atomically
 
 PROPERTY_KEY = "ablation"
@@ -165,6 +166,7 @@ def session_meta(config: pytest.Config, settings) -> dict:
         "seeds": list(settings.seeds),
         "env_steps": settings.env_steps,
         "env_id": settings.env_id,
+        "env_profile": env_profile(settings.env_id).to_dict(),
         "command_line": " ".join([Path(sys.argv[0]).name, *config.invocation_params.args]),
         "xdist_workers": getattr(config.option, "numprocesses", None) or 0,
         "package_versions": package_versions(),

@@ -127,8 +127,9 @@ def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[s
         ablation_runs.prefetch(names, count, worker, workers)
         for name in names:
             if (name, count) not in summaries:
-                summary = seed_summary(ablation_runs.get(get_variant(name), count))
-                summary.attrs["env_id"] = settings.env_id
+                run = ablation_runs.get(get_variant(name), count)
+                summary = seed_summary(run)
+                summary.attrs.update(env_id=settings.env_id, success_threshold=run.env_profile.success_threshold)
                 summaries[name, count] = summary
         return {name: summaries[name, count] for name in names}
 

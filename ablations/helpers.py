@@ -21,7 +21,7 @@ def variants_expecting(outcome: str) -> list[str]:
 
 def seed_summary(run: RunResult):
     """per_seed outcome metrics of a run (late return, divergence, collapse, ...)."""
-    return per_seed(run.checkpoints, run.config.env_id, run.config.gamma)
+    return per_seed(run.checkpoints, run.env_profile, run.config.gamma)
 
 
 def pooled_sweep_verdict(verdict: Verdict, points_per_seed: int) -> Verdict:

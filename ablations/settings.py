@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.config import AgentConfig
+from agents.envprofile import env_profile, require_success_threshold
 from agents.envs import env_spec
 from reports.stats import seed_stages
 
@@ -123,6 +124,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
     env_id = config.getoption("ablation_env")
     try:
         env_spec(env_id)
+        require_success_threshold(env_profile(env_id))
     except ValueError as exc:
         raise pytest.UsageError(f"--ablation-env: {exc}") from None
     root = Path(config.rootpath)

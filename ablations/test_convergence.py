@@ -16,9 +16,7 @@ from ablations.verdicts import enforce
 from reports import stats
 from reports.metrics import (
     COLLAPSE_FRACTION,
-    COLLAPSE_PEAK,
     SOFT_DIVERGENCE_MARGIN,
-    SUCCESS_THRESHOLD,
     soft_divergence_bound,
     soft_divergence_rates,
 )
@@ -29,7 +27,7 @@ pytestmark = pytest.mark.convergence
 DIVERGENCE_SHARE = 0.5
 
 
-def _collapse(summary, env_id) -> dict:
+def _collapse(summary, profile) -> dict:
     if "collapsed" not in summary:
         return {}
     k, n = int(summary["collapsed"].sum()), len(summary)
@@ -37,17 +35,17 @@ def _collapse(summary, env_id) -> dict:
     return {
         "collapse_rate": interval.estimate,
         "collapse_ci": [interval.low, interval.high],
-        "collapse_definition": f"best >= {COLLAPSE_PEAK[env_id]:g}, late < {COLLAPSE_FRACTION:g} x best",
+        "collapse_definition": f"best >= {profile.collapse_peak:g}, late < {COLLAPSE_FRACTION:g} x best",
     }
 
 
 @over(variants_expecting("converge"))
 def test_converges(variant_run, record_property):
     """The IQM over seeds of the late greedy return exceeds the success threshold."""
-    env_id = variant_run.config.env_id
-    threshold = SUCCESS_THRESHOLD.get(env_id)
+    profile = variant_run.env_profile
+    threshold = profile.success_threshold
     if threshold is None:
-        pytest.skip(f"no success threshold is defined for {env_id}")
+        pytest.skip(f"no success threshold is known for {profile.env_id}: {profile.success_source}")
     summary = seed_summary(variant_run)
     verdict = stats.location_above(summary["late_return"], threshold)
     record(
@@ -59,7 +57,7 @@ def test_converges(variant_run, record_property):
         late_returns=summary["late_return"].tolist(),
         success_rate=float(summary["success"].mean()),
         imputed_diverged_seeds=int(summary["late_return_imputed"].sum()),
-        **_collapse(summary, env_id),
+        **_collapse(summary, profile),
     )
     enforce(verdict, f"{variant_run.variant} converges: IQM late return > {threshold:g}")
 
@@ -68,22 +66,22 @@ def test_converges(variant_run, record_property):
 def test_soft_divergence(variant_run, record_property):
     """In a majority of seeds max |Q| over the probe states stays above the return bound +
     margin at every late checkpoint (sustained; a transient overshoot does not count)."""
-    config = variant_run.config
-    bound = soft_divergence_bound(config.env_id, config.gamma)
+    config, profile = variant_run.config, variant_run.env_profile
+    bound = soft_divergence_bound(profile, config.gamma, checkpoints=variant_run.checkpoints)
     if bound is None:
-        pytest.skip(f"no return bound is known for {config.env_id}")
+        pytest.skip(f"no reward bound is known for {config.env_id}")
     summary = seed_summary(variant_run)
     k, n = int(summary["soft_diverged"].sum()), len(summary)
     verdict = stats.rate_above(k, n, DIVERGENCE_SHARE)
     sensitivity = {
         f"{margin:g}": {
-            "bound": soft_divergence_bound(config.env_id, config.gamma, margin),
+            "bound": soft_divergence_bound(profile, config.gamma, margin, variant_run.checkpoints),
             "sustained": held,
             "peak_crossed": crossed,
             "n": total,
         }
         for margin, (held, crossed, total) in soft_divergence_rates(
-            variant_run.checkpoints, config.env_id, config.gamma
+            variant_run.checkpoints, profile, config.gamma
         ).items()
     }
     record(
@@ -98,6 +96,6 @@ def test_soft_divergence(variant_run, record_property):
         overshoot=int(summary["overshoot"].sum()),
         hard_diverged=int(summary["hard_diverged"].sum()),
         threshold_sensitivity=sensitivity,
-        **_collapse(summary, config.env_id),
+        **_collapse(summary, profile),
     )
     enforce(verdict, f"{variant_run.variant} soft-diverges (max|Q| stays > {bound:g}) in more than half of the seeds")

@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = RunResult.from_record(name, record)
-    if env_settings is not None:
-        result.meta["env_settings"] = env_settings
+    result = RunResult.from_record(name, record, env_settings)
     for line in summary_lines(result):
         print(line)
     if args.out:

@@ -14,13 +14,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.envprofile import EVAL_STEP_CAP
 from agents.envs import EnvSpec, make_env_batch
 from agents.networks import MLPParams, aligned_batch, forward
 from agents.seeding import EVAL_SEED_BASE, PROBE_SEED
 
 PROBE_STATE_COUNT = 256
-# Greedy evaluation episodes of envs without a time limit stop here.
-EVAL_STEP_CAP = 10_000
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,8 @@ def train_family(
     diverged_step = np.full(num_seeds, -1, dtype=np.int64)
     episode_return = np.zeros(num_seeds)
     episode_length = np.zeros(num_seeds, dtype=np.int64)
+    # Largest |reward| seen in training: the soft-divergence bound of envs with no known bound.
+    max_abs_reward_seen = np.zeros(num_seeds)
     updates = 0
     last_sync_update = np.zeros(num_seeds, dtype=np.int64)
     last_sync_step = np.zeros(num_seeds, dtype=np.int64)
@@ -259,6 +261,7 @@ def train_family(
             "target_lag_updates": lag_updates,
             "target_lag_env_steps": lag_steps,
             "replay_fill": fill / knobs.capacity if config.uses_replay else np.nan,
+            "max_abs_reward_seen": max_abs_reward_seen,
             "diverged": ~alive,
             "diverged_step": diverged_step,
         }
@@ -292,6 +295,7 @@ def train_family(
         )
         episode_return += result.reward
         episode_length += 1
+        np.maximum(max_abs_reward_seen, np.abs(result.reward), out=max_abs_reward_seen)
         ended = result.terminated | result.truncated
         for i in np.flatnonzero(ended & alive):
             log = episodes[member_of[i]]

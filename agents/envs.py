@@ -46,6 +46,8 @@ def env_spec(env_id: str) -> EnvSpec:
         env = gym.make(env_id)
     except gym.error.Error as exc:
         raise ConfigError(f"env_id={env_id!r} is invalid: not a registered gymnasium environment ({exc})") from None
+    except ModuleNotFoundError as exc:  # "module:EnvName-v0" ids import their module first
+        raise ConfigError(f"env_id={env_id!r} is invalid: its module cannot be imported ({exc.msg})") from None
     try:
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ConfigError(

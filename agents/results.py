@@ -25,6 +25,7 @@ import pandas as pd
 
 from agents.config import AgentConfig
 from agents.engine import TrainingRecord
+from agents.envprofile import EnvProfile, env_profile
 
 RESULT_FORMAT_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -114,7 +115,8 @@ class RunResult:
     meta: dict[str, Any]
 
     @classmethod
-    def from_record(cls, variant: str, record: TrainingRecord) -> RunResult:
+    def from_record(cls, variant: str, record: TrainingRecord, env_settings: dict | None = None) -> RunResult:
+        """env_settings: a config file's [env] values (success_threshold, max_abs_reward)."""
         checkpoints = pd.DataFrame(record.checkpoints)
         episodes = pd.DataFrame(record.episodes)
         for frame in (checkpoints, episodes):
@@ -129,8 +131,15 @@ class RunResult:
             "git_commit": git_commit(),
             "package_versions": package_versions(),
             "wall_time_s": record.wall_time_s,
+            "env_profile": env_profile(record.config.env_id, **(env_settings or {})).to_dict(),
         }
         return cls(variant, record.config, list(record.seeds), checkpoints, episodes, meta)
+
+    @property
+    def env_profile(self) -> EnvProfile:
+        """The run's env profile as recorded (computed from the env for runs saved before)."""
+        recorded = self.meta.get("env_profile")
+        return EnvProfile.from_dict(recorded) if recorded else env_profile(self.config.env_id)
 
     @classmethod
     def concat(cls, parts: list[RunResult]) -> RunResult:

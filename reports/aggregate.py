@@ -34,6 +34,11 @@ class Results:
     def env_id(self) -> str:
         return self.meta.get("env_id", "CartPole-v1")
 
+    @property
+    def profile(self) -> dict | str:
+        """The env profile recorded by the session (its env id for results saved before)."""
+        return self.meta.get("env_profile") or self.env_id
+
     @functools.cached_property
     def variant_configs(self) -> dict[str, dict]:
         """Each variant's config as recorded in meta.json (empty where none was recorded)."""
@@ -47,7 +52,7 @@ class Results:
         """per_seed metrics of every variant, one row per (variant, seed); computed once."""
         parts = []
         for variant, frame in self.runs.groupby("variant", sort=True):
-            table = per_seed(frame, self.env_id, self.gamma(variant))
+            table = per_seed(frame, self.profile, self.gamma(variant))
             table.insert(0, "variant", variant)
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
@@ -169,10 +174,10 @@ def soft_divergence_sensitivity(results: Results) -> pd.DataFrame:
     rows = []
     for variant, frame in results.runs.groupby("variant", sort=True):
         gamma = results.gamma(variant)
-        rates = soft_divergence_rates(frame, results.env_id, gamma)
+        rates = soft_divergence_rates(frame, results.profile, gamma)
         sustained, peak = {"variant": variant, "definition": "sustained"}, {"variant": variant, "definition": "peak"}
         for margin, (held, crossed, total) in rates.items():
-            column = f"{soft_divergence_bound(results.env_id, gamma, margin):g}"
+            column = f"{soft_divergence_bound(results.profile, gamma, margin, frame):g}"
             sustained[column], peak[column] = held / total, crossed / total
         rows += [sustained, peak]
     return pd.DataFrame(rows)

@@ -92,8 +92,10 @@ def _max_q(results: Results, ax) -> None:
         data=data, x="env_step", y="max_abs_q", hue="variant", hue_order=shown, errorbar=("pi", 50), ax=ax, linewidth=1
     )
     ax.set_yscale("log")
-    ax.axhline(100, color="black", linestyle="-", linewidth=1, label="max|r|/(1-gamma) = 100")
-    bound = soft_divergence_bound(results.env_id, 0.99)
+    limit = soft_divergence_bound(results.profile, 0.99, 0.0, results.runs)
+    if limit is not None:
+        ax.axhline(limit, color="black", linestyle="-", linewidth=1, label=f"max|r|/(1-gamma) = {limit:g}")
+    bound = soft_divergence_bound(results.profile, 0.99, checkpoints=results.runs)
     if bound is not None:
         ax.axhline(bound, color="black", linestyle="--", linewidth=1, label=f"soft-divergence bound {bound:g}")
     ax.set(xlabel="env steps", ylabel="max |Q| over probe states (median, IQR)")

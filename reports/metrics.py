@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from agents.envprofile import EnvProfile, env_profile
+
 # A seed's "late" performance: the mean over its last 20% of checkpoints (at least one), each
 # checkpoint itself the mean of several fixed-seed greedy episodes. One snapshot swings too much.
 LATE_FRACTION = 0.2
-# The largest |reward| per step of the supported envs: CartPole pays +1, Acrobot and
-# MountainCar pay -1 (0 at the goal).
-MAX_ABS_REWARD = {"CartPole-v1": 1.0, "Acrobot-v1": 1.0, "MountainCar-v0": 1.0}
 # Soft divergence: max |Q| stays above max|r| / (1 - gamma) times (1 + margin) at every late
 # checkpoint (the last LATE_FRACTION of the run). No true Q-value can exceed max|r| / (1 - gamma)
 # = 100 on CartPole with gamma 0.99, and a good agent's estimate sits near 99.3 (the 500-step
@@ -23,22 +22,44 @@ MAX_ABS_REWARD = {"CartPole-v1": 1.0, "Acrobot-v1": 1.0, "MountainCar-v0": 1.0}
 # divergence: a peak is not a state. Reports show how both move across SOFT_DIVERGENCE_MARGINS.
 SOFT_DIVERGENCE_MARGIN = 0.10
 SOFT_DIVERGENCE_MARGINS = (0.0, 0.05, 0.10, 0.25, 0.5, 1.0, 9.0)
-# A seed "learns" when its late return reaches half of CartPole-v1's maximum return (500): the
-# primary threshold, fixed before any result, because it separates "balances for a long time"
-# from "never learned" without demanding the near-perfect play a 50k-step budget rarely gives.
-# Reports also show 195 (CartPole-v0's solved threshold) and 475 (CartPole-v1's registered
-# reward_threshold). Other envs use gymnasium's reward_threshold.
-SUCCESS_THRESHOLD = {"CartPole-v1": 250.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0}
+# A seed "learns" when its late return reaches the env profile's success threshold
+# (agents/envprofile.py: 250 on CartPole-v1, gymnasium's reward_threshold elsewhere, or the
+# config file's). Reports also show CartPole-v1 at 195 (CartPole-v0's solved threshold) and
+# 475 (CartPole-v1's registered reward_threshold).
 SUCCESS_THRESHOLDS_SHOWN = {"CartPole-v1": (195.0, 250.0, 475.0)}
-# Learn-then-collapse: the best checkpoint reached COLLAPSE_PEAK and the late return fell below
-# COLLAPSE_FRACTION of that best.
-COLLAPSE_PEAK = {"CartPole-v1": 400.0}
+# Learn-then-collapse: the best checkpoint reached the profile's collapse peak and the late
+# return fell below COLLAPSE_FRACTION of that best.
 COLLAPSE_FRACTION = 0.5
 
 
-def soft_divergence_bound(env_id: str, gamma: float, margin: float = SOFT_DIVERGENCE_MARGIN) -> float | None:
-    """The max |Q| above which an estimate is soft-diverged; None for envs without a known bound."""
-    reward = MAX_ABS_REWARD.get(env_id)
+def _profile(profile: EnvProfile | dict | str) -> EnvProfile:
+    """A profile from a profile, its recorded dict, or (for results saved before) an env id."""
+    if isinstance(profile, EnvProfile):
+        return profile
+    if isinstance(profile, dict):
+        return EnvProfile.from_dict(profile)
+    return env_profile(profile)
+
+
+def max_abs_reward(profile, checkpoints: pd.DataFrame | None = None) -> float | None:
+    """The profile's reward bound, else the largest |reward| the run saw in training."""
+    profile = _profile(profile)
+    if profile.max_abs_reward is not None:
+        return profile.max_abs_reward
+    if (
+        checkpoints is not None
+        and "max_abs_reward_seen" in checkpoints
+        and checkpoints["max_abs_reward_seen"].notna().any()
+    ):
+        return float(checkpoints["max_abs_reward_seen"].max())
+    return None
+
+
+def soft_divergence_bound(
+    profile, gamma: float, margin: float = SOFT_DIVERGENCE_MARGIN, checkpoints: pd.DataFrame | None = None
+) -> float | None:
+    """The max |Q| above which an estimate is soft-diverged; None where no reward bound is known."""
+    reward = max_abs_reward(profile, checkpoints)
     if reward is None or gamma >= 1.0:
         return None
     return reward / (1.0 - gamma) * (1.0 + margin)
@@ -51,7 +72,7 @@ def late_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
     return checkpoints[checkpoints["env_step"].isin(steps[-count:])]
 
 
-def per_seed(checkpoints: pd.DataFrame, env_id: str, gamma: float) -> pd.DataFrame:
+def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
     """One row per seed of one variant: late, best and mean return, divergence and collapse."""
     if checkpoints["variant"].nunique() != 1:
         raise ValueError("per_seed takes the checkpoints of one variant")
@@ -82,17 +103,17 @@ def per_seed(checkpoints: pd.DataFrame, env_id: str, gamma: float) -> pd.DataFra
     worst = frame["eval_return"].min()
     out["late_return_imputed"] = out["late_return"].isna()
     out["late_return"] = out["late_return"].fillna(worst if np.isfinite(worst) else 0.0)
-    bound = soft_divergence_bound(env_id, gamma)
+    profile = _profile(profile)
+    bound = soft_divergence_bound(profile, gamma, checkpoints=frame)
     if bound is not None:
         # Hard-diverged seeds went through overflow: they count as soft-diverged too.
         out["soft_diverged"] = (out["late_min_max_abs_q"] > bound) | out["hard_diverged"]
         out["overshoot"] = (out["peak_max_abs_q"] > bound) & ~out["soft_diverged"]
-    threshold = SUCCESS_THRESHOLD.get(env_id)
-    if threshold is not None:
-        out["success"] = out["late_return"] >= threshold
-    for shown in SUCCESS_THRESHOLDS_SHOWN.get(env_id, ()):
+    if profile.success_threshold is not None:
+        out["success"] = out["late_return"] >= profile.success_threshold
+    for shown in SUCCESS_THRESHOLDS_SHOWN.get(profile.env_id, ()):
         out[f"success_{shown:g}"] = out["late_return"] >= shown
-    peak = COLLAPSE_PEAK.get(env_id)
+    peak = profile.collapse_peak
     if peak is not None:
         out["collapsed"] = (out["best_return"] >= peak) & (out["late_return"] < COLLAPSE_FRACTION * out["best_return"])
     return out.reset_index()
@@ -105,7 +126,7 @@ def _late_median(late: pd.DataFrame, column: str) -> pd.Series:
     return late.groupby("seed")[column].median()
 
 
-def soft_divergence_rates(checkpoints: pd.DataFrame, env_id: str, gamma: float) -> dict[float, tuple[int, int, int]]:
+def soft_divergence_rates(checkpoints: pd.DataFrame, profile, gamma: float) -> dict[float, tuple[int, int, int]]:
     """(sustained soft divergences, peak crossings, seeds) at every margin of
     SOFT_DIVERGENCE_MARGINS: how each definition's verdict moves with the threshold."""
     late = late_checkpoints(checkpoints).groupby("seed")["max_abs_q"].min()
@@ -113,7 +134,7 @@ def soft_divergence_rates(checkpoints: pd.DataFrame, env_id: str, gamma: float) 
     hard = frame["hard"].astype(bool)
     rates = {}
     for margin in SOFT_DIVERGENCE_MARGINS:
-        bound = soft_divergence_bound(env_id, gamma, margin)
+        bound = soft_divergence_bound(profile, gamma, margin, checkpoints)
         if bound is None:
             continue
         sustained = int(((late.reindex(frame.index) > bound) | hard).sum())

@@ -1,0 +1,90 @@
+"""Env-aware definitions in one place: what "learned", "diverged" and "collapsed" mean on an env.
+
+A profile is built from the env itself (gymnasium's registration: reward_threshold, time limit)
+and, where the registration is silent, from the user's config file ([env] table). It is written
+into every run's meta.json, so reports read it from results rather than from tables keyed by
+env id. Where no reward bound is known or given, the soft-divergence bound uses the largest
+|reward| the run saw in training (recorded per checkpoint as max_abs_reward_seen).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+
+from agents.config import ConfigError
+
+# The suite's own success threshold for CartPole-v1, fixed before any result: half of its
+# maximum return (500), which separates "balances for a long time" from "never learned"
+# without demanding the near-perfect play (gymnasium's 475) that a 50k-step budget rarely gives.
+SUITE_SUCCESS_THRESHOLD = {"CartPole-v1": 250.0}
+# Largest |reward| per step of the classic-control envs, read off their source: CartPole pays +1,
+# Acrobot and MountainCar pay -1 per step (0 at the goal).
+KNOWN_MAX_ABS_REWARD = {"CartPole-v1": 1.0, "Acrobot-v1": 1.0, "MountainCar-v0": 1.0}
+# Greedy evaluation episodes of envs without a time limit stop here.
+EVAL_STEP_CAP = 10_000
+# Learn-then-collapse: the best checkpoint reached this share of the env's maximum return.
+COLLAPSE_PEAK_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class EnvProfile:
+    env_id: str
+    success_threshold: float | None
+    success_source: str
+    max_abs_reward: float | None
+    reward_source: str
+    max_episode_steps: int | None
+    eval_step_cap: int
+    # Best return that counts as "learned well" for collapse; None where the maximum is unknown.
+    collapse_peak: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EnvProfile:
+        return cls(**data)
+
+
+def env_profile(env_id: str, success_threshold: float | None = None, max_abs_reward: float | None = None) -> EnvProfile:
+    """The profile of env_id; values given (from a config file) win over registered ones."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:  # "module:EnvName-v0": the module registers the env when imported
+            importlib.import_module(module)
+        spec = gym.spec(name)
+    except gym.error.Error as exc:
+        raise ConfigError(f"env_id={env_id!r} is invalid: not a registered gymnasium environment ({exc})") from None
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"env_id={env_id!r} is invalid: its module cannot be imported ({exc.msg})") from None
+    if success_threshold is not None:
+        success, success_source = float(success_threshold), "given in the config file"
+    elif env_id in SUITE_SUCCESS_THRESHOLD:
+        success, success_source = SUITE_SUCCESS_THRESHOLD[env_id], "the suite's definition (half the maximum return)"
+    elif spec.reward_threshold is not None:
+        success, success_source = float(spec.reward_threshold), "gymnasium's registered reward_threshold"
+    else:
+        success, success_source = None, "unknown: give [env] success_threshold in the config file"
+    if max_abs_reward is not None:
+        reward, reward_source = float(max_abs_reward), "given in the config file"
+    elif env_id in KNOWN_MAX_ABS_REWARD:
+        reward, reward_source = KNOWN_MAX_ABS_REWARD[env_id], "known for this env"
+    else:
+        reward, reward_source = None, "the largest |reward| seen in training"
+    steps = spec.max_episode_steps
+    # A collapse needs a known maximum return: max |r| per step times the time limit, positive rewards only.
+    collapse = COLLAPSE_PEAK_SHARE * reward * steps if env_id == "CartPole-v1" and reward and steps else None
+    return EnvProfile(env_id, success, success_source, reward, reward_source, steps, steps or EVAL_STEP_CAP, collapse)
+
+
+def require_success_threshold(profile: EnvProfile) -> float:
+    """The success threshold, or a one-line error saying how to give one."""
+    if profile.success_threshold is None:
+        raise ConfigError(
+            f"env_id={profile.env_id!r} has no success threshold: gymnasium registers no reward_threshold "
+            "for it; give one as [env] success_threshold = ... in a config file"
+        )
+    return profile.success_threshold

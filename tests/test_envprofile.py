@@ -1,0 +1,50 @@
+"""Env profiles: one place for what success, divergence and collapse mean on an env."""
+
+import pytest
+
+from agents.config import AgentConfig, ConfigError
+from agents.engine import train
+from agents.envprofile import env_profile, require_success_threshold
+from agents.envs import env_spec
+from agents.results import RunResult
+from reports.metrics import per_seed, soft_divergence_bound
+
+TINY = "tests.tiny_env:TinyChain-v0"
+
+
+def test_profiles_come_from_the_env_and_the_suites_cartpole_definition():
+    cartpole = env_profile("CartPole-v1")
+    assert (cartpole.success_threshold, cartpole.max_abs_reward, cartpole.max_episode_steps) == (250.0, 1.0, 500)
+    assert cartpole.collapse_peak == 400.0 and "suite" in cartpole.success_source
+    acrobot = env_profile("Acrobot-v1")
+    assert acrobot.success_threshold == -100.0 and "registered" in acrobot.success_source
+    assert acrobot.collapse_peak is None
+    given = env_profile("Acrobot-v1", success_threshold=-150.0, max_abs_reward=2.0)
+    assert (given.success_threshold, given.max_abs_reward) == (-150.0, 2.0)
+
+
+def test_a_user_registered_env_trains_and_its_reward_bound_is_the_largest_seen():
+    spec = env_spec(TINY)
+    assert (spec.obs_dim, spec.num_actions, spec.max_episode_steps) == (2, 2, 20)
+    profile = env_profile(TINY)
+    assert profile.success_threshold is None and profile.max_abs_reward is None
+    with pytest.raises(ConfigError, match="has no success threshold.*success_threshold = "):
+        require_success_threshold(profile)
+    config = AgentConfig(env_id=TINY, total_env_steps=400, eval_period=200, eval_episodes=2, learning_starts=64)
+    run = RunResult.from_record("tiny", train(config, [0, 1]))
+    assert run.meta["env_profile"]["env_id"] == TINY
+    assert run.checkpoints["max_abs_reward_seen"].max() == 2.0
+    assert soft_divergence_bound(run.env_profile, 0.99, 0.0, run.checkpoints) == pytest.approx(200.0)
+    summary = per_seed(run.checkpoints, run.env_profile, 0.99)
+    assert "soft_diverged" in summary and "success" not in summary
+
+
+@pytest.mark.parametrize(
+    "env_id,match",
+    [("no_such_module:Env-v0", "its module cannot be imported"), ("NoSuchEnv-v0", "not a registered gymnasium")],
+)
+def test_unknown_envs_and_modules_are_one_line_errors(env_id, match):
+    for check in (env_spec, env_profile):
+        with pytest.raises(ConfigError, match=match) as caught:
+            check(env_id)
+        assert "\n" not in str(caught.value)
