@@ -345,6 +345,14 @@ CLAIMS: dict[str, Claim] = {
             "Shapley shares of the example 1 -> 3 late-return gap: replay + target minus terminal masking",
             ALL_CELLS,
             _failure_is_missing_stabilisers,
+            refuted=(
+                "Refuted at the standard profile (20 seeds x 50k steps per cell, 2026-11-25): of the example 1 -> 3 "
+                "late-return gap of 409 [380, 435], terminal masking carries a Shapley share of 85% [80%, 90%], replay "
+                "19% [16%, 21%], the target network -1% [-5%, 2%] and old-gym done -2% [-6%, 1%]; "
+                "phi(replay) + phi(target) - phi(mask) = -274 [-298, -249]. Example 1 fails because of its unmasked "
+                "terminal states.",
+                ("standard", "paper"),
+            ),
         ),
     )
 }

@@ -10,9 +10,17 @@ from reports.metrics import per_seed
 from reports.stats import Verdict
 
 
-def over(names: list[str]):
-    """Parametrize the variant_run fixture over these variants, with readable ids."""
-    return pytest.mark.parametrize("variant_run", names, indirect=True, ids=names)
+def over(names: list[str], refuted: dict[str, tuple[str, tuple[str, ...]]] | None = None):
+    """Parametrize the variant_run fixture over these variants, with readable ids. `refuted`:
+    variant -> (the measured numbers, the profiles that refute it), a strict xfail there."""
+    refuted = refuted or {}
+    params = [
+        pytest.param(name, id=name, marks=[pytest.mark.refuted(refuted[name][0], profiles=refuted[name][1])])
+        if name in refuted
+        else pytest.param(name, id=name)
+        for name in names
+    ]
+    return pytest.mark.parametrize("variant_run", params, indirect=True)
 
 
 def variants_expecting(outcome: str) -> list[str]:

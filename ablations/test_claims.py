@@ -18,6 +18,7 @@ from reports import stats
 
 pytestmark = pytest.mark.claims
 
+
 class ClaimCrashed(Exception):
     """The evidence of a claim raised; the message carries the original exception."""
 

@@ -62,7 +62,20 @@ def test_converges(variant_run, record_property):
     enforce(verdict, f"{variant_run.variant} converges: IQM late return > {threshold:g}")
 
 
-@over(variants_expecting("soft_divergence"))
+# Declared before any run, under the old peak-based definition; measured since with the
+# sustained one: on record as refuted, with the numbers.
+REFUTED_OUTCOMES = {
+    "naive-masked": (
+        "Refuted at the standard profile (20 seeds x 50k steps, 2026-11-25): no seed's max|Q| stays above 110 over "
+        "its late checkpoints (0/20 at every margin from 0% to 900%); 18/20 cross 110 at some checkpoint and come "
+        "back (transient overshoot), and none crosses 150. Masking terminal states alone removes example 1's "
+        "soft divergence.",
+        ("standard", "paper"),
+    )
+}
+
+
+@over(variants_expecting("soft_divergence"), refuted=REFUTED_OUTCOMES)
 def test_soft_divergence(variant_run, record_property):
     """In a majority of seeds max |Q| over the probe states stays above the return bound +
     margin at every late checkpoint (sustained; a transient overshoot does not count)."""
