@@ -164,28 +164,32 @@ METRIC_LABELS = {
 
 
 def _attribution(results: Results, axes) -> bool:
-    """Each knob's Shapley share of the example 1 -> 3 gap, per outcome metric, with 95% intervals."""
+    """Each knob's Shapley share of the example 1 -> 3 gap, per outcome metric, with 95% intervals.
+    Where the gap's own interval contains 0 a share is meaningless (a ratio to about nothing):
+    that panel shows the Shapley values themselves, in the metric's units."""
     table = attribution(results)
-    table = table[table["kind"] == "shapley"]
-    if table.empty:
+    if table.empty or not (table["kind"] == "shapley").any():
         return False
     for ax, (metric, label) in zip(axes, METRIC_LABELS.items()):
-        rows = table[table["metric"] == metric]
-        if rows.empty:
+        rows = table[(table["metric"] == metric) & (table["kind"] == "shapley")]
+        gap = table[(table["metric"] == metric) & (table["kind"] == "gap")]
+        if rows.empty or gap.empty:
             ax.set_visible(False)
             continue
         y = np.arange(len(rows))
         ax.invert_yaxis()  # knobs read top to bottom in the table's order
-        share = rows["share"].to_numpy(dtype=float)
-        if not np.isfinite(share).any():
-            ax.text(0.5, 0.5, "no gap between examples 1 and 3", ha="center", transform=ax.transAxes)
-        low, high = rows["share_low"].to_numpy(dtype=float), rows["share_high"].to_numpy(dtype=float)
+        # The gap's interval excludes 0 (beyond rounding: a bootstrap quantile can be -1e-17).
+        if gap["ci_low"].iloc[0] > 1e-9 or gap["ci_high"].iloc[0] < -1e-9:
+            columns, xlabel = ("share", "share_low", "share_high"), f"share of the {label} gap"
+        else:
+            columns, xlabel = ("estimate", "ci_low", "ci_high"), "Shapley value (gap interval contains 0)"
+        value, low, high = (rows[c].to_numpy(dtype=float) for c in columns)
         # A ratio's percentile interval need not contain its plug-in estimate: clip the bars at 0.
-        xerr = [np.maximum(share - low, 0), np.maximum(high - share, 0)]
-        ax.errorbar(share, y, xerr=xerr, fmt="o", color="0.2", capsize=3)
+        xerr = [np.maximum(value - low, 0), np.maximum(high - value, 0)]
+        ax.errorbar(value, y, xerr=xerr, fmt="o", color="0.2", capsize=3)
         ax.axvline(0, color="0.5", linewidth=1)
         ax.set_yticks(y, [name.replace("_", " ") for name in rows["name"]] if ax is axes[0] else [])
-        ax.set(xlabel=f"share of the {label} gap", title=label)
+        ax.set(xlabel=xlabel, title=label)
     return True
 
 
