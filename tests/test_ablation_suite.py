@@ -69,6 +69,11 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-seeds=1", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--ablation-seeds=1 is invalid" in result.stderr.str()
+    result = pytester.runpytest_subprocess(
+        str(ABLATIONS), "--ablation-seeds=4", "--ablation-max-seeds=3", f"--ablation-out={tmp_path}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--ablation-max-seeds=3 is invalid: must be at least the profile's 4 seeds" in result.stderr.str()
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-env=Pendulum-v1", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "env_id='Pendulum-v1' is invalid" in result.stderr.str()
