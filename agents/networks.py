@@ -232,8 +232,12 @@ def global_grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(norms, dim=1)
 
 
-def clip_grads_(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: float) -> None:
-    """Scale each seed's gradients by min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_."""
-    coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+def clip_grads_(grads: list[torch.Tensor], norm: torch.Tensor, max_norm) -> None:
+    """Scale each seed's gradients by min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_.
+
+    max_norm is a number, or one per seed (K,) with inf where a seed does not clip. Written as
+    reciprocal() * max_norm because that is what `number / tensor` computes in torch
+    (Tensor.__rtruediv__), and it rounds differently from a tensor / tensor division."""
+    coef = torch.clamp((norm + 1e-6).reciprocal() * max_norm, max=1.0)
     for g in grads:
         g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))

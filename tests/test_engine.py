@@ -218,6 +218,7 @@ REPLAY_FAMILY = {
     "replay-target-double": get_variant("replay-target-double").config,  # double Q
     "huber-clip": get_variant("replay-target-huber-clip").config,  # Huber loss, clipping
     "capacity-1000": get_variant("capacity-1000").config,  # another replay capacity
+    "clip-always-active": get_variant("article-target").config.replace(max_grad_norm=0.1),
     "unmasked-old-gym": get_variant("article-target").config.replace(terminal_masking=False),
     "gamma-lr-epsilon": get_variant("article-target").config.replace(
         gamma=0.95, learning_rate=3e-4, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=800
