@@ -11,6 +11,7 @@ each seed against its solo run, bit for bit).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,19 +110,19 @@ class SeedKnobs:
     def any_target(self) -> bool:
         return bool(self.has_target.any())
 
-    @property
-    def any_double(self) -> bool:
-        return bool(np.any(self.double_q.cpu().numpy()) if torch.is_tensor(self.double_q) else self.double_q)
+    @functools.cached_property
+    def _schedules(self) -> list[tuple[AgentConfig, np.ndarray]]:
+        """(a config, the seeds sharing its epsilon schedule), grouped once."""
+        groups: dict[tuple, list[int]] = {}
+        for i, c in enumerate(self.configs):
+            groups.setdefault((c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps), []).append(i)
+        return [(self.configs[seeds[0]], np.asarray(seeds)) for seeds in groups.values()]
 
     def epsilon(self, env_step: int) -> np.ndarray:
         """Each seed's exploration rate at a 0-based env step, (K,); one call per distinct schedule."""
-        schedules: dict[tuple, float] = {}
         out = np.empty(len(self.configs))
-        for i, c in enumerate(self.configs):
-            key = (c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
-            if key not in schedules:
-                schedules[key] = c.epsilon(env_step)
-            out[i] = schedules[key]
+        for config, seeds in self._schedules:
+            out[seeds] = config.epsilon(env_step)
         return out
 
 
