@@ -24,7 +24,7 @@ from filelock import FileLock
 from ablations.settings import AblationSettings
 from agents.engine import train_family
 from agents.family import family_key
-from agents.presets import Variant, get_variant
+from agents.presets import Variant
 from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_version
 from reports.stats import seed_stages
 
@@ -57,6 +57,8 @@ class RunCache:
             "code": code_version(),
             "results_format": RESULT_FORMAT_VERSION,
         }
+        if self.settings.env_settings:  # a config file's [env] values shape the recorded env profile
+            payload["env_settings"] = self.settings.env_settings
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
     def path(self, variant: Variant, seeds: tuple[int, ...] | None = None) -> Path:
@@ -102,7 +104,7 @@ class RunCache:
         jobs are grouped into families (agents.family) and each family is shared out among the
         workers, every share trained as one batch on one seed axis; then every entry is loaded
         (waiting on the locks of entries another worker is still training)."""
-        jobs = [(get_variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
+        jobs = [(self.settings.variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
         missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
         groups: dict[tuple, list] = {}
         for variant, block in missing:
@@ -150,7 +152,7 @@ class RunCache:
         shutil.rmtree(path, ignore_errors=True)
         for leftover in self.directory.glob(f".{path.name}.*.partial"):
             shutil.rmtree(leftover, ignore_errors=True)
-        result = RunResult.from_record(variant.name, record)
+        result = RunResult.from_record(variant.name, record, self.settings.env_settings)
         result.meta.update(
             cache_key=key, session_id=self.settings.session_id, train_seconds=seconds, family_seeds=family_seeds
         )

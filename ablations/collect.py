@@ -24,6 +24,8 @@ from agents.envprofile import env_profile
 from agents.results import RunResult, git_commit, package_versions, write_directory_atomically
 
 PROPERTY_KEY = "ablation"
+# Tests whose rows are claims of a family: a crash before recording still gets a ledger row.
+FAMILY_PROPERTIES = {"claims", "diagnosis"}
 TEST_COLUMNS = [
     "node_id",
     "test",
@@ -117,7 +119,7 @@ class ResultsCollector:
     def _add_crashed_claim(self, report: pytest.TestReport) -> None:
         """A claim test that failed before recording anything (a crash in setup or in the
         test) still gets its ledger row, with verdict 'error': it must not vanish."""
-        if "claims" not in report.keywords or report.passed or report.when == "teardown":
+        if not FAMILY_PROPERTIES & set(report.keywords) or report.passed or report.when == "teardown":
             return
         if report.nodeid in self.rows:
             return
@@ -125,7 +127,7 @@ class ResultsCollector:
         row.update(
             node_id=report.nodeid,
             test=report.nodeid.split("::")[-1],
-            property="claims",
+            property=next(p for p in FAMILY_PROPERTIES if p in report.keywords),
             claim=report.nodeid.split("::")[-1],
             verdict="error",
             outcome="error" if report.when == "setup" else _outcome(report),
@@ -166,10 +168,26 @@ def session_meta(config: pytest.Config, settings) -> dict:
         "seeds": list(settings.seeds),
         "env_steps": settings.env_steps,
         "env_id": settings.env_id,
-        "env_profile": env_profile(settings.env_id).to_dict(),
+        "env_profile": env_profile(settings.env_id, **settings.env_settings).to_dict(),
+        "diagnosis": _diagnosis_meta(settings),
         "command_line": " ".join([Path(sys.argv[0]).name, *config.invocation_params.args]),
         "xdist_workers": getattr(config.option, "numprocesses", None) or 0,
         "package_versions": package_versions(),
         "git_commit": git_commit(),
         "session_id": settings.session_id,
+    }
+
+
+def _diagnosis_meta(settings) -> dict | None:
+    """What a diagnosis ran: the config file, its base and rungs, the knobs left out and why."""
+    if not settings.diagnosis:
+        return None
+    base, *rungs = settings.session_variants
+    return {
+        "config_file": str(settings.config_file.path),
+        "name": settings.config_file.name,
+        "base_variant": base.name,
+        "base_config": settings.configure(base.config).to_dict(),
+        "rungs": [{"variant": v.name, "change": v.summary} for v in rungs],
+        "skipped_rungs": list(settings.skipped_rungs),
     }

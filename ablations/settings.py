@@ -1,34 +1,23 @@
-"""Profiles and the settings of one ablation session, read from the pytest command line."""
+"""The settings of one ablation session, read from the pytest command line (ablations/options.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from agents.config import AgentConfig
+from ablations.options import PROFILES, SMOKE_STEP_CAP
+from agents.config import AgentConfig, ConfigError
+from agents.configfile import ConfigFile, load_config_file
 from agents.envprofile import env_profile, require_success_threshold
 from agents.envs import env_spec
+from agents.ladder import one_knob_ladder
+from agents.presets import Variant, get_variant
 from reports.stats import seed_stages
 
-
-@dataclass(frozen=True)
-class Profile:
-    """A named size of an ablation run: seeds per variant x env steps per seed."""
-
-    name: str
-    seeds: int
-    env_steps: int
-
-
-PROFILES = {
-    "smoke": Profile("smoke", 3, 10_000),  # CI: a few minutes on 2 cores; most claims inconclusive
-    "standard": Profile("standard", 20, 50_000),  # the main job
-    "paper": Profile("paper", 100, 100_000),  # tight intervals
-}
-DEFAULT_PROFILE = "smoke"
 EVAL_EPISODES = 10
 
 
@@ -52,6 +41,27 @@ class AblationSettings:
     max_seeds: int | None = None
     # Train the variants of a family on one seed axis (off: one variant at a time).
     families: bool = True
+    # A diagnosis (--ablation-config): the user's config file, and the session's own variants,
+    # its base first and then one per rung of the one-knob ladder (agents/ladder.py).
+    config_file: ConfigFile | None = None
+    session_variants: tuple[Variant, ...] = ()
+    skipped_rungs: tuple[str, ...] = ()
+
+    @property
+    def diagnosis(self) -> bool:
+        return self.config_file is not None
+
+    @property
+    def env_settings(self) -> dict:
+        """The config file's [env] values (success threshold, reward bound) where it gives them."""
+        return _env_settings(self.config_file)
+
+    def variant(self, name: str) -> Variant:
+        """A variant of this session (a diagnosis' base or rung) or a preset."""
+        for variant in self.session_variants:
+            if variant.name == name:
+                return variant
+        return get_variant(name)
 
     @property
     def looks(self) -> list[int]:
@@ -69,41 +79,14 @@ class AblationSettings:
 
     def describe(self) -> str:
         return (
-            f"ablation profile: {self.profile} ({len(self.seeds)} seeds x {self.env_steps:,} env steps, "
+            (f"diagnosis of {self.config_file.path} ({len(self.session_variants) - 1} rungs); "
+            if self.diagnosis
+            else "")
+            + f"ablation profile: {self.profile} ({len(self.seeds)} seeds x {self.env_steps:,} env steps, "
             f"{self.env_id}); results -> {self.out_dir}; cache -> {self.cache_dir}"
             + ("; retraining everything" if self.rerun else "")
             + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
         )
-
-
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("ablations", "DQN ablation suite")
-    group.addoption(
-        "--ablation-profile",
-        choices=sorted(PROFILES),
-        default=DEFAULT_PROFILE,
-        help="run size: smoke (3 seeds x 10k steps), standard (20 x 50k), paper (100 x 100k). Default smoke.",
-    )
-    group.addoption("--ablation-seeds", type=int, default=None, help="seeds per variant (overrides the profile)")
-    group.addoption("--ablation-steps", type=int, default=None, help="env steps per seed (overrides the profile)")
-    group.addoption("--ablation-env", default="CartPole-v1", help="gymnasium env id (default CartPole-v1)")
-    group.addoption("--ablation-out", default="ablation-results", help="results folder (default ablation-results)")
-    group.addoption("--ablation-cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
-    group.addoption("--ablation-rerun", action="store_true", help="retrain every variant instead of using the cache")
-    group.addoption("--ablation-no-report", action="store_true", help="do not write the HTML report at the end")
-    group.addoption(
-        "--ablation-no-families",
-        action="store_true",
-        help="train each variant on its own instead of whole variant families on one seed axis "
-        "(the results are the same bit for bit; for timing comparisons)",
-    )
-    group.addoption(
-        "--ablation-max-seeds",
-        type=int,
-        default=None,
-        help="seeds on demand: claims still inconclusive get more seeds (doubling) up to N, under a "
-        "group-sequential design that keeps the family's error rate at alpha",
-    )
 
 
 def read_settings(config: pytest.Config, session_id: str | None = None) -> AblationSettings:
@@ -121,17 +104,28 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         raise pytest.UsageError(
             f"--ablation-max-seeds={max_seeds} is invalid: must be at least the profile's {base_seeds} seeds"
         )
-    env_id = config.getoption("ablation_env")
+    config_file = _config_file(config.getoption("ablation_config"), config.invocation_params.dir)
+    env_id = config_file.config.env_id if config_file else config.getoption("ablation_env")
+    env_settings = _env_settings(config_file)
+    option = "--ablation-config" if config_file else "--ablation-env"
     try:
         env_spec(env_id)
-        require_success_threshold(env_profile(env_id))
+        require_success_threshold(env_profile(env_id, **env_settings))
     except ValueError as exc:
-        raise pytest.UsageError(f"--ablation-env: {exc}") from None
-    root = Path(config.rootpath)
-    return AblationSettings(
-        profile=profile.name if seeds is None and steps is None else f"{profile.name} (overridden)",
+        raise pytest.UsageError(f"{option}: {exc}") from None
+    if steps is None:
+        steps = profile.env_steps
+        if config_file is not None:  # the user's own budget; the smoke profile only checks it runs
+            own = config_file.config.total_env_steps
+            steps = min(own, SMOKE_STEP_CAP) if profile.name == "smoke" else own
+    # Relative folders are relative to where pytest was started (as for any command-line path).
+    root = Path(config.invocation_params.dir)
+    settings = AblationSettings(
+        profile=profile.name
+        if config.getoption("ablation_seeds") is None and config.getoption("ablation_steps") is None
+        else f"{profile.name} (overridden)",
         seeds=tuple(range(base_seeds)),
-        env_steps=steps if steps is not None else profile.env_steps,
+        env_steps=steps,
         env_id=env_id,
         out_dir=root / config.getoption("ablation_out"),
         cache_dir=root / config.getoption("ablation_cache"),
@@ -140,4 +134,31 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         session_id=session_id or uuid.uuid4().hex,
         max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
         families=not config.getoption("ablation_no_families"),
+        config_file=config_file,
     )
+    return _with_ladder(settings) if config_file else settings
+
+
+def _env_settings(config_file: ConfigFile | None) -> dict:
+    if config_file is None:
+        return {}
+    return {k: v for k, v in dataclasses.asdict(config_file.env).items() if v is not None}
+
+
+def _config_file(path: str | None, invocation_dir: Path) -> ConfigFile | None:
+    if path is None:
+        return None
+    try:
+        return load_config_file(invocation_dir / path)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--ablation-config: {exc}") from None
+
+
+def _with_ladder(settings: AblationSettings) -> AblationSettings:
+    """The diagnosis' variants: the base sized to the session, then its one-knob ladder."""
+    loaded = settings.config_file
+    base_config = settings.configure(loaded.config)
+    base = Variant(loaded.name, base_config, f"Your DQN ({loaded.path.name}) as given.", None)
+    rungs, skipped = one_knob_ladder(base_config)
+    variants = [base] + [Variant(f"{loaded.name}+{rung.key}", rung.config, rung.description, None) for rung in rungs]
+    return dataclasses.replace(settings, session_variants=tuple(variants), skipped_rungs=tuple(skipped))

@@ -11,32 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import CLAIMS, ERROR, Settled
+from ablations.claims import CLAIMS, ERROR
 from ablations.collect import record
+from ablations.verdicts import enforce_settled
 from agents.presets import get_variant
-from reports import stats
 
 pytestmark = pytest.mark.claims
-
-
-class ClaimCrashed(Exception):
-    """The evidence of a claim raised; the message carries the original exception."""
-
-
-def describe(settled: Settled) -> str:
-    v = settled.evidence.verdict
-    text = (
-        f"{settled.verdict}: {v.statistic} = {v.effect_size:.4g} [95% CI {v.ci_low:.4g}, {v.ci_high:.4g}], "
-        f"p = {v.p_value:.3g} (Holm-adjusted {settled.p_adjusted:.3g} at level {settled.level:.3g}, "
-        f"look {settled.look} of {settled.looks}), n = {settled.seeds} seeds"
-    )
-    if settled.verdict == stats.INCONCLUSIVE:
-        text += (
-            f"; about {v.seeds_needed} seeds would settle it"
-            if v.seeds_needed
-            else "; the observed effect is null or points the other way"
-        )
-    return text
 
 
 def _param(key: str):
@@ -54,11 +34,4 @@ def test_claim(claim_key, claim_family, ablation_runs, record_property):
     settled = claim_family[claim_key]
     runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]
     record(record_property, runs=runs, property="claims", **settled.as_record())
-    if settled.verdict == ERROR:
-        raise ClaimCrashed(settled.error)
-    message = f"{settled.claim.text} -- {describe(settled)}"
-    if settled.verdict == stats.REFUTED:
-        pytest.fail(message, pytrace=False)
-    if settled.verdict == stats.INCONCLUSIVE:
-        pytest.skip(message)
-    assert settled.verdict == stats.SUPPORTED, settled.verdict
+    enforce_settled(settled, ERROR)

@@ -32,4 +32,38 @@ def enforce(verdict: Verdict, claim: str) -> None:
     pytest.skip(message)
 
 
-__all__ = ["enforce", "describe", "SUPPORTED", "REFUTED", "INCONCLUSIVE"]
+class ClaimCrashed(Exception):
+    """The evidence of a claim raised; the message carries the original exception."""
+
+
+def describe_settled(settled) -> str:
+    """A settled claim (ablations.claims.Settled) in one line: verdict, effect, raw and Holm p."""
+    v = settled.evidence.verdict
+    text = (
+        f"{settled.verdict}: {v.statistic} = {v.effect_size:.4g} [95% CI {v.ci_low:.4g}, {v.ci_high:.4g}], "
+        f"p = {v.p_value:.3g} (Holm-adjusted {settled.p_adjusted:.3g} at level {settled.level:.3g}, "
+        f"look {settled.look} of {settled.looks}), n = {settled.seeds} seeds"
+    )
+    if settled.verdict == INCONCLUSIVE:
+        text += (
+            f"; about {v.seeds_needed} seeds would settle it"
+            if v.seeds_needed
+            else "; the observed effect is null or points the other way"
+        )
+    return text
+
+
+def enforce_settled(settled, error_marker: str = "error") -> None:
+    """A family member's outcome: supported passes, refuted fails, inconclusive skips, and a
+    crash of its evidence raises ClaimCrashed (an error, never read as a refutation)."""
+    if settled.verdict == error_marker:
+        raise ClaimCrashed(settled.error)
+    message = f"{settled.claim.text} -- {describe_settled(settled)}"
+    if settled.verdict == REFUTED:
+        pytest.fail(message, pytrace=False)
+    if settled.verdict == INCONCLUSIVE:
+        pytest.skip(message)
+    assert settled.verdict == SUPPORTED, settled.verdict
+
+
+__all__ = ["enforce", "describe", "enforce_settled", "ClaimCrashed", "SUPPORTED", "REFUTED", "INCONCLUSIVE"]

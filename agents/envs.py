@@ -6,9 +6,9 @@ each env continues from (the reset observation where an episode ended). gymnasiu
 envs instead reset on the *next* step and emit a transition that is not a real one; doing
 it here by hand means no such transition exists. ``terminated`` and ``truncated`` stay apart.
 
-CartPole-v1 is stepped for all envs at once by ``CartPoleBatch`` (numpy, float64 physics,
-one gymnasium-style generator per env), proven identical to gymnasium's CartPole-v1 by the
-tests; every other env id goes through ``gymnasium.make``.
+CartPole-v1, MountainCar-v0 and Acrobot-v1 are stepped for all envs at once by hand-written
+numpy batches (float64 physics, one gymnasium-style generator per env), proven identical to
+gymnasium's envs by the tests; every other env id goes through ``gymnasium.make``.
 """
 
 from __future__ import annotations
@@ -183,8 +183,171 @@ class CartPoleBatch:
         pass
 
 
-def make_env_batch(spec: EnvSpec, num_envs: int) -> GymnasiumBatch | CartPoleBatch:
-    """The fastest exact implementation for env_id: CartPoleBatch for CartPole-v1, else gymnasium."""
-    if spec.env_id == "CartPole-v1":
-        return CartPoleBatch(spec, num_envs)
-    return GymnasiumBatch(spec, num_envs)
+class _SeededBatch:
+    """Shared bookkeeping of the hand-written batches: one gymnasium-style generator per env,
+    the elapsed steps behind the time limit, and resets in the step that ends an episode."""
+
+    def __init__(self, spec: EnvSpec, num_envs: int):
+        self.spec = spec
+        self.num_envs = num_envs
+        self._elapsed = np.zeros(num_envs, dtype=np.int64)
+        self._rngs: list[np.random.Generator] = []
+        self._obs = np.zeros((num_envs, spec.obs_dim), dtype=np.float32)
+
+    def _reset_one(self, i: int) -> None:  # draws env i's start state and sets self._obs[i]
+        raise NotImplementedError
+
+    def reset(self, seeds: list[int]) -> np.ndarray:
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seeds has {len(seeds)} entries for {self.num_envs} envs")
+        self._rngs = [seeding.np_random(int(seed))[0] for seed in seeds]
+        for i in range(self.num_envs):
+            self._reset_one(i)
+            self._elapsed[i] = 0
+        return self._obs.copy()
+
+    def _finish(self, next_obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray) -> StepResult:
+        self._elapsed += 1
+        limit = self.spec.max_episode_steps
+        truncated = np.zeros(self.num_envs, dtype=bool) if limit is None else self._elapsed >= limit
+        self._obs = next_obs.copy()
+        for i in np.flatnonzero(terminated | truncated):
+            self._reset_one(int(i))
+            self._elapsed[i] = 0
+        return StepResult(next_obs, reward, terminated, truncated, self._obs.copy())
+
+    def close(self) -> None:
+        pass
+
+
+class MountainCarBatch(_SeededBatch):
+    """MountainCar-v0 for n envs at once, operation for operation as gymnasium's MountainCarEnv
+    (float64 state; numpy's cos equals math.cos on the positions the env reaches: the tests
+    compare whole trajectories with gymnasium's)."""
+
+    min_position, max_position, max_speed = -1.2, 0.6, 0.07
+    goal_position, goal_velocity = 0.5, 0
+    force, gravity = 0.001, 0.0025
+
+    def __init__(self, spec: EnvSpec, num_envs: int):
+        super().__init__(spec, num_envs)
+        self._state = np.zeros((num_envs, 2), dtype=np.float64)
+
+    def _reset_one(self, i: int) -> None:
+        self._state[i] = (self._rngs[i].uniform(low=-0.6, high=-0.4), 0.0)
+        self._obs[i] = self._state[i]
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        position, velocity = self._state[:, 0].copy(), self._state[:, 1].copy()
+        velocity += (np.asarray(actions, dtype=np.int64) - 1) * self.force + np.cos(3 * position) * (-self.gravity)
+        velocity = np.clip(velocity, -self.max_speed, self.max_speed)
+        position += velocity
+        position = np.clip(position, self.min_position, self.max_position)
+        velocity[(position == self.min_position) & (velocity < 0)] = 0.0
+        terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+        self._state = np.stack((position, velocity), axis=1)
+        return self._finish(self._state.astype(np.float32), np.full(self.num_envs, -1.0), terminated)
+
+
+def _pow2(x: np.ndarray) -> np.ndarray:
+    """x**2 as a numpy float64 *scalar* computes it (libm pow): array `x**2` multiplies x * x,
+    which rounds differently in about 1 case in 1,000, and Acrobot squares scalars."""
+    return np.power(x, np.full_like(x, 2.0))
+
+
+class AcrobotBatch(_SeededBatch):
+    """Acrobot-v1 for n envs at once: gymnasium's AcrobotEnv ("book" dynamics, one RK4 step of
+    0.2 s, wrapped angles, bounded velocities), every expression in the env's own order so the
+    float64 results are bit-identical (tests/test_envs.py compares whole trajectories)."""
+
+    dt = 0.2
+    LINK_LENGTH_1 = 1.0
+    LINK_MASS_1 = 1.0
+    LINK_MASS_2 = 1.0
+    LINK_COM_POS_1 = 0.5
+    LINK_COM_POS_2 = 0.5
+    LINK_MOI = 1.0
+    MAX_VEL_1 = 4 * math.pi
+    MAX_VEL_2 = 9 * math.pi
+    AVAIL_TORQUE = np.array([-1.0, 0.0, 1.0])
+
+    def __init__(self, spec: EnvSpec, num_envs: int):
+        super().__init__(spec, num_envs)
+        self._state = np.zeros((num_envs, 4), dtype=np.float64)
+
+    def _reset_one(self, i: int) -> None:
+        # The env keeps its start state in float32 and computes the first observation from it
+        # in float32; later states are float64.
+        start = self._rngs[i].uniform(low=-0.1, high=0.1, size=(4,)).astype(np.float32)
+        self._state[i] = start
+        self._obs[i] = np.array(
+            [np.cos(start[0]), np.sin(start[0]), np.cos(start[1]), np.sin(start[1]), start[2], start[3]],
+            dtype=np.float32,
+        )
+
+    def _dsdt(self, y: np.ndarray) -> np.ndarray:
+        m1, m2 = self.LINK_MASS_1, self.LINK_MASS_2
+        l1, lc1, lc2 = self.LINK_LENGTH_1, self.LINK_COM_POS_1, self.LINK_COM_POS_2
+        I1 = I2 = self.LINK_MOI
+        g = 9.8
+        pi = math.pi
+        a = y[:, 4]
+        theta1, theta2, dtheta1, dtheta2 = y[:, 0], y[:, 1], y[:, 2], y[:, 3]
+        d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * np.cos(theta2)) + I1 + I2
+        d2 = m2 * (lc2**2 + l1 * lc2 * np.cos(theta2)) + I2
+        phi2 = m2 * lc2 * g * np.cos(theta1 + theta2 - pi / 2.0)
+        phi1 = (
+            -m2 * l1 * lc2 * _pow2(dtheta2) * np.sin(theta2)
+            - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * np.sin(theta2)
+            + (m1 * lc1 + m2 * l1) * g * np.cos(theta1 - pi / 2)
+            + phi2
+        )
+        ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * _pow2(dtheta1) * np.sin(theta2) - phi2) / (
+            m2 * lc2**2 + I2 - _pow2(d2) / d1
+        )
+        ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
+        return np.stack((dtheta1, dtheta2, ddtheta1, ddtheta2, np.zeros_like(a)), axis=1)
+
+    @staticmethod
+    def _wrap(x: np.ndarray, low: float, high: float) -> np.ndarray:
+        x, diff = x.copy(), high - low
+        while (over := x > high).any():
+            x[over] = x[over] - diff
+        while (under := x < low).any():
+            x[under] = x[under] + diff
+        return x
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        y0 = np.concatenate((self._state, self.AVAIL_TORQUE[np.asarray(actions)][:, None]), axis=1)
+        # One RK4 step over [0, dt], as gymnasium's rk4 with t = [0, dt].
+        dt = self.dt - 0
+        dt2 = dt / 2.0
+        k1 = self._dsdt(y0)
+        k2 = self._dsdt(y0 + dt2 * k1)
+        k3 = self._dsdt(y0 + dt2 * k2)
+        k4 = self._dsdt(y0 + dt * k3)
+        ns = (y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4))[:, :4]
+        ns[:, 0] = self._wrap(ns[:, 0], -math.pi, math.pi)
+        ns[:, 1] = self._wrap(ns[:, 1], -math.pi, math.pi)
+        for column, bound in ((2, self.MAX_VEL_1), (3, self.MAX_VEL_2)):
+            # min(max(x, -bound), bound) as the env's bound() computes it.
+            x = np.where(-bound > ns[:, column], -bound, ns[:, column])
+            ns[:, column] = np.where(bound < x, bound, x)
+        self._state = ns
+        terminated = -np.cos(ns[:, 0]) - np.cos(ns[:, 1] + ns[:, 0]) > 1.0
+        reward = np.where(terminated, 0.0, -1.0)
+        obs = np.stack(
+            (np.cos(ns[:, 0]), np.sin(ns[:, 0]), np.cos(ns[:, 1]), np.sin(ns[:, 1]), ns[:, 2], ns[:, 3]), axis=1
+        ).astype(np.float32)
+        return self._finish(obs, reward, terminated)
+
+
+# Hand-written batches, each proven step for step equal to gymnasium's env (tests/test_envs.py).
+BATCHED_ENVS = {"CartPole-v1": CartPoleBatch, "MountainCar-v0": MountainCarBatch, "Acrobot-v1": AcrobotBatch}
+
+
+def make_env_batch(spec: EnvSpec, num_envs: int):
+    """The fastest exact implementation for env_id: a hand-written batch where one exists
+    (BATCHED_ENVS), else gymnasium's envs stepped one by one."""
+    batch = BATCHED_ENVS.get(spec.env_id)
+    return batch(spec, num_envs) if batch is not None else GymnasiumBatch(spec, num_envs)

@@ -216,6 +216,68 @@ def success_thresholds(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns + ["ci_low", "ci_high", "p_value"])
 
 
+DIAGNOSIS_COLUMNS = [
+    "rung",
+    "change",
+    "verdict",
+    "effect_size",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "seeds_used",
+    "base_iqm",
+    "change_iqm",
+    "base_learned",
+    "change_learned",
+    "seeds",
+    "error",
+]
+
+
+def diagnosis_base(results: Results) -> dict | None:
+    """The diagnosed DQN's own row: its seeds' outcomes and late returns (None if no diagnosis)."""
+    rows = results.tests[results.tests["property"] == "diagnosis-base"]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return {"outcome": row["outcome"], **(json.loads(row["details"]) if row["details"] else {})}
+
+
+def diagnosis(results: Results) -> pd.DataFrame:
+    """The rungs of a diagnosis ranked by their effect on late return: P(change > base) first,
+    then the change in late-return IQM; crashed rungs last."""
+    rows = []
+    for row in results.tests[results.tests["property"] == "diagnosis"].itertuples():
+        details = json.loads(row.details) if row.details else {}
+        base, changed = details.get("base") or {}, details.get("with_change") or {}
+        rows.append(
+            {
+                "rung": details.get("rung") or row.test,
+                "change": details.get("change") or row.claim,
+                "verdict": row.verdict,
+                "effect_size": row.effect_size,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "p_value": row.p_value,
+                "p_adjusted": row.p_adjusted,
+                "seeds_used": details.get("seeds_used"),
+                "base_iqm": base.get("late_return_iqm"),
+                "change_iqm": changed.get("late_return_iqm"),
+                "base_learned": base.get("learned"),
+                "change_learned": changed.get("learned"),
+                "seeds": changed.get("seeds"),
+                "error": details.get("error"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
+    if frame.empty:
+        return frame
+    gain = pd.to_numeric(frame["change_iqm"]) - pd.to_numeric(frame["base_iqm"])
+    order = frame.assign(_p=pd.to_numeric(frame["effect_size"]).fillna(-1), _gain=gain.fillna(-np.inf))
+    return order.sort_values(["_p", "_gain"], ascending=False).drop(columns=["_p", "_gain"]).reset_index(drop=True)
+
+
 def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataFrame]:
     """Write every table as CSV and Parquet (each via a temp file renamed into place)."""
     tables = {
@@ -227,6 +289,7 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
         "soft_divergence_sensitivity": soft_divergence_sensitivity(results),
         "attribution": attribution(results),
         "success_thresholds": success_thresholds(results),
+        "diagnosis": diagnosis(results),
     }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

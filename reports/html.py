@@ -18,6 +18,7 @@ import pandas as pd
 
 from reports.aggregate import (
     Results,
+    diagnosis_base,
     export_tables,
     load_results,
 )
@@ -79,6 +80,43 @@ def reading(row: pd.Series) -> str:
         )
         return f"Not settled with {n}: {effect}, {_p_clause(row['p_value'])}.{more}"
     return "The test did not reach a verdict (it errored or was skipped before measuring)."
+
+
+VERDICT_ENDINGS = {
+    "supported": "it helps",
+    "refuted": "it hurts",
+    "inconclusive": "not settled by these seeds",
+}
+
+
+def change_sentence(row: pd.Series) -> str:
+    """One plain sentence for a rung of a diagnosis: what the change does to late return, how
+    sure we are, and how many seeds learn with it."""
+    if row["verdict"] == "error" or pd.isna(row["effect_size"]):
+        return f"{row['change']}: the comparison crashed ({_text(row['error']) or 'see the test log'})."
+    base, changed = float(row["base_iqm"]), float(row["change_iqm"])
+    seeds = int(row["seeds"])
+    if changed == base:
+        moves = f"leaves late return (IQM) at {_num(base)}"
+    else:
+        moves = f"{'lifts' if changed > base else 'lowers'} late return (IQM) from {_num(base)} to {_num(changed)}"
+    return (
+        f"{row['change']} {moves}; "
+        f"P(improvement) = {row['effect_size']:.2f} {_interval(row['ci_low'], row['ci_high'])}, "
+        f"Holm-adjusted {_p_clause(row['p_adjusted'])}; {int(row['change_learned'])} of {seeds} seeds learn "
+        f"(as given: {int(row['base_learned'])} of {seeds}): {VERDICT_ENDINGS.get(row['verdict'], row['verdict'])}."
+    )
+
+
+def base_sentence(base: dict) -> str:
+    """What became of the diagnosed DQN's seeds, in one sentence."""
+    counts = base.get("outcomes") or {}
+    seeds = sum(counts.values())
+    parts = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
+    return (
+        f"Of {seeds} seeds: {parts}. Late return IQM {_num(base.get('late_return_iqm'))}; a seed converges when its "
+        f"late return reaches {_num(base.get('success_threshold'))} ({base.get('success_source', 'the env profile')})."
+    )
 
 
 CHECK_OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "errored"}
@@ -155,8 +193,22 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "outcome": row["outcome"],
         }
         for _, row in tables["tests"].iterrows()
-        if row["property"] != "claims"
+        if row["property"] not in ("claims", "diagnosis", "diagnosis-base")
     ]
+    base = diagnosis_base(results)
+    diagnosis = None
+    if base is not None:
+        diagnosis = {
+            "config_file": base.get("config_file", ""),
+            "variant": base.get("base_variant", ""),
+            "trains": base["outcome"] == "passed",
+            "base": base_sentence(base),
+            "skipped": base.get("skipped_rungs") or [],
+            "changes": [
+                {"verdict": row["verdict"], "sentence": change_sentence(row)}
+                for _, row in tables["diagnosis"].iterrows()
+            ],
+        }
     summary = [
         {
             "variant": row["variant"],
@@ -196,6 +248,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         bounds=bounds,
         attribution=attribution_rows,
         thresholds=thresholds,
+        diagnosis=diagnosis,
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -140,3 +140,25 @@ def soft_divergence_rates(checkpoints: pd.DataFrame, profile, gamma: float) -> d
         sustained = int(((late.reindex(frame.index) > bound) | hard).sum())
         rates[margin] = (sustained, int(((frame["peak"] > bound) | hard).sum()), len(frame))
     return rates
+
+
+# What became of one seed, in the order the rules are tried: a run that overflowed is
+# hard-diverged whatever else it did; one whose late return reaches the success threshold
+# converged; one that reached it earlier (or the collapse peak) and fell back collapsed; one whose
+# max |Q| stayed above the soft-divergence bound soft-diverged; the rest never learned.
+SEED_OUTCOMES = ("converged", "learned then collapsed", "soft-diverged", "hard-diverged", "never learned")
+
+
+def seed_outcomes(summary: pd.DataFrame, success_threshold: float) -> pd.Series:
+    """One outcome of SEED_OUTCOMES per seed of a per_seed summary."""
+    success = summary["late_return"] >= success_threshold
+    collapsed = summary["best_return"] >= success_threshold
+    if "collapsed" in summary:
+        collapsed |= summary["collapsed"].astype(bool)
+    soft = summary["soft_diverged"].astype(bool) if "soft_diverged" in summary else pd.Series(False, summary.index)
+    outcome = np.select(
+        [summary["hard_diverged"].astype(bool), success, collapsed, soft],
+        ["hard-diverged", "converged", "learned then collapsed", "soft-diverged"],
+        default="never learned",
+    )
+    return pd.Series(outcome, index=summary.index, name="outcome")

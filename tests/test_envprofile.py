@@ -48,3 +48,30 @@ def test_unknown_envs_and_modules_are_one_line_errors(env_id, match):
         with pytest.raises(ConfigError, match=match) as caught:
             check(env_id)
         assert "\n" not in str(caught.value)
+
+
+def test_each_seed_gets_the_first_outcome_whose_rule_it_meets():
+    import pandas as pd
+
+    from reports.metrics import SEED_OUTCOMES, seed_outcomes
+
+    summary = pd.DataFrame(
+        {
+            # hard-diverged, converged, collapsed (reached 100, ended at 20), soft-diverged, never learned,
+            # and a converged seed that also overflowed later: hard divergence comes first.
+            "late_return": [5.0, 150.0, 20.0, 30.0, 10.0, 120.0],
+            "best_return": [50.0, 160.0, 100.0, 40.0, 60.0, 200.0],
+            "hard_diverged": [True, False, False, False, False, True],
+            "soft_diverged": [True, True, False, True, False, True],
+        }
+    )
+    outcomes = seed_outcomes(summary, success_threshold=100.0).tolist()
+    assert outcomes == [
+        "hard-diverged",
+        "converged",
+        "learned then collapsed",
+        "soft-diverged",
+        "never learned",
+        "hard-diverged",
+    ]
+    assert set(outcomes) == set(SEED_OUTCOMES)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from agents.config import ConfigError
-from agents.envs import CartPoleBatch, GymnasiumBatch, env_spec
+from agents.envs import AcrobotBatch, CartPoleBatch, GymnasiumBatch, MountainCarBatch, env_spec, make_env_batch
 
 
 def controller_actions(obs, rng, noise):
@@ -34,6 +34,39 @@ def test_cartpole_batch_is_identical_to_gymnasium(noise):
     assert ends > 20
     if noise == 0.0:
         assert truncations > 0, "the time limit was never reached"
+
+
+def pump_actions(velocity: np.ndarray, rng, noise):
+    """Push with the velocity (energy pumping: reaches MountainCar's goal, swings Acrobot up),
+    with random actions mixed in (the left wall, the time limit, the idle torque)."""
+    good = np.where(velocity > 0, 2, 0)
+    return np.where(rng.random(len(velocity)) < noise, rng.integers(0, 3, len(velocity)), good)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "batch", "velocity_column"), [("MountainCar-v0", MountainCarBatch, 1), ("Acrobot-v1", AcrobotBatch, 5)]
+)
+@pytest.mark.parametrize("noise", [1.0, 0.3, 0.0])
+def test_hand_written_batches_are_identical_to_gymnasium(env_id, batch, velocity_column, noise):
+    spec = env_spec(env_id)
+    n = 5
+    ours, theirs = batch(spec, n), GymnasiumBatch(spec, n)
+    assert type(make_env_batch(spec, n)) is batch
+    seeds = [0, 1, 7, 2**31 - 1, 424242]
+    obs = ours.reset(seeds)
+    np.testing.assert_array_equal(obs, theirs.reset(seeds))
+    rng = np.random.default_rng(11)
+    terminations = truncations = 0
+    for _ in range(3_000):
+        actions = pump_actions(obs[:, velocity_column], rng, noise)
+        a, b = ours.step(actions), theirs.step(actions)
+        for name in ("next_obs", "reward", "terminated", "truncated", "obs"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        terminations += int(a.terminated.sum())
+        truncations += int(a.truncated.sum())
+        obs = a.obs
+    # Both ends of an episode happen: random play hits the time limit, pumping reaches the goal.
+    assert truncations > 0 if noise == 1.0 else terminations > 5
 
 
 def test_step_returns_the_real_next_state_not_the_reset_state():

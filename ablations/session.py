@@ -1,7 +1,8 @@
-"""The ablation suite's pytest wiring: options, the run cache, fixtures and result collection.
+"""The ablation suite's pytest wiring: the run cache, fixtures and result collection.
 
-Options live in ablations/settings.py, storage in ablations/cache.py, result collection in
-ablations/collect.py; this file only connects them to pytest's hooks.
+Registered by ablations/plugin.py in sessions that run the suite. Options live in
+ablations/options.py, settings in ablations/settings.py, storage in ablations/cache.py, result
+collection in ablations/collect.py; this module only connects them to pytest's hooks.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 from ablations.cache import RunCache
 from ablations.claims import CLAIMS, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
+from ablations.diagnosis import DIAGNOSIS_MODULE, rung_claims
 from ablations.helpers import seed_summary
-from ablations.settings import AblationSettings, add_options, read_settings
-from agents.presets import get_variant
+from ablations.settings import AblationSettings, read_settings
 from reports.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
@@ -31,13 +32,10 @@ MARKERS = {
     "target_lag": "target-network lag and the sync-period sweep",
     "decorrelation": "replay decorrelation and the capacity sweep",
     "claims": "the article's claims: one family, Holm-adjusted verdicts, seeds on demand",
+    "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
     "refuted(reason, profiles)": "a claim the named profiles refute: strict xfail there, with the numbers",
 }
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,6 +48,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         # The controller (or the only process, under -n 0) gathers and writes the results.
         config.pluginmanager.register(ControllerPlugin(config, settings), "ablation-controller")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A diagnosis (--ablation-config) runs only the diagnosis module; otherwise it is left out."""
+    if collection_path.suffix != ".py" or collection_path.parent != Path(__file__).parent:
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    if (collection_path.name == DIAGNOSIS_MODULE) != config.stash[SETTINGS].diagnosis:
+        return True
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -75,11 +84,13 @@ def _variants_of(item: pytest.Item) -> list[str]:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """After deselection: the variants the selected tests need, and xfail for refuted claims."""
-    plan: list[str] = []
-    profile = config.stash[SETTINGS].profile
+    settings = config.stash[SETTINGS]
+    # A diagnosis trains its base and every rung, whichever of its tests are selected.
+    plan: list[str] = [v.name for v in settings.session_variants] if items else []
+    profile = settings.profile
     for item in items:
         for name in _variants_of(item):
-            get_variant(name)  # an unknown name is an error at collection, not mid-run
+            settings.variant(name)  # an unknown name is an error at collection, not mid-run
             if name not in plan:
                 plan.append(name)
         marker = item.get_closest_marker("refuted")
@@ -114,32 +125,42 @@ def _worker(config: pytest.Config) -> tuple[int, int]:
     return int(workerinput["workerid"].removeprefix("gw")), int(workerinput["workercount"])
 
 
-@pytest.fixture(scope="session")
-def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
-    """Every claim settled together (Holm across the family, seeds on demand by looks). Each
+def settle_family(config: pytest.Config, runs: RunCache, claims: list) -> dict[str, Settled]:
+    """Settle a family of claims together (Holm across it, seeds on demand by looks). Each
     worker computes the same deterministic result; a look's new seed blocks are shared out."""
-    settings = pytestconfig.stash[SETTINGS]
-    worker, workers = _worker(pytestconfig)
-
+    settings = config.stash[SETTINGS]
+    worker, workers = _worker(config)
     summaries: dict[tuple[str, int], object] = {}
 
     def fetch(names: tuple[str, ...], count: int):
-        ablation_runs.prefetch(names, count, worker, workers)
+        runs.prefetch(names, count, worker, workers)
         for name in names:
             if (name, count) not in summaries:
-                run = ablation_runs.get(get_variant(name), count)
+                run = runs.get(settings.variant(name), count)
                 summary = seed_summary(run)
                 summary.attrs.update(env_id=settings.env_id, success_threshold=run.env_profile.success_threshold)
                 summaries[name, count] = summary
         return {name: summaries[name, count] for name in names}
 
-    return evaluate_family(list(CLAIMS.values()), fetch, settings.looks)
+    return evaluate_family(claims, fetch, settings.looks)
+
+
+@pytest.fixture(scope="session")
+def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
+    """The article's claims, settled as one family."""
+    return settle_family(pytestconfig, ablation_runs, list(CLAIMS.values()))
+
+
+@pytest.fixture(scope="session")
+def diagnosis_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
+    """A diagnosis' rungs ("this change improves late return over the base"), one family."""
+    return settle_family(pytestconfig, ablation_runs, rung_claims(pytestconfig.stash[SETTINGS]))
 
 
 @pytest.fixture
 def variant_run(request: pytest.FixtureRequest, ablation_runs: RunCache):
     """The trained run (all seeds) of the variant this test is parametrized with."""
-    return ablation_runs.get(get_variant(request.param))
+    return ablation_runs.get(ablation_runs.settings.variant(request.param))
 
 
 class ControllerPlugin:

@@ -1,0 +1,79 @@
+"""`python -m ablations diagnose my-dqn.toml`: a thin wrapper around the pytest suite.
+
+It checks the config file first (one line on any problem, nothing trained), then runs
+`pytest --pyargs ablations --ablation-config FILE` on all cores and prints where the report is.
+Verdicts on the changes (a change that hurts is a failed test) are findings, not errors: the
+command exits 0 when the diagnosis was made, and non-zero on bad input or a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ablations.options import PROFILES
+from agents.config import ConfigError
+from agents.configfile import load_config_file
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ablations", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    diagnose = sub.add_parser("diagnose", help="train your DQN and the one-knob ladder around it; write the report")
+    diagnose.add_argument("config", help="your DQN as a TOML file (see examples/)")
+    diagnose.add_argument(
+        "--profile", choices=sorted(PROFILES), default="standard", help="seeds per variant (default standard: 20)"
+    )
+    diagnose.add_argument("--out", default=None, help="results folder (default diagnosis-<name>)")
+    diagnose.add_argument("--cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
+    diagnose.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto: one per core)")
+    diagnose.add_argument("--max-seeds", type=int, default=None, help="seeds on demand for unsettled changes")
+    return parser
+
+
+def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
+    out = args.out or f"diagnosis-{name}"
+    command = [
+        "--pyargs",
+        "ablations",
+        f"--ablation-config={args.config}",
+        f"--ablation-profile={args.profile}",
+        f"--ablation-out={out}",
+        f"--ablation-cache={args.cache}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    if args.workers not in ("0", "1"):
+        command += ["-n", args.workers]
+    if args.max_seeds is not None:
+        command.append(f"--ablation-max-seeds={args.max_seeds}")
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        loaded = load_config_file(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = pytest.main(pytest_args(args, loaded.name))
+    results = Path(args.out or f"diagnosis-{loaded.name}")
+    # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.
+    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not (results / "report.html").exists():
+        return int(status) or 1
+    crashed = pd.read_parquet(results / "tests.parquet").query("verdict == 'error' or outcome == 'error'")
+    if len(crashed):
+        print(f"error: {len(crashed)} test(s) crashed: {', '.join(crashed['test'])}", file=sys.stderr)
+        return 1
+    print(f"diagnosis: {(results / 'report.html').resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The ablation suite's command-line options and profiles: light (pytest only), because the
+plugin that declares them is loaded in every pytest session of an environment with the package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named size of an ablation run: seeds per variant x env steps per seed."""
+
+    name: str
+    seeds: int
+    env_steps: int
+
+
+PROFILES = {
+    "smoke": Profile("smoke", 3, 10_000),  # CI: a few minutes on 2 cores; most claims inconclusive
+    "standard": Profile("standard", 20, 50_000),  # the main job
+    "paper": Profile("paper", 100, 100_000),  # tight intervals
+}
+DEFAULT_PROFILE = "smoke"
+# With a config file (a diagnosis), the smoke profile caps the config's own steps at this.
+SMOKE_STEP_CAP = PROFILES["smoke"].env_steps
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ablations", "DQN ablation suite")
+    group.addoption(
+        "--ablation-profile",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
+        help="run size: smoke (3 seeds x 10k steps), standard (20 x 50k), paper (100 x 100k). Default smoke.",
+    )
+    group.addoption("--ablation-seeds", type=int, default=None, help="seeds per variant (overrides the profile)")
+    group.addoption("--ablation-steps", type=int, default=None, help="env steps per seed (overrides the profile)")
+    group.addoption("--ablation-env", default="CartPole-v1", help="gymnasium env id (default CartPole-v1)")
+    group.addoption(
+        "--ablation-config",
+        default=None,
+        metavar="TOML",
+        help="diagnose your DQN: a config file (see examples/); trains it and the one-knob ladder around it "
+        "instead of the article's variants. The profile sets the seeds, the file the env and the steps "
+        "(smoke caps them at 10,000)",
+    )
+    group.addoption("--ablation-out", default="ablation-results", help="results folder (default ablation-results)")
+    group.addoption("--ablation-cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
+    group.addoption("--ablation-rerun", action="store_true", help="retrain every variant instead of using the cache")
+    group.addoption("--ablation-no-report", action="store_true", help="do not write the HTML report at the end")
+    group.addoption(
+        "--ablation-no-families",
+        action="store_true",
+        help="train each variant on its own instead of whole variant families on one seed axis "
+        "(the results are the same bit for bit; for timing comparisons)",
+    )
+    group.addoption(
+        "--ablation-max-seeds",
+        type=int,
+        default=None,
+        help="seeds on demand: claims still inconclusive get more seeds (doubling) up to N, under a "
+        "group-sequential design that keeps the family's error rate at alpha",
+    )
+
+

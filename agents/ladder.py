@@ -1,0 +1,179 @@
+"""The one-knob ladder around a user's DQN: every stabiliser or setting switched on its own.
+
+Each rung changes one knob of the base config and nothing else, so comparing it with the base
+credits that knob alone. A knob whose change is not a valid config on its own (double Q without
+a target network, a sync period on a polyak target) gets no rung; `skipped` says why. A few
+knobs are one switch that sets several fields together, stated in their description: replay
+(capacity, batch size and learning start, as the article defines replay) and the target
+network (double Q goes when the target goes, since it needs one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agents.config import AgentConfig, ConfigError
+
+# Values a rung switches to where the base has the knob off. Each is a common choice stated in
+# the rung's description: the article's replay and sync period, the DQN paper's clipping norm
+# (as in the suite's replay-target-huber-clip variant), CleanRL's exploration schedule.
+REPLAY_ON = {"replay_capacity": 10_000, "batch_size": 64, "learning_starts": 64}
+TARGET_SYNC_PERIOD = 100
+GRAD_CLIP_NORM = 10.0
+LR_FACTORS = (0.3, 3.0)
+SYNC_FACTORS = (0.1, 10.0)
+EPSILON_SCHEDULE = {"epsilon_start": 1.0, "epsilon_end": 0.05, "decay_fraction": 0.5}
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One change to the base: a short key (part of the variant's name), what it does, the config."""
+
+    key: str
+    description: str
+    config: AgentConfig
+
+    def __post_init__(self) -> None:
+        if not self.key or not all(c.isalnum() or c in "-." for c in self.key):
+            raise ConfigError(f"key={self.key!r} is invalid: letters, digits, '-' and '.' only")
+
+
+def _replay(base: AgentConfig) -> tuple[str, str, dict]:
+    if base.uses_replay:
+        return (
+            "no-replay",
+            "Removing replay (learning from the latest transition only: batch 1, learning from step 1)",
+            {"replay_capacity": None, "batch_size": 1, "learning_starts": 1},
+        )
+    return (
+        "replay",
+        "Adding replay (a batch of 64 from a buffer of 10,000, learning from step 64)",
+        dict(REPLAY_ON),
+    )
+
+
+def _target(base: AgentConfig) -> tuple[str, str, dict]:
+    if base.target_network != "none":
+        extra = " (and double Q, which needs it)" if base.double_q else ""
+        return (
+            "no-target",
+            f"Removing the target network{extra}",
+            {"target_network": "none", "target_sync_period": None, "target_tau": None, "double_q": False},
+        )
+    return (
+        "target",
+        f"Adding a target network (synced every {TARGET_SYNC_PERIOD} updates)",
+        {"target_network": "hard", "target_sync_period": TARGET_SYNC_PERIOD},
+    )
+
+
+def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict] | str]:
+    def change(base: AgentConfig):
+        if base.target_network != "hard":
+            return f"sync period x{factor:g}: the base has no hard-synced target network"
+        period = max(1, round(base.target_sync_period * factor))
+        if period == base.target_sync_period:
+            return f"sync period x{factor:g}: rounds to the same period"
+        return (
+            f"sync-x{factor:g}",
+            f"Syncing the target every {period} updates instead of {base.target_sync_period}",
+            {"target_sync_period": period},
+        )
+
+    return change
+
+
+def _double_q(base: AgentConfig):
+    if base.target_network == "none":
+        return "double Q: needs a target network, which the base does not have"
+    if base.double_q:
+        return ("no-double-q", "Removing double Q (plain max over the target network)", {"double_q": False})
+    return ("double-q", "Adding double Q (online argmax, target evaluation)", {"double_q": True})
+
+
+def _loss(base: AgentConfig):
+    if base.loss == "mse":
+        return ("huber", "Switching the loss from MSE to Huber", {"loss": "huber"})
+    return ("mse", "Switching the loss from Huber to MSE", {"loss": "mse"})
+
+
+def _clipping(base: AgentConfig):
+    if base.max_grad_norm is None:
+        return ("clip", f"Clipping gradients to norm {GRAD_CLIP_NORM:g}", {"max_grad_norm": GRAD_CLIP_NORM})
+    return ("no-clip", f"Removing gradient clipping (norm {base.max_grad_norm:g})", {"max_grad_norm": None})
+
+
+def _learning_rate(factor: float):
+    def change(base: AgentConfig):
+        rate = base.learning_rate * factor
+        description = f"Learning rate {rate:.3g} instead of {base.learning_rate:.3g}"
+        return (f"lr-x{factor:g}", description, {"learning_rate": rate})
+
+    return change
+
+
+def _exploration(base: AgentConfig):
+    if base.epsilon_decay_steps == 0 or base.epsilon_start == base.epsilon_end:
+        s = EPSILON_SCHEDULE
+        steps = max(1, int(base.total_env_steps * s["decay_fraction"]))
+        return (
+            "eps-decay",
+            f"Decaying exploration from {s['epsilon_start']:g} to {s['epsilon_end']:g} over the first "
+            f"{s['decay_fraction']:.0%} of training (CleanRL's schedule) instead of a constant {base.epsilon_end:g}",
+            {"epsilon_start": s["epsilon_start"], "epsilon_end": s["epsilon_end"], "epsilon_decay_steps": steps},
+        )
+    return (
+        "eps-constant",
+        f"Constant exploration at {base.epsilon_end:g} instead of decaying from {base.epsilon_start:g}",
+        {"epsilon_start": base.epsilon_end, "epsilon_decay_steps": 0},
+    )
+
+
+def _flip(field: str, on: str, off: str):
+    def change(base: AgentConfig):
+        value = getattr(base, field)
+        return (f"{'no-' if value else ''}{field.replace('_', '-')}", off if value else on, {field: not value})
+
+    return change
+
+
+# In the order the report lists rungs before ranking: the article's switches first.
+CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str], ...] = (
+    _flip("terminal_masking", "Masking terminal states in the target", "Not masking terminal states (example 1's bug)"),
+    _flip(
+        "bootstrap_on_truncation",
+        "Bootstrapping at the time limit instead of treating it as terminal",
+        "Treating the time limit as terminal (old-gym done)",
+    ),
+    _replay,
+    _target,
+    _sync_period(SYNC_FACTORS[0]),
+    _sync_period(SYNC_FACTORS[1]),
+    _double_q,
+    _loss,
+    _clipping,
+    _learning_rate(LR_FACTORS[0]),
+    _learning_rate(LR_FACTORS[1]),
+    _exploration,
+)
+
+
+def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
+    """The rungs around `base` (each a valid config differing from it), and a line for every
+    knob that has no rung and why."""
+    rungs, skipped = [], []
+    for change in CHANGES:
+        outcome = change(base)
+        if isinstance(outcome, str):
+            skipped.append(outcome)
+            continue
+        key, description, fields = outcome
+        try:
+            config = base.replace(**fields)
+        except ConfigError as exc:
+            skipped.append(f"{key}: {exc}")
+            continue
+        if config != base:
+            rungs.append(Rung(key, description, config))
+    return rungs, skipped

@@ -1,0 +1,98 @@
+"""The one-knob ladder: every rung is a valid config that changes one knob of the base."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.config import AgentConfig
+from agents.ladder import one_knob_ladder
+from agents.presets import VARIANTS, get_variant
+
+# The fields one switch may set together (agents/ladder.py says why each belongs to one knob).
+ONE_KNOB = {
+    "replay": {"replay_capacity", "batch_size", "learning_starts"},
+    "no-replay": {"replay_capacity", "batch_size", "learning_starts"},
+    "target": {"target_network", "target_sync_period"},
+    "no-target": {"target_network", "target_sync_period", "target_tau", "double_q"},
+    "eps-decay": {"epsilon_start", "epsilon_end", "epsilon_decay_steps"},
+    "eps-constant": {"epsilon_start", "epsilon_decay_steps"},
+}
+
+
+def changed_fields(a: AgentConfig, b: AgentConfig) -> set[str]:
+    return {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+
+
+def check_ladder(base: AgentConfig) -> None:
+    rungs, _ = one_knob_ladder(base)
+    assert len({r.key for r in rungs}) == len(rungs)
+    for rung in rungs:
+        changed = changed_fields(base, rung.config)
+        assert changed, rung.key
+        assert changed <= ONE_KNOB.get(rung.key, changed if len(changed) == 1 else set()), (rung.key, changed)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_preset_has_a_one_knob_ladder(name):
+    check_ladder(get_variant(name).config)
+
+
+def test_example_3_ladder():
+    rungs, skipped = one_knob_ladder(get_variant("article-target").config)
+    keys = [r.key for r in rungs]
+    assert keys == [
+        "no-terminal-masking",
+        "bootstrap-on-truncation",
+        "no-replay",
+        "no-target",
+        "sync-x0.1",
+        "sync-x10",
+        "double-q",
+        "huber",
+        "clip",
+        "lr-x0.3",
+        "lr-x3",
+        "eps-decay",
+    ]
+    assert skipped == []
+    by_key = {r.key: r.config for r in rungs}
+    assert by_key["sync-x0.1"].target_sync_period == 10 and by_key["sync-x10"].target_sync_period == 1000
+    assert by_key["lr-x3"].learning_rate == pytest.approx(3e-3)
+    assert by_key["no-replay"].batch_size == 1 and by_key["no-replay"].replay_capacity is None
+
+
+def test_knobs_without_a_valid_rung_are_listed_with_the_reason():
+    rungs, skipped = one_knob_ladder(get_variant("article-naive").config)
+    keys = {r.key for r in rungs}
+    assert "target" in keys and "replay" in keys and "terminal-masking" in keys
+    assert not keys & {"double-q", "sync-x0.1", "sync-x10"}
+    assert any(line.startswith("double Q: needs a target network") for line in skipped)
+    assert sum(line.startswith("sync period") for line in skipped) == 2
+    # Removing a target network that double Q relies on removes double Q with it.
+    no_target = {r.key: r.config for r in one_knob_ladder(get_variant("replay-target-double").config)[0]}["no-target"]
+    assert no_target.target_network == "none" and not no_target.double_q
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    replay=st.booleans(),
+    target=st.sampled_from(["none", "hard", "polyak"]),
+    period=st.integers(1, 5000),
+    double=st.booleans(),
+    lr=st.floats(1e-5, 1e-1),
+    clip=st.one_of(st.none(), st.floats(0.1, 100)),
+    decay=st.integers(0, 5000),
+)
+def test_any_valid_base_gets_valid_one_knob_rungs(replay, target, period, double, lr, clip, decay):
+    fields = {"learning_rate": lr, "max_grad_norm": clip, "epsilon_start": 1.0, "epsilon_decay_steps": decay}
+    if not replay:
+        fields.update(replay_capacity=None, batch_size=1, learning_starts=1)
+    fields.update(
+        target_network=target,
+        target_sync_period=period if target == "hard" else None,
+        target_tau=0.01 if target == "polyak" else None,
+        double_q=double and target != "none",
+    )
+    check_ladder(AgentConfig(**fields))
