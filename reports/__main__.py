@@ -1,4 +1,5 @@
-"""python -m reports RESULTS_DIR [-o report.html]: tables, figures and the HTML report."""
+"""python -m reports RESULTS_DIR [-o report.html]: tables, figures and the HTML report.
+python -m reports DIR DIR ... -o across.html: the claims x environments page (one folder per env)."""
 
 import argparse
 import sys
@@ -9,11 +10,20 @@ from reports.html import build_report
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    parser.add_argument("results_dir", help="an ablation results folder (runs.parquet, tests.parquet, meta.json)")
-    parser.add_argument("-o", "--output", help="the HTML file to write (default RESULTS_DIR/report.html)")
+    parser.add_argument(
+        "results_dirs", nargs="+", metavar="RESULTS_DIR", help="ablation results folder(s); several: one per env"
+    )
+    parser.add_argument(
+        "-o", "--output", help="the HTML file to write (default RESULTS_DIR/report.html; claims-by-env.html)"
+    )
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.results_dir, args.output)
+        if len(args.results_dirs) == 1:
+            path = build_report(args.results_dirs[0], args.output)
+        else:
+            from reports.across import write_across_report
+
+            path = write_across_report(args.results_dirs, args.output or "claims-by-env.html")
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
