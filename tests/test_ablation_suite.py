@@ -121,3 +121,14 @@ def test_a_crashing_claim_is_an_error_and_only_a_refutation_is_an_expected_failu
     assert "KeyError: 'no_such_column'" in json.loads(crashed["details"])["error"]
     # The crash counts with p = 1 in the family: it cannot help the other claim through Holm.
     assert refuted["p_adjusted"] is None or refuted["p_adjusted"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps"), [("CartPole-v1", "10,000"), ("Acrobot-v1", "20,000"), ("MountainCar-v0", "40,000")]
+)
+def test_each_env_gets_its_documented_budget(pytester, tmp_path, env_id, steps):
+    result = pytester.runpytest_subprocess(
+        str(ABLATIONS), f"--ablation-env={env_id}", "--collect-only", f"--ablation-out={tmp_path}"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    result.stdout.fnmatch_lines([f"*smoke (3 seeds x {steps} env steps, {env_id})*"])
