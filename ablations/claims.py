@@ -57,6 +57,10 @@ class Claim:
     # A refutation on record: (the measured numbers, the profiles that refute it). There the
     # test is a strict xfail that accepts only the refutation itself.
     refuted: tuple[str, tuple[str, ...]] | None = None
+    # A claim from the literature: its citation and the paper's own statement and figure.
+    source: str = ""
+    paper: str = ""
+    setting: str = ""  # the paper's scale and environment, to read a disagreement against
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Settled:
     looks: int
     seeds: int
     error: str | None = None
+    order: int | None = None  # the claim's place in its family, for the ledger's order
 
     def as_record(self) -> dict:
         """Plain fields for the results (tests.parquet row and details)."""
@@ -82,9 +87,12 @@ class Settled:
             "verdict": self.verdict,
             "claim": self.claim.text,
             "claim_key": self.claim.key,
-            "claim_order": list(CLAIMS).index(self.claim.key) if self.claim.key in CLAIMS else None,
+            "claim_order": self.order,
             "metric": self.claim.metric,
             "note": self.claim.note,
+            "source": self.claim.source,
+            "paper": self.claim.paper,
+            "setting": self.claim.setting,
             "p_adjusted": self.p_adjusted,
             "p_opposite_adjusted": self.p_opposite_adjusted,
             "look_level": self.level,
@@ -133,7 +141,7 @@ def _article_replay_vs_naive(s: Summaries, alpha: float) -> Evidence:
 ALL_CELLS = tuple(factorial_variant(*levels) for levels in factorial.cells(len(FACTORIAL_KNOBS)))
 
 
-def _knob_strata(knob: int, fixed: dict[int, bool] | None = None) -> list[tuple[str, str]]:
+def knob_strata(knob: int, fixed: dict[int, bool] | None = None) -> list[tuple[str, str]]:
     """(cell with the knob on, cell with it off) for every level of the other knobs, holding
     the knobs in `fixed` at the given level."""
     fixed = fixed or {}
@@ -180,7 +188,7 @@ MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "
 
 def _replay_improves(mask: bool):
     def evaluate(s: Summaries, alpha: float) -> Evidence:
-        pairs = _knob_strata(REPLAY, {MASK: mask})
+        pairs = knob_strata(REPLAY, {MASK: mask})
         verdict, per_stratum = stratified_effect(s, pairs, "late_return", True, alpha)
         return Evidence(verdict, {"per_stratum_p_improvement": per_stratum})
 
@@ -189,7 +197,7 @@ def _replay_improves(mask: bool):
 
 def _target_lowers(column: str):
     def evaluate(s: Summaries, alpha: float) -> Evidence:
-        pairs = _knob_strata(TARGET)
+        pairs = knob_strata(TARGET)
         verdict, per_stratum = stratified_effect(s, pairs, column, False, alpha)
         medians = {name: float(np.median(_column(s[name], column))) for pair in pairs for name in pair}
         return Evidence(verdict, {"per_stratum_p_lower": per_stratum, "median_per_cell": medians})
@@ -249,16 +257,11 @@ def attribution_tables(s: Summaries) -> dict[str, list[dict]]:
     return tables
 
 
-def _failure_is_missing_stabilisers(s: Summaries, alpha: float) -> Evidence:
-    """D = phi(replay) + phi(target) - phi(mask) on late return: the stabilisers' Shapley share
-    of the example 1 -> 3 gap against the terminal mask's."""
+def contrast_evidence(s: Summaries, column: str, weights: np.ndarray, statistic: str, alpha: float):
+    """Claim 'the linear contrast weights . (cell means of column) over the 16 cells is > 0':
+    its estimate, stratified bootstrap interval and p-values both ways (a Verdict)."""
     k = len(FACTORIAL_KNOBS)
-    values = {
-        levels: s[factorial_variant(*levels)]["late_return"].to_numpy(dtype=float) for levels in factorial.cells(k)
-    }
-    weights = (
-        factorial.shapley_weights(k, REPLAY) + factorial.shapley_weights(k, TARGET) - factorial.shapley_weights(k, MASK)
-    )
+    values = {levels: s[factorial_variant(*levels)][column].to_numpy(dtype=float) for levels in factorial.cells(k)}
     means = np.array([values[c].mean() for c in factorial.cells(k)])
     draws = factorial.cell_mean_draws(values, k, stats.BOOTSTRAP_RESAMPLES, stats.BOOTSTRAP_SEED) @ weights
     low, high = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
@@ -269,20 +272,18 @@ def _failure_is_missing_stabilisers(s: Summaries, alpha: float) -> Evidence:
     if n < stats.MIN_BOOTSTRAP_SEEDS:
         p_claimed = p_opposite = 1.0
     verdict = stats.decide(p_claimed, p_opposite, alpha)
-    return Evidence(
-        stats.Verdict(
-            verdict,
-            "phi(replay) + phi(target) - phi(mask)",
-            float(weights @ means),
-            low,
-            high,
-            p_claimed,
-            int(n),
-            None,
-            p_opposite,
-        ),
-        {"attribution": attribution_tables(s), "knobs": list(FACTORIAL_KNOBS)},
+    return stats.Verdict(verdict, statistic, float(weights @ means), low, high, p_claimed, int(n), None, p_opposite)
+
+
+def _failure_is_missing_stabilisers(s: Summaries, alpha: float) -> Evidence:
+    """D = phi(replay) + phi(target) - phi(mask) on late return: the stabilisers' Shapley share
+    of the example 1 -> 3 gap against the terminal mask's."""
+    k = len(FACTORIAL_KNOBS)
+    weights = (
+        factorial.shapley_weights(k, REPLAY) + factorial.shapley_weights(k, TARGET) - factorial.shapley_weights(k, MASK)
     )
+    verdict = contrast_evidence(s, "late_return", weights, "phi(replay) + phi(target) - phi(mask)", alpha)
+    return Evidence(verdict, {"attribution": attribution_tables(s), "knobs": list(FACTORIAL_KNOBS)})
 
 
 CLAIMS: dict[str, Claim] = {
@@ -374,6 +375,7 @@ def evaluate_family(
     """Settle every claim: Holm over both directions of the open claims at each look's
     O'Brien-Fleming level; more seeds (the next look) only for claims still inconclusive."""
     levels = stats.stage_levels(stages, alpha)
+    order = {c.key: i for i, c in enumerate(claims)}
     settled: dict[str, Settled] = {}
     family = len(claims)
     for look, (seeds, level) in enumerate(zip(stages, levels), start=1):
@@ -393,7 +395,9 @@ def evaluate_family(
         for i, c in enumerate(open_claims):
             evidence, error = found[c.key]
             p_claim, p_opp = float(adjusted[2 * i]), float(adjusted[2 * i + 1])
-            common = dict(claim=c, evidence=evidence, level=level, look=look, looks=len(stages), seeds=seeds)
+            common = dict(
+                claim=c, evidence=evidence, level=level, look=look, looks=len(stages), seeds=seeds, order=order[c.key]
+            )
             if error is not None:
                 settled[c.key] = Settled(
                     verdict=ERROR, p_adjusted=None, p_opposite_adjusted=None, error=error, **common

@@ -18,6 +18,7 @@ from ablations.claims import CLAIMS, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
 from ablations.diagnosis import DIAGNOSIS_MODULE, rung_claims
 from ablations.helpers import seed_summary
+from ablations.literature import LITERATURE
 from ablations.settings import AblationSettings, read_settings
 from reports.html import build_report
 
@@ -32,6 +33,7 @@ MARKERS = {
     "target_lag": "target-network lag and the sync-period sweep",
     "decorrelation": "replay decorrelation and the capacity sweep",
     "claims": "the article's claims: one family, Holm-adjusted verdicts, seeds on demand",
+    "literature": "claims from the literature (their own family), on the factorial cells",
     "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
     "refuted(reason, profiles)": "a claim the named profiles refute: strict xfail there, with the numbers",
@@ -149,6 +151,12 @@ def settle_family(config: pytest.Config, runs: RunCache, claims: list) -> dict[s
 def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """The article's claims, settled as one family."""
     return settle_family(pytestconfig, ablation_runs, list(CLAIMS.values()))
+
+
+@pytest.fixture(scope="session")
+def literature_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
+    """Claims from the literature, settled as one family of their own."""
+    return settle_family(pytestconfig, ablation_runs, list(LITERATURE.values()))
 
 
 @pytest.fixture(scope="session")

@@ -133,17 +133,21 @@ def variant_summary(results: Results) -> pd.DataFrame:
 
 
 LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error", "claim_order")
+LITERATURE_DETAILS = ("source", "paper", "setting")
 
 
-def claim_ledger(results: Results) -> pd.DataFrame:
-    """One row per claim: the claim in plain words, metric, effect, interval, raw and
-    Holm-adjusted p, the look that settled it and the seeds it used, verdict."""
-    claims = results.tests[results.tests["property"] == "claims"].copy()
+def claim_ledger(results: Results, family: str = "claims") -> pd.DataFrame:
+    """One row per claim of a family (the article's claims, or "literature"): the claim in plain
+    words, metric, effect, interval, raw and Holm-adjusted p, the look that settled it and the
+    seeds it used, verdict; literature claims also their source, the paper's words and setting."""
+    claims = results.tests[results.tests["property"] == family].copy()
     details = [json.loads(d) if d else {} for d in claims["details"]]
-    for name in LEDGER_DETAILS:
+    extra = LITERATURE_DETAILS if family == "literature" else ()
+    for name in LEDGER_DETAILS + extra:
         claims[name] = [d.get(name) for d in details]
     columns = ["claim", "metric", "note", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted"]
     columns += ["look", "looks", "look_level", "seeds_used", "n", "verdict", "seeds_needed", "outcome", "error"]
+    columns += list(extra)
     # The claims' own order (as defined), then any row without one (a crash before recording).
     claims["claim_order"] = pd.to_numeric(claims["claim_order"]).fillna(len(claims) + 1000)
     ordered = claims.sort_values(["claim_order", "node_id"])
@@ -283,6 +287,7 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
     tables = {
         "variant_summary": variant_summary(results),
         "claim_ledger": claim_ledger(results),
+        "literature": claim_ledger(results, "literature"),
         "tests": test_table(results),
         "seeds": seed_table(results),
         "improvement_matrix": improvement_matrix(results).reset_index(),

@@ -108,6 +108,22 @@ def change_sentence(row: pd.Series) -> str:
     )
 
 
+def literature_reading(row: pd.Series, env_id: str, env_steps: int | None) -> str:
+    """One sentence on how our verdict relates to the paper's, naming what differs in scale."""
+    here = f"{env_id}, {_num(row['seeds_used'])} seeds per cell" + (f" x {env_steps:,} steps" if env_steps else "")
+    setting = _text(row.get("setting")) or "the paper's setting"
+    if row["verdict"] == "supported":
+        return f"Holds here too ({here}), at a much smaller scale than {setting}."
+    if row["verdict"] == "refuted":
+        return (
+            f"Does not hold here: the opposite is significant ({here}). The paper's setting was {setting}; "
+            "the difference may lie in the scale, the environment or the metric."
+        )
+    if row["verdict"] == "inconclusive":
+        return f"Not settled here ({here}): neither direction is significant after Holm's adjustment."
+    return f"No verdict: the test crashed ({_text(row.get('error')) or 'see the test log'})."
+
+
 def base_sentence(base: dict) -> str:
     """What became of the diagnosed DQN's seeds, in one sentence."""
     counts = base.get("outcomes") or {}
@@ -154,6 +170,22 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         }
         for _, row in tables["claim_ledger"].iterrows()
     ]
+    literature = [
+        {
+            "claim": _text(row["claim"]),
+            "source": _text(row["source"]),
+            "paper": _text(row["paper"]),
+            "metric": _text(row["metric"]),
+            "effect": f"{_text(row['statistic'])} = {_num(row['effect_size'])}" if pd.notna(row["effect_size"]) else "",
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "p": _p(row["p_value"]),
+            "p_adjusted": _p(row["p_adjusted"]),
+            "seeds": _num(row["seeds_used"]),
+            "verdict": row["verdict"],
+            "reading": literature_reading(row, results.env_id, results.meta.get("env_steps")),
+        }
+        for _, row in tables["literature"].iterrows()
+    ]
     attribution_rows = [
         {
             "metric": row["metric"].replace("_", " "),
@@ -193,7 +225,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "outcome": row["outcome"],
         }
         for _, row in tables["tests"].iterrows()
-        if row["property"] not in ("claims", "diagnosis", "diagnosis-base")
+        if row["property"] not in ("claims", "literature", "diagnosis", "diagnosis-base")
     ]
     base = diagnosis_base(results)
     diagnosis = None
@@ -249,6 +281,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         attribution=attribution_rows,
         thresholds=thresholds,
         diagnosis=diagnosis,
+        literature=literature,
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

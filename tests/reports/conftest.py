@@ -60,6 +60,34 @@ def _tests() -> pd.DataFrame:
             ),
         },
         {
+            "node_id": "ablations/test_literature.py::test_literature_claim[mnih]",
+            "test": "test_literature_claim[mnih]",
+            "property": "literature",
+            "claim": "Removing replay hurts more than removing the target network.",
+            "variants": "article-naive,article-target",
+            "statistic": "late return: (no target network) - (no replay)",
+            "effect_size": 120.0,
+            "ci_low": 80.0,
+            "ci_high": 160.0,
+            "p_value": 0.001,
+            "p_adjusted": 0.004,
+            "n": 4,
+            "verdict": "supported",
+            "seeds_needed": None,
+            "outcome": "passed",
+            "duration_s": 0.5,
+            "details": json.dumps(
+                {
+                    "metric": "late return contrast",
+                    "seeds_used": 4,
+                    "claim_order": 0,
+                    "source": "Mnih et al. (2015), Extended Data Table 3",
+                    "paper": "In 4 of the 5 games, no replay scored lower than no target network.",
+                    "setting": "Atari 2600 games",
+                }
+            ),
+        },
+        {
             # A claim whose test crashed before it recorded anything: an error row, not a verdict.
             "node_id": "ablations/test_claims.py::test_claim[crashing]",
             "test": "test_claim[crashing]",

@@ -40,6 +40,10 @@ def test_report_is_self_contained_and_escapes_result_text(report):
     # A crashed claim reads as a crash, never as a verdict; checks read "check ...", never "nan".
     assert "The test crashed before it could reach a verdict: KeyError" in html
     assert "check skipped" in html and ">nan<" not in html
+    # The literature stands apart from the article's claims, with its source and a reading.
+    literature = html[html.index('id="literature"') : html.index('id="properties"')]
+    assert "Mnih et al. (2015), Extended Data Table 3" in literature and "In 4 of the 5 games" in literature
+    assert "Holds here too (CartPole-v1, 4 seeds per cell x 1,000 steps), at a much smaller scale" in literature
 
 
 def test_command_line_entry_point(results_dir, tmp_path):

@@ -1,0 +1,131 @@
+"""Claims from the literature, checked on the factorial cells at a scale anyone can rerun.
+
+They form their own family (one paper's or one result's claims are a question apart from the
+article's), settled by the same procedure as the article's claims (ablations/claims.py:
+Holm over both directions of every claim, seeds on demand). Each claim carries its citation
+and the paper's own statement, which the report's Literature section shows beside our figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ablations.claims import (
+    ALL_CELLS,
+    MASK,
+    REPLAY,
+    TARGET,
+    Claim,
+    Evidence,
+    Summaries,
+    contrast_evidence,
+    knob_strata,
+    stratified_effect,
+)
+from agents.presets import FACTORIAL_KNOBS
+from reports import factorial
+
+PARDO_SETTING = "their own tasks and agents"
+MNIH_SETTING = "Atari 2600 games, a convolutional DQN trained on millions of frames"
+TIME_LIMIT = FACTORIAL_KNOBS.index("time_limit_as_terminal")
+PARDO = (
+    "Pardo, Tavakoli, Levdik & Kormushev (2018), Time Limits in Reinforcement Learning, ICML, "
+    "section 3 (partial-episode bootstrapping)"
+)
+MNIH = (
+    "Mnih et al. (2015), Human-level control through deep reinforcement learning, Nature 518, "
+    "Extended Data Table 3"
+)
+
+
+def _time_limit_bootstrapping(column: str, higher_is_better: bool):
+    """Bootstrapping at the time limit (old-gym done off) against treating it as terminal (on),
+    every other switch held fixed: 8 strata."""
+
+    def evaluate(s: Summaries, alpha: float) -> Evidence:
+        pairs = knob_strata(TIME_LIMIT)  # (time limit terminal, bootstrapping) per stratum
+        # "Better with bootstrapping" is "lower with the time limit as terminal" for a
+        # higher-is-better column, and "higher with it" for a lower-is-better one.
+        verdict, per_stratum = stratified_effect(s, pairs, column, not higher_is_better, alpha)
+        means = {name: float(np.mean(s[name][column].to_numpy(dtype=float))) for pair in pairs for name in pair}
+        return Evidence(verdict, {"per_stratum": per_stratum, "mean_per_cell": means})
+
+    return evaluate
+
+
+def full_agent_removal_weights() -> np.ndarray:
+    """(removing the target network) - (removing replay) from the full agent, as a contrast over
+    the 16 cells: with terminal masking on and averaged over old-gym done, the mean of the
+    replay-only cells minus the mean of the target-only cells (> 0: removing replay hurts more)."""
+    cells = factorial.cells(len(FACTORIAL_KNOBS))
+    weights = np.zeros(len(cells))
+    for index, levels in enumerate(cells):
+        if not levels[MASK]:
+            continue
+        if levels[REPLAY] and not levels[TARGET]:
+            weights[index] = 0.5
+        elif levels[TARGET] and not levels[REPLAY]:
+            weights[index] = -0.5
+    return weights
+
+
+def _mnih_ordering(column: str):
+    def evaluate(s: Summaries, alpha: float) -> Evidence:
+        statistic = f"{column.replace('_', ' ')}: (no target network) - (no replay)"
+        verdict = contrast_evidence(s, column, full_agent_removal_weights(), statistic, alpha)
+        return Evidence(verdict)
+
+    return evaluate
+
+
+LITERATURE: dict[str, Claim] = {
+    c.key: c
+    for c in (
+        Claim(
+            "time-limit-bootstrapping-return",
+            "Bootstrapping at the time limit gives a higher return than treating the time limit as terminal.",
+            "late return: bootstrapping vs old-gym done, other switches held fixed (8 strata)",
+            ALL_CELLS,
+            _time_limit_bootstrapping("late_return", higher_is_better=True),
+            source=PARDO,
+            setting=PARDO_SETTING,
+            paper="Time-outs treated as terminal make a state's target depend on the time left, which the agent "
+            "cannot observe; bootstrapping at time-outs (partial-episode bootstrapping) learned better policies in "
+            "their experiments.",
+        ),
+        Claim(
+            "time-limit-bootstrapping-stability",
+            "Bootstrapping at the time limit makes training more stable than treating the time limit as terminal.",
+            "share of seeds in sustained soft divergence: bootstrapping vs old-gym done (8 strata)",
+            ALL_CELLS,
+            _time_limit_bootstrapping("soft_diverged", higher_is_better=False),
+            source=PARDO,
+            setting=PARDO_SETTING,
+            paper="Time-outs treated as terminal give the same state inconsistent targets (state aliasing), a "
+            "source of instability that bootstrapping at time-outs removes.",
+        ),
+        Claim(
+            "mnih-replay-matters-more-late-return",
+            "Removing replay hurts more than removing the target network (late return).",
+            "late return, full agent with terminal masking: target-network-free cells minus replay-free cells, "
+            "averaged over old-gym done",
+            ALL_CELLS,
+            _mnih_ordering("late_return"),
+            source=MNIH,
+            setting=MNIH_SETTING,
+            paper="In 4 of the 5 games of Extended Data Table 3, DQN without replay scored lower than DQN without "
+            "the target network.",
+        ),
+        Claim(
+            "mnih-replay-matters-more-auc",
+            "Removing replay hurts more than removing the target network (learning speed: area under the curve).",
+            "mean greedy return over all checkpoints (the normalised area under the learning curve), as above",
+            ALL_CELLS,
+            _mnih_ordering("mean_return"),
+            source=MNIH,
+            setting=MNIH_SETTING,
+            paper="The same table; the area under the learning curve checks the ordering on learning speed as "
+            "well as on the final score.",
+        ),
+    )
+}

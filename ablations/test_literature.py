@@ -1,0 +1,24 @@
+"""Claims from the literature (ablations/literature.py): one family of their own, each test
+reading its verdict from the session's `literature_family`, as the article's claims do."""
+
+from __future__ import annotations
+
+import pytest
+
+from ablations.claims import ERROR
+from ablations.collect import record
+from ablations.literature import LITERATURE
+from ablations.verdicts import enforce_settled
+from agents.presets import get_variant
+
+pytestmark = pytest.mark.literature
+
+
+@pytest.mark.parametrize(
+    "claim_key", [pytest.param(key, marks=pytest.mark.variants(*c.variants), id=key) for key, c in LITERATURE.items()]
+)
+def test_literature_claim(claim_key, literature_family, ablation_runs, record_property):
+    settled = literature_family[claim_key]
+    runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]
+    record(record_property, runs=runs, property="literature", **settled.as_record())
+    enforce_settled(settled, ERROR)
