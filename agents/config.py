@@ -66,6 +66,8 @@ class AgentConfig:
     # Keep bootstrapping on time-limit truncation; False reproduces old-gym `done`.
     bootstrap_on_truncation: bool = True
     double_q: bool = False
+    # Multi-step returns: the target sums up to n rewards before bootstrapping (needs replay).
+    n_step: int = 1
     max_grad_norm: float | None = None
     epsilon_start: float = 0.1
     epsilon_end: float = 0.1
@@ -121,6 +123,9 @@ class AgentConfig:
             raise _bad("double_q", self.double_q, "must be a bool")
         if self.double_q and self.target_network == "none":
             raise _bad("double_q", self.double_q, "needs a target network (target_network='hard' or 'polyak')")
+        _require_int("n_step", self.n_step, 1)
+        if self.n_step > 1 and self.replay_capacity is None:
+            raise _bad("n_step", self.n_step, "multi-step returns are read from the replay buffer: needs replay")
         if self.max_grad_norm is not None and _require_float("max_grad_norm", self.max_grad_norm) <= 0:
             raise _bad("max_grad_norm", self.max_grad_norm, "must be > 0 or None")
         for name in ("epsilon_start", "epsilon_end"):

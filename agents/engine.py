@@ -57,8 +57,12 @@ def td_targets(
     next_obs: torch.Tensor,
     terminated: torch.Tensor,
     truncated: torch.Tensor,
+    discount: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bellman targets y = r + gamma * (1 - mask) * bootstrap(s'), shape (K, B).
+
+    With multi-step returns (n_step_batch), r is the discounted sum of the window's rewards,
+    s' the state after its last transition and `discount` gamma^m for a window of m steps.
 
     bootstrap(s') = max_a Q_eval(s', a), where Q_eval is the target network if there is one
     and the online network otherwise (in a family, seeds without a target network keep their
@@ -80,7 +84,42 @@ def td_targets(
             elif torch.is_tensor(switch):
                 mask = mask | (flags & switch)
         # Same operation order as the textbook: r + (gamma * bootstrap) * (1 - mask).
-        return reward + knobs.gamma * bootstrap * (1.0 - mask.float())
+        return reward + (knobs.gamma if discount is None else discount) * bootstrap * (1.0 - mask.float())
+
+
+def n_step_batch(buffer: ReplayBuffer, indices: torch.Tensor, first: dict, knobs: SeedKnobs) -> dict:
+    """The sampled transitions extended to multi-step windows: from slot i, the following slots
+    in insertion order while the window has fewer than the seed's n steps, no episode has ended
+    (terminated or truncated: a window never crosses an episode boundary; a truncation ends it
+    and bootstraps from its true next state unless old-gym done masks it) and the buffer holds
+    a later transition. Returns the batch with reward = sum_j gamma^j r_j (accumulated left to
+    right in float32), next_obs, terminated and truncated of the window's last transition, and
+    `discount` = gamma^m (float32 products; gamma itself for m = 1)."""
+    device = indices.device
+    if buffer.capacities is None:
+        capacity = buffer.capacity
+    else:
+        capacity = torch.as_tensor(buffer.capacities, device=device).view(-1, 1)
+    newest = (buffer.inserted - 1) % capacity
+    later = (newest - indices) % capacity  # transitions inserted after slot i
+    n_step = torch.as_tensor(knobs.n_step, device=device).view(-1, 1)
+    discount = torch.ones_like(first["reward"]) * knobs.gamma
+    reward = first["reward"]
+    next_obs, terminated, truncated = first["next_obs"], first["terminated"], first["truncated"]
+    open_window = ~(terminated | truncated)
+    for j in range(1, knobs.max_n_step):
+        use = open_window & (later >= j) & (n_step > j)
+        if not bool(use.any()):
+            break
+        step = buffer.gather((indices + j) % capacity)
+        reward = torch.where(use, reward + discount * step["reward"], reward)
+        discount = torch.where(use, discount * knobs.gamma, discount)
+        next_obs = torch.where(use.unsqueeze(2), step["next_obs"], next_obs)
+        terminated = torch.where(use, step["terminated"], terminated)
+        truncated = torch.where(use, step["truncated"], truncated)
+        open_window = use & ~(step["terminated"] | step["truncated"])
+    window = {"reward": reward, "next_obs": next_obs, "terminated": terminated, "truncated": truncated}
+    return {**first, **window, "discount": discount}
 
 
 def loss_and_grad(knobs: SeedKnobs, prediction: torch.Tensor, target: torch.Tensor):
@@ -318,8 +357,17 @@ def train_family(
                 # No replay: the transition just stored, in the buffer's single slot.
                 indices = torch.zeros((num_seeds, 1), dtype=torch.int64, device=device)
             batch = buffer.gather(indices)
+            if knobs.max_n_step > 1:
+                batch = n_step_batch(buffer, indices, batch, knobs)
             y = td_targets(
-                knobs, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+                knobs,
+                online,
+                target,
+                batch["reward"],
+                batch["next_obs"],
+                batch["terminated"],
+                batch["truncated"],
+                batch.get("discount"),
             )
             acts = forward_with_activations(online, batch["obs"])
             q = acts[-1]
@@ -355,7 +403,14 @@ def train_family(
             drift = np.where(targets_move, np.nan, 0.0)
             if measured.any():
                 y_after = td_targets(
-                    knobs, online, target, batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"]
+                    knobs,
+                    online,
+                    target,
+                    batch["reward"],
+                    batch["next_obs"],
+                    batch["terminated"],
+                    batch["truncated"],
+                    batch.get("discount"),
                 )
                 drift = np.where(measured, relative_change(y_after, y).cpu().numpy(), drift)
             drift_meter.update(synced, drift)

@@ -81,6 +81,7 @@ class SeedKnobs:
     sync_period: np.ndarray  # (K,) int, 0 where not hard
     tau: np.ndarray  # (K,) float, nan where not polyak
     capacity: int | np.ndarray  # (K,)
+    n_step: int | np.ndarray  # (K,)
 
     @classmethod
     def of(cls, configs: list[AgentConfig], device) -> SeedKnobs:
@@ -104,7 +105,12 @@ class SeedKnobs:
             sync_period=np.array([c.target_sync_period or 0 for c in configs]),
             tau=np.array([np.nan if c.target_tau is None else c.target_tau for c in configs]),
             capacity=_shared_or_array([c.replay_capacity or 1 for c in configs]),
+            n_step=_shared_or_array([c.n_step for c in configs]),
         )
+
+    @property
+    def max_n_step(self) -> int:
+        return int(np.max(self.n_step))
 
     @property
     def any_target(self) -> bool:

@@ -24,6 +24,13 @@ CASES = {
     # Clipping at 0.1 is active on nearly every update, so the clip path itself is compared.
     "huber-clip-active": get_variant("replay-target-huber-clip").config.replace(max_grad_norm=0.1),
     "mse-clip-active": get_variant("article-target").config.replace(max_grad_norm=0.1),
+    # Multi-step returns: windows stop at episode ends and at the newest transition; a small
+    # buffer wraps around many times, old-gym done masks the truncations inside windows.
+    "n-step-3": get_variant("article-target").config.replace(n_step=3),
+    "n-step-5-small-buffer-old-gym": get_variant("article-target").config.replace(n_step=5, replay_capacity=100),
+    "n-step-4-no-target-bootstrap-truncation": get_variant("article-replay").config.replace(
+        n_step=4, bootstrap_on_truncation=True
+    ),
     "decaying-epsilon-every-4-steps": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, env_steps_per_update=4, learning_starts=200
     ),

@@ -223,6 +223,9 @@ REPLAY_FAMILY = {
     "gamma-lr-epsilon": get_variant("article-target").config.replace(
         gamma=0.95, learning_rate=3e-4, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=800
     ),
+    # Multi-step returns beside one-step members (and another n on a small, wrapping buffer).
+    "n-step-3": get_variant("article-target").config.replace(n_step=3),
+    "n-step-5-capacity-100": get_variant("article-replay").config.replace(n_step=5, replay_capacity=100),
     # Every seed hard-diverges within 100 steps: its rows stop there, as alone.
     "diverges": get_variant("article-replay").config.replace(
         learning_rate=50.0, gamma=1.0, terminal_masking=False, bootstrap_on_truncation=True
@@ -265,3 +268,27 @@ def test_configs_that_cannot_share_a_seed_axis_are_refused_by_name():
         train_family([(a, [0]), (a.replace(batch_size=32, learning_starts=64), [0])])
     with pytest.raises(ConfigError, match="replay_capacity=10000 is invalid in this family"):
         SeedKnobs.of([get_variant("article-naive").config, a.replace(batch_size=1, learning_starts=1)], "cpu")
+
+
+def test_n_step_windows_stop_at_episode_ends_and_at_the_newest_transition():
+    """A hand-filled buffer of capacity 6 after 8 inserts (slots hold inserts 6, 7, 2, 3, 4, 5):
+    insert 3 is truncated, insert 5 terminated; gamma 0.5, n = 3."""
+    from agents.engine import n_step_batch
+    from agents.replay import ReplayBuffer
+
+    config = get_variant("article-target").config.replace(gamma=0.5, n_step=3, replay_capacity=6, batch_size=6)
+    knobs = SeedKnobs.of([config], "cpu")
+    buffer = ReplayBuffer(1, 6, 1, torch.device("cpu"))
+    for t in range(8):
+        reward, obs = torch.tensor([float(t + 1)]), torch.tensor([[float(t)]])
+        buffer.add(obs, torch.tensor([0]), reward, obs + 100, torch.tensor([t == 5]), torch.tensor([t == 3]), t)
+    indices = torch.tensor([[2, 3, 4, 5, 0, 1]])  # inserts 2, 3, 4, 5, 6, 7
+    window = n_step_batch(buffer, indices, buffer.gather(indices), knobs)
+    # insert 2: r 3 + 0.5 * 4, stops at the truncation of insert 3 (its s' is 103), discount 0.25
+    # insert 3: truncated itself, one step; insert 4: 5 + 0.5 * 6, ends at the termination of 5
+    # insert 5: terminated, one step; insert 6: 7 + 0.5 * 8, insert 7 is the newest; insert 7: one step.
+    assert window["reward"].tolist() == [[5.0, 4.0, 8.0, 6.0, 11.0, 8.0]]
+    assert window["discount"].tolist() == [[0.25, 0.5, 0.25, 0.5, 0.25, 0.5]]
+    assert window["next_obs"].squeeze(2).tolist() == [[103.0, 103.0, 105.0, 105.0, 107.0, 107.0]]
+    assert window["terminated"].tolist() == [[False, False, True, True, False, False]]
+    assert window["truncated"].tolist() == [[True, True, False, False, False, False]]

@@ -83,13 +83,27 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
             else:
                 idx = (streams.replay.random(config.batch_size) * size).astype(np.int64)
             states = torch.as_tensor(buf_obs[idx])
-            next_states = torch.as_tensor(buf_next[idx])
-            rewards = torch.as_tensor(buf_reward[idx])
+            # Multi-step windows, one sample at a time: follow the slots in insertion order until
+            # n steps, the episode's end or the newest transition; the last slot gives s' and done.
+            last = idx.copy()
+            returns = buf_reward[idx].copy()
+            discounts = np.full(len(idx), np.float32(config.gamma), dtype=np.float32)
+            for b, i in enumerate(idx):
+                newest = (position - 1) % capacity
+                for j in range(1, config.n_step):
+                    if buf_term[last[b]] or buf_trunc[last[b]] or j > (newest - i) % capacity:
+                        break
+                    slot = (i + j) % capacity
+                    returns[b] = np.float32(returns[b] + discounts[b] * buf_reward[slot])
+                    discounts[b] = np.float32(discounts[b] * np.float32(config.gamma))
+                    last[b] = slot
+            next_states = torch.as_tensor(buf_next[last])
+            rewards = torch.as_tensor(returns)
             done = np.zeros(len(idx), dtype=np.float32)
             if config.terminal_masking:
-                done = np.maximum(done, buf_term[idx])
+                done = np.maximum(done, buf_term[last])
             if not config.bootstrap_on_truncation:
-                done = np.maximum(done, buf_trunc[idx])
+                done = np.maximum(done, buf_trunc[last])
             with torch.no_grad():
                 evaluator = target_net if target_net is not None else q_net
                 if config.double_q:
@@ -97,7 +111,8 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
                     bootstrap = evaluator(next_states).gather(1, best).squeeze(1)
                 else:
                     bootstrap = evaluator(next_states).max(1)[0]
-                targets = rewards + config.gamma * bootstrap * (1 - torch.as_tensor(done))
+                gamma = config.gamma if config.n_step == 1 else torch.as_tensor(discounts)
+                targets = rewards + gamma * bootstrap * (1 - torch.as_tensor(done))
             predictions = q_net(states)[torch.arange(len(idx)), torch.as_tensor(buf_action[idx])]
             if config.loss == "mse":
                 loss = F.mse_loss(predictions, targets)
