@@ -4,8 +4,8 @@ Each rung changes one knob of the base config and nothing else, so comparing it 
 credits that knob alone. A knob whose change is not a valid config on its own (double Q without
 a target network, a sync period on a polyak target) gets no rung; `skipped` says why. A few
 knobs are one switch that sets several fields together, stated in their description: replay
-(capacity, batch size and learning start, as the article defines replay) and the target
-network (double Q goes when the target goes, since it needs one).
+(capacity, batch size and learning start, as the article defines replay; multi-step returns go
+when replay goes) and the target network (double Q goes when the target goes, since it needs one).
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ class Rung:
 
 def _replay(base: AgentConfig) -> tuple[str, str, dict]:
     if base.uses_replay:
+        extra = " and multi-step returns, which need it" if base.n_step > 1 else ""
         return (
             "no-replay",
-            "Removing replay (learning from the latest transition only: batch 1, learning from step 1)",
-            {"replay_capacity": None, "batch_size": 1, "learning_starts": 1},
+            f"Removing replay (learning from the latest transition only: batch 1, learning from step 1{extra})",
+            {"replay_capacity": None, "batch_size": 1, "learning_starts": 1, "n_step": 1},
         )
     return (
         "replay",

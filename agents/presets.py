@@ -112,6 +112,18 @@ _VARIANTS = [
         "converge",
     ),
 ]
+# Multi-step returns on example 2 (replay, no target network: where soft divergence lives), for
+# the deadly-triad claim that longer returns diverge less (van Hasselt et al. 2018).
+N_STEPS = (1, 3, 5)
+for _n in N_STEPS[1:]:
+    _VARIANTS.append(
+        Variant(
+            f"replay-nstep-{_n}",
+            ARTICLE_REPLAY.replace(n_step=_n),
+            f"Example 2 with {_n}-step returns: do longer returns diverge less without a target network?",
+            None,
+        )
+    )
 # Sweeps around example 3, one knob at a time. Sync period C (gradient updates): C = 1 copies
 # after every update, which is the same as having no target network.
 SYNC_PERIODS = (1, 10, 100, 1000)
@@ -210,6 +222,11 @@ def sync_period_variant(period: int) -> str:
 def capacity_variant(capacity: int | None) -> str:
     """Name of the variant of the replay-capacity sweep with this capacity (None: no replay)."""
     return "article-target" if capacity == ARTICLE_TARGET.replay_capacity else f"capacity-{capacity or 'none'}"
+
+
+def n_step_variant(n: int) -> str:
+    """Name of the variant of the n-step sweep on example 2 (n = 1 is example 2 itself)."""
+    return "article-replay" if n == 1 else f"replay-nstep-{n}"
 
 
 def get_variant(name: str) -> Variant:

@@ -13,7 +13,7 @@ from agents.presets import VARIANTS, get_variant
 # The fields one switch may set together (agents/ladder.py says why each belongs to one knob).
 ONE_KNOB = {
     "replay": {"replay_capacity", "batch_size", "learning_starts"},
-    "no-replay": {"replay_capacity", "batch_size", "learning_starts"},
+    "no-replay": {"replay_capacity", "batch_size", "learning_starts", "n_step"},
     "target": {"target_network", "target_sync_period"},
     "no-target": {"target_network", "target_sync_period", "target_tau", "double_q"},
     "eps-decay": {"epsilon_start", "epsilon_end", "epsilon_decay_steps"},

@@ -7,26 +7,37 @@ import pandas as pd
 import pytest
 
 from ablations.claims import evaluate_family
-from ablations.literature import LITERATURE, TIME_LIMIT, full_agent_removal_weights
-from agents.presets import FACTORIAL_KNOBS, factorial_variant
+from ablations.literature import LITERATURE, N_STEP_VARIANTS, TIME_LIMIT, full_agent_removal_weights
+from agents.presets import FACTORIAL_KNOBS, N_STEPS, factorial_variant
 from reports import factorial, stats
 
 SEEDS = 20
 MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "replay", "target_network"))
 
 
-def cells_with(late_return, soft_diverged=lambda levels: False, seed=0):
+def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_slope=0.0):
     """Per-seed summaries of the 16 cells: late return (and the AUC proxy mean_return) with
-    mean late_return(levels) and unit noise; soft divergence as given."""
+    mean late_return(levels) and unit noise; soft divergence as given. The n-step sweep's late
+    return rises by n_step_slope per step of n, its late max|Q| falls by as much."""
     rng = np.random.default_rng(seed)
     summaries = {}
     for levels in factorial.cells(len(FACTORIAL_KNOBS)):
         values = late_return(levels) + rng.normal(0.0, 1.0, SEEDS)
         frame = pd.DataFrame(
-            {"late_return": values, "mean_return": values / 2, "soft_diverged": [soft_diverged(levels)] * SEEDS}
+            {
+                "late_return": values,
+                "mean_return": values / 2,
+                "soft_diverged": [soft_diverged(levels)] * SEEDS,
+                "late_max_abs_q": 100.0 - values,
+            }
         )
         frame.attrs.update(env_id="CartPole-v1", success_threshold=250.0)
         summaries[factorial_variant(*levels)] = frame
+    # n = 1 is example 2, a cell; n = 3 and 5 step away from its mean.
+    base = summaries[N_STEP_VARIANTS[0]]["late_return"].mean()
+    for n, name in zip(N_STEPS[1:], N_STEP_VARIANTS[1:]):
+        values = base + n_step_slope * (n - 1) + rng.normal(0.0, 1.0, SEEDS)
+        summaries[name] = pd.DataFrame({"late_return": values, "late_max_abs_q": 100.0 - values})
     return summaries
 
 
@@ -50,6 +61,7 @@ def test_replay_mattering_more_and_bootstrapping_helping_are_supported():
     summaries = cells_with(
         lambda lv: 5.0 * lv[REPLAY] + 1.0 * lv[TARGET] - 2.0 * lv[TIME_LIMIT],
         soft_diverged=lambda lv: lv[TIME_LIMIT] and lv[MASK],
+        n_step_slope=1.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.SUPPORTED)
@@ -60,6 +72,7 @@ def test_the_opposite_data_refute_them():
     summaries = cells_with(
         lambda lv: 1.0 * lv[REPLAY] + 5.0 * lv[TARGET] + 2.0 * lv[TIME_LIMIT],
         soft_diverged=lambda lv: not lv[TIME_LIMIT] and lv[MASK],
+        n_step_slope=-1.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.REFUTED)
