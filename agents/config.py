@@ -74,6 +74,8 @@ class AgentConfig:
     # Env steps of linear decay from epsilon_start to epsilon_end; 0 = constant epsilon_end.
     epsilon_decay_steps: int = 0
     hidden_sizes: tuple[int, ...] = (64, 64)
+    # LayerNorm (no learnable scale or shift) after every hidden layer, before its ReLU.
+    layer_norm: bool = False
     # Env steps between checkpoints (diagnostics and greedy evaluation).
     eval_period: int = 1_000
     eval_episodes: int = 10
@@ -119,6 +121,8 @@ class AgentConfig:
             raise _bad("terminal_masking", self.terminal_masking, "must be a bool")
         if not isinstance(self.bootstrap_on_truncation, bool):
             raise _bad("bootstrap_on_truncation", self.bootstrap_on_truncation, "must be a bool")
+        if not isinstance(self.layer_norm, bool):
+            raise _bad("layer_norm", self.layer_norm, "must be a bool")
         if not isinstance(self.double_q, bool):
             raise _bad("double_q", self.double_q, "must be a bool")
         if self.double_q and self.target_network == "none":

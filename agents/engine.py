@@ -191,7 +191,10 @@ def train_family(
     num_seeds = len(all_seeds)
     streams = [seed_streams(s) for s in all_seeds]
     online = init_params(
-        [s.init for s in streams], layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions), device
+        [s.init for s in streams],
+        layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions),
+        device,
+        config.layer_norm,
     )
     target = online.clone() if knobs.any_target else None
     optimizer = BatchedAdam(online, knobs.learning_rate)

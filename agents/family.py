@@ -28,6 +28,7 @@ FAMILY_FIELDS = (
     "learning_starts",
     "env_steps_per_update",
     "hidden_sizes",
+    "layer_norm",
     "eval_period",
     "eval_episodes",
     "diagnostic_window",

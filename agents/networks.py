@@ -16,20 +16,26 @@ from dataclasses import dataclass
 
 import torch
 
+# LayerNorm's epsilon, nn.LayerNorm's default.
+LAYER_NORM_EPS = 1e-5
+
 
 @dataclass
 class MLPParams:
-    """Weights (K, out, in) and biases (K, out) of each layer, first layer first."""
+    """Weights (K, out, in) and biases (K, out) of each layer, first layer first. With
+    layer_norm, every hidden layer is Linear -> LayerNorm (no learnable scale or shift, as
+    nn.LayerNorm(width, elementwise_affine=False)) -> ReLU."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
+    layer_norm: bool = False
 
     def tensors(self) -> list[torch.Tensor]:
         """Parameters in nn.Sequential order: w0, b0, w1, b1, ..."""
         return [t for pair in zip(self.weights, self.biases) for t in pair]
 
     def clone(self) -> MLPParams:
-        return MLPParams([w.clone() for w in self.weights], [b.clone() for b in self.biases])
+        return MLPParams([w.clone() for w in self.weights], [b.clone() for b in self.biases], self.layer_norm)
 
     def copy_(self, other: MLPParams) -> None:
         for mine, theirs in zip(self.tensors(), other.tensors()):
@@ -120,7 +126,9 @@ def layer_sizes(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) -
     return [obs_dim, *hidden_sizes, num_actions]
 
 
-def init_params(generators: list[torch.Generator], sizes: list[int], device: torch.device) -> MLPParams:
+def init_params(
+    generators: list[torch.Generator], sizes: list[int], device: torch.device, layer_norm: bool = False
+) -> MLPParams:
     """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight then bias,
     layer by layer, each seed drawing from its own generator."""
     weights, biases = [], []
@@ -133,7 +141,26 @@ def init_params(generators: list[torch.Generator], sizes: list[int], device: tor
             b[k].uniform_(-bound, bound, generator=gen)
         weights.append(w.to(device))
         biases.append(b.to(device))
-    return MLPParams(weights, biases)
+    return MLPParams(weights, biases, layer_norm)
+
+
+class Activations(list):
+    """[x, a1, ..., q]: every layer's input and the output; with LayerNorm also, per hidden
+    layer, the (pre-norm output z, mean, rstd) its backward needs."""
+
+    norms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _hidden(params: MLPParams, h: torch.Tensor, norms: list | None = None) -> torch.Tensor:
+    """A hidden layer's nonlinearity: ReLU, after LayerNorm when the net normalises. LayerNorm
+    runs ATen's own kernel (what nn.LayerNorm calls) over the last axis; rows are independent,
+    so the seed axis in front changes nothing (tests/test_networks.py)."""
+    if not params.layer_norm:
+        return h.relu()
+    normed, mean, rstd = torch.ops.aten.native_layer_norm(h, [h.shape[-1]], None, None, LAYER_NORM_EPS)
+    if norms is not None:
+        norms.append((h, mean, rstd))
+    return normed.relu()
 
 
 def forward(params: MLPParams, x: torch.Tensor) -> torch.Tensor:
@@ -144,21 +171,22 @@ def forward(params: MLPParams, x: torch.Tensor) -> torch.Tensor:
         # nn.Linear's addmm(bias, h, W^T) with a seed axis in front.
         h = batched_matmul(h, w.transpose(1, 2), b)
         if i < last:
-            h = h.relu()
+            h = _hidden(params, h)
     return h
 
 
-def forward_with_activations(params: MLPParams, x: torch.Tensor) -> list[torch.Tensor]:
+def forward_with_activations(params: MLPParams, x: torch.Tensor) -> Activations:
     """[x, relu(h1), ..., q]: every layer's input, plus the output, for the backward pass."""
-    acts = [x]
+    acts = Activations([x])
+    acts.norms = []
     last = len(params.weights) - 1
     for i, (w, b) in enumerate(zip(params.weights, params.biases)):
         h = batched_matmul(acts[-1], w.transpose(1, 2), b)
-        acts.append(h.relu() if i < last else h)
+        acts.append(_hidden(params, h, acts.norms) if i < last else h)
     return acts
 
 
-def backward(params: MLPParams, acts: list[torch.Tensor], grad_q: torch.Tensor) -> list[torch.Tensor]:
+def backward(params: MLPParams, acts: Activations, grad_q: torch.Tensor) -> list[torch.Tensor]:
     """Gradients of the loss w.r.t. every parameter, in MLPParams.tensors() order.
 
     grad_q is dLoss/dQ, shape (K, B, A). Per layer: dW = g^T h_in, db = sum_b g,
@@ -175,6 +203,12 @@ def backward(params: MLPParams, acts: list[torch.Tensor], grad_q: torch.Tensor) 
             g = batched_matmul(g, params.weights[i])
             # ReLU backward exactly as autograd does it: zero where the ReLU output was <= 0.
             g = torch.ops.aten.threshold_backward(g, h_in, 0)
+            if params.layer_norm:
+                # LayerNorm backward with ATen's own kernel (autograd's), from the saved statistics.
+                z, mean, rstd = acts.norms[i - 1]
+                g = torch.ops.aten.native_layer_norm_backward(
+                    g, z, [z.shape[-1]], mean, rstd, None, None, [True, False, False]
+                )[0]
     return grads
 
 

@@ -31,6 +31,11 @@ CASES = {
     "n-step-4-no-target-bootstrap-truncation": get_variant("article-replay").config.replace(
         n_step=4, bootstrap_on_truncation=True
     ),
+    # LayerNorm after every hidden layer, with and without a target network.
+    "layer-norm-no-target": get_variant("article-replay").config.replace(layer_norm=True),
+    "layer-norm-target-huber-clip-active": get_variant("replay-target-huber-clip").config.replace(
+        layer_norm=True, max_grad_norm=0.1
+    ),
     "decaying-epsilon-every-4-steps": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, env_steps_per_update=4, learning_starts=200
     ),

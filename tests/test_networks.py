@@ -95,3 +95,41 @@ def test_forward_is_independent_of_the_other_seeds():
     solo = MLPParams([w[2:3].clone() for w in params.weights], [b[2:3].clone() for b in params.biases])
     x = torch.randn(5, 9, 4)
     assert torch.equal(forward(params, x)[2], forward(solo, x[2:3])[0])
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize(("batch", "hidden"), [(1, (64, 64)), (64, (64, 64)), (32, (128, 16, 64)), (7, (5,))])
+def test_forward_and_backward_match_nn_modules_and_autograd_per_seed(layer_norm, batch, hidden):
+    """The hand-written forward and backward against nn.Linear (+ nn.LayerNorm without affine)
+    + nn.ReLU and autograd, each seed on its own, bit for bit, inside a batch of seeds."""
+    from torch import nn
+
+    from agents.networks import backward, forward_with_activations
+
+    sizes = [4, *hidden, 3]
+    seeds = 3
+    generators = [torch.Generator().manual_seed(s) for s in range(seeds)]
+    params = init_params(generators, sizes, torch.device("cpu"), layer_norm)
+    gen = torch.Generator().manual_seed(99)
+    x = torch.randn(seeds, batch, 4, generator=gen) * 3
+    grad_q = torch.randn(seeds, batch, 3, generator=gen)
+    acts = forward_with_activations(params, x)
+    grads = backward(params, acts, grad_q)
+    for k in range(seeds):
+        layers: list[nn.Module] = []
+        for i, (w, b) in enumerate(zip(params.weights, params.biases)):
+            linear = nn.Linear(w.shape[2], w.shape[1])
+            with torch.no_grad():
+                linear.weight.copy_(w[k])
+                linear.bias.copy_(b[k])
+            layers.append(linear)
+            if i < len(params.weights) - 1:
+                layers += [nn.LayerNorm(w.shape[1], elementwise_affine=False)] if layer_norm else []
+                layers.append(nn.ReLU())
+        net = nn.Sequential(*layers)
+        q = net(x[k].clone())
+        assert torch.equal(acts[-1][k], q.detach())
+        q.backward(grad_q[k].clone())
+        reference = [t.grad for t in net.parameters()]
+        for mine, theirs in zip(grads, reference):
+            assert torch.equal(mine[k], theirs)

@@ -21,7 +21,7 @@ from agents.seeding import seed_streams
 
 
 def make_q_network(
-    obs_dim: int, hidden: tuple[int, ...], num_actions: int, generator: torch.Generator
+    obs_dim: int, hidden: tuple[int, ...], num_actions: int, generator: torch.Generator, layer_norm: bool = False
 ) -> nn.Sequential:
     layers: list[nn.Module] = []
     sizes = [obs_dim, *hidden, num_actions]
@@ -32,6 +32,8 @@ def make_q_network(
         nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
         layers.append(linear)
         if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
@@ -42,7 +44,7 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
     env = gym.make(config.env_id)
     obs_dim = env.observation_space.shape[0]
     num_actions = env.action_space.n
-    q_net = make_q_network(obs_dim, config.hidden_sizes, num_actions, streams.init)
+    q_net = make_q_network(obs_dim, config.hidden_sizes, num_actions, streams.init, config.layer_norm)
     target_net = copy.deepcopy(q_net) if config.target_network != "none" else None
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
 
