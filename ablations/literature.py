@@ -31,6 +31,15 @@ VAN_HASSELT = (
     "Triad, arXiv:1812.02648, section 4 (multi-step returns)"
 )
 VAN_HASSELT_SETTING = "Atari 2600 games, many DQN variants per game"
+GALLICI = (
+    "Gallici, Fellows, Ellis, Pou, Masmitja, Foerster & Martin (2024), Simplifying Deep Temporal Difference "
+    "Learning (PQN), arXiv:2407.04811; Lyle et al. (2024), Normalization and effective learning rates in "
+    "reinforcement learning"
+)
+GALLICI_SETTING = "their own agents (PQN: LayerNorm, no replay buffer and no target network, vectorised envs)"
+# Non-inferiority margin of "LayerNorm is as good as a target network": 10% of the env's success
+# threshold (25 on CartPole-v1), fixed before any LayerNorm run.
+NON_INFERIORITY_SHARE = 0.1
 MNIH_SETTING = "Atari 2600 games, a convolutional DQN trained on millions of frames"
 TIME_LIMIT = FACTORIAL_KNOBS.index("time_limit_as_terminal")
 PARDO = (
@@ -99,6 +108,30 @@ def _n_step_trend(column: str, decreasing: bool):
     return evaluate
 
 
+def _layer_norm_as_good_as_target(s: Summaries, alpha: float) -> Evidence:
+    """Non-inferiority: replay + LayerNorm's late return plus the margin tends to exceed replay +
+    target network's (Mann-Whitney on the shifted values); refuted when the target network's
+    tends to exceed it, i.e. LayerNorm is worse by more than the margin."""
+    threshold = float(s["replay-layernorm"].attrs["success_threshold"])
+    margin = NON_INFERIORITY_SHARE * abs(threshold)
+    shifted = s["replay-layernorm"]["late_return"].to_numpy(dtype=float) + margin
+    verdict = stats.compare_greater(shifted, s["article-target"]["late_return"], alpha)
+    verdict = stats.Verdict(**{**verdict.as_dict(), "statistic": f"P(layernorm + {margin:g} > target)"})
+    return Evidence(verdict, {"margin": margin, "iqm": _iqms(s, ("replay-layernorm", "article-target"))})
+
+
+def _layer_norm_steadies_replay(s: Summaries, alpha: float) -> Evidence:
+    """Replay alone soft-diverges more often than replay + LayerNorm (Fisher's exact test)."""
+    alone, normed = s["article-replay"]["soft_diverged"], s["replay-layernorm"]["soft_diverged"]
+    verdict = stats.compare_rates_greater(int(alone.sum()), len(alone), int(normed.sum()), len(normed), alpha)
+    rates = {"article-replay": float(alone.mean()), "replay-layernorm": float(normed.mean())}
+    return Evidence(verdict, {"soft_divergence_rate": rates})
+
+
+def _iqms(s: Summaries, names) -> dict:
+    return {name: stats.iqm(s[name]["late_return"].to_numpy(dtype=float)) for name in names}
+
+
 LITERATURE: dict[str, Claim] = {
     c.key: c
     for c in (
@@ -123,6 +156,28 @@ LITERATURE: dict[str, Claim] = {
             setting=VAN_HASSELT_SETTING,
             paper="The paper's measure is divergence; the late return checks whether less divergence also means "
             "a better policy here.",
+        ),
+        Claim(
+            "layernorm-as-good-as-target",
+            "Replay + LayerNorm without a target network learns as well as replay + a target network.",
+            "late return, non-inferiority: example 2 + LayerNorm vs example 3, margin 10% of the success threshold",
+            ("replay-layernorm", "article-target"),
+            _layer_norm_as_good_as_target,
+            source=GALLICI,
+            setting=GALLICI_SETTING,
+            paper="LayerNorm stabilises TD learning without a target network: PQN drops the target network "
+            "and matches or beats DQN-style agents in their benchmarks.",
+        ),
+        Claim(
+            "layernorm-steadies-replay",
+            "LayerNorm makes replay without a target network more stable (less soft divergence).",
+            "share of seeds in sustained soft divergence: example 2 vs example 2 + LayerNorm (Fisher)",
+            ("article-replay", "replay-layernorm"),
+            _layer_norm_steadies_replay,
+            source=GALLICI,
+            setting=GALLICI_SETTING,
+            paper="Their analysis: LayerNorm with l2 regularisation makes TD learning with function approximation "
+            "provably stable, removing the divergence a target network is otherwise needed against.",
         ),
         Claim(
             "time-limit-bootstrapping-return",

@@ -124,6 +124,15 @@ for _n in N_STEPS[1:]:
             None,
         )
     )
+# LayerNorm instead of a target network (PQN, Gallici et al.): example 2 plus LayerNorm.
+_VARIANTS.append(
+    Variant(
+        "replay-layernorm",
+        ARTICLE_REPLAY.replace(layer_norm=True),
+        "Example 2 with LayerNorm after each hidden layer: can normalisation stand in for a target network?",
+        None,
+    )
+)
 # Sweeps around example 3, one knob at a time. Sync period C (gradient updates): C = 1 copies
 # after every update, which is the same as having no target network.
 SYNC_PERIODS = (1, 10, 100, 1000)

@@ -15,7 +15,7 @@ SEEDS = 20
 MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "replay", "target_network"))
 
 
-def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_slope=0.0):
+def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_slope=0.0, layer_norm_shift=0.0):
     """Per-seed summaries of the 16 cells: late return (and the AUC proxy mean_return) with
     mean late_return(levels) and unit noise; soft divergence as given. The n-step sweep's late
     return rises by n_step_slope per step of n, its late max|Q| falls by as much."""
@@ -33,6 +33,12 @@ def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_s
         )
         frame.attrs.update(env_id="CartPole-v1", success_threshold=250.0)
         summaries[factorial_variant(*levels)] = frame
+    # LayerNorm: its late return follows example 3 (a cell) shifted; it soft-diverges if shifted down.
+    target = summaries["article-target"]
+    summaries["replay-layernorm"] = target.assign(
+        late_return=target["late_return"] + layer_norm_shift, soft_diverged=layer_norm_shift < 0
+    )
+    summaries["replay-layernorm"].attrs.update(target.attrs)
     # n = 1 is example 2, a cell; n = 3 and 5 step away from its mean.
     base = summaries[N_STEP_VARIANTS[0]]["late_return"].mean()
     for n, name in zip(N_STEPS[1:], N_STEP_VARIANTS[1:]):
@@ -60,8 +66,9 @@ def test_replay_mattering_more_and_bootstrapping_helping_are_supported():
     # Replay is worth 5, the target network 1, old-gym done costs 2 and makes half the cells diverge.
     summaries = cells_with(
         lambda lv: 5.0 * lv[REPLAY] + 1.0 * lv[TARGET] - 2.0 * lv[TIME_LIMIT],
-        soft_diverged=lambda lv: lv[TIME_LIMIT] and lv[MASK],
+        soft_diverged=lambda lv: lv[TIME_LIMIT] and lv[MASK] or (lv[REPLAY] and not lv[TARGET]),
         n_step_slope=1.0,
+        layer_norm_shift=0.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.SUPPORTED)
@@ -71,8 +78,9 @@ def test_replay_mattering_more_and_bootstrapping_helping_are_supported():
 def test_the_opposite_data_refute_them():
     summaries = cells_with(
         lambda lv: 1.0 * lv[REPLAY] + 5.0 * lv[TARGET] + 2.0 * lv[TIME_LIMIT],
-        soft_diverged=lambda lv: not lv[TIME_LIMIT] and lv[MASK],
+        soft_diverged=lambda lv: not lv[TIME_LIMIT] and lv[MASK] or lv[TARGET],
         n_step_slope=-1.0,
+        layer_norm_shift=-100.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.REFUTED)
