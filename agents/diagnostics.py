@@ -69,11 +69,23 @@ def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     return (new - old).square().mean(-1).sqrt() / old.square().mean(-1).sqrt().clamp(min=1e-12)
 
 
-def greedy_eval(params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device) -> np.ndarray:
+# Overestimation uses a state only where its Monte-Carlo return is (nearly) its value: the
+# episode really terminated after it, or at least this many effective horizons remain before the
+# time limit cut it off, so the rewards cut off weigh at most OVERESTIMATION_TAIL of the return.
+OVERESTIMATION_TAIL = 0.05
+
+
+def greedy_eval(
+    params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device, gamma=None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Undiscounted return of each seed's greedy policy on `episodes` fixed-seed episodes, (K, E).
 
     Episode e of every seed and every checkpoint starts from reset seed EVAL_SEED_BASE + e, so
     evaluation noise is shared rather than added when seeds or checkpoints are compared.
+    With `gamma` (one per seed) also each seed's overestimation, (K,): the mean over the states
+    the greedy policy visited of max_a Q(s, a) minus the discounted return actually obtained
+    from s (van Hasselt et al. 2016's measure), over states whose return is not cut short by the
+    time limit (see OVERESTIMATION_TAIL); NaN where no state qualifies.
     """
     n = num_seeds * episodes
     env = make_env_batch(spec, n)
@@ -82,19 +94,49 @@ def greedy_eval(params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int,
     running = np.ones(n, dtype=bool)
     cap = spec.max_episode_steps or EVAL_STEP_CAP
     staged = aligned_batch(num_seeds, episodes, spec.obs_dim, device)
+    q_taken, rewards, live, terminated = [], [], [], np.zeros(n, dtype=bool)
     for _ in range(cap):
         staged.copy_(torch.from_numpy(obs).view(num_seeds, episodes, -1))
         with torch.no_grad():
             q = forward(params, staged)
-        actions = q.argmax(2).reshape(n).cpu().numpy()
+        best = q.max(2)
+        actions = best.indices.reshape(n).cpu().numpy()
         result = env.step(actions)
         returns += np.where(running, result.reward, 0.0)
+        if gamma is not None:
+            q_taken.append(best.values.reshape(n).double().cpu().numpy())
+            rewards.append(np.where(running, result.reward, 0.0))
+            live.append(running.copy())
+            terminated |= running & result.terminated
         running &= ~(result.terminated | result.truncated)
         if not running.any():
             break
         obs = result.obs
     env.close()
-    return returns.reshape(num_seeds, episodes)
+    returns = returns.reshape(num_seeds, episodes)
+    if gamma is None:
+        return returns
+    return returns, _overestimation(np.array(q_taken), np.array(rewards), np.array(live), terminated, gamma, episodes)
+
+
+def _overestimation(q_taken, rewards, live, terminated, gamma, episodes: int) -> np.ndarray:
+    """Mean of Q - G over the qualifying states of each seed (arrays (T, K * E))."""
+    steps, n = rewards.shape
+    discount = np.repeat(np.broadcast_to(np.asarray(gamma, dtype=float), (n // episodes,)), episodes)
+    to_go = np.zeros_like(rewards)
+    running = np.zeros(n)
+    for t in reversed(range(steps)):
+        running = rewards[t] + discount * running
+        to_go[t] = running
+    length = live.sum(0)
+    # Steps left until the cut: a state qualifies if gamma^left <= OVERESTIMATION_TAIL.
+    left = length[None, :] - np.arange(steps)[:, None]
+    with np.errstate(divide="ignore"):
+        needed = np.where(discount < 1, np.log(OVERESTIMATION_TAIL) / np.log(discount), np.inf)
+    qualifies = live & (terminated[None, :] | (left >= needed[None, :]))
+    gap = np.where(qualifies, q_taken - to_go, 0.0).reshape(steps, -1, episodes).sum((0, 2))
+    count = qualifies.reshape(steps, -1, episodes).sum((0, 2))
+    return np.where(count > 0, gap / np.maximum(count, 1), np.nan)
 
 
 def lag1_autocorrelation(sequence: torch.Tensor) -> torch.Tensor:

@@ -213,6 +213,7 @@ def train_family(
         (tau, torch.from_numpy(knobs.tau == tau).to(device)) for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau)]))
     ]
     transitions = probe_transitions(config.env_id)
+    gammas = np.array([c.gamma for c in slot_configs])
 
     def shared(array: np.ndarray) -> torch.Tensor:
         """A probe array shared by every seed, viewed with a leading seed axis."""
@@ -267,9 +268,11 @@ def train_family(
         with torch.no_grad():
             q_probe = forward(online, probe)
         if config.eval_episodes > 0:
-            eval_returns = greedy_eval(online, spec, num_seeds, config.eval_episodes, device)
+            eval_returns, overestimation = greedy_eval(
+                online, spec, num_seeds, config.eval_episodes, device, gamma=gammas
+            )
         else:
-            eval_returns = np.full((num_seeds, 1), np.nan)
+            eval_returns, overestimation = np.full((num_seeds, 1), np.nan), np.full(num_seeds, np.nan)
         stats = window.summary()
         stats["target_drift_per_update"] = drift_meter.per_update(stats["target_drift_between_syncs"], seeds_recorded)
         if target is not None:
@@ -295,6 +298,7 @@ def train_family(
             "epsilon": knobs.epsilon(step - 1),
             "eval_return": eval_returns.mean(1),
             "eval_return_std": eval_returns.std(1),
+            "overestimation": overestimation,
             "max_abs_q": q_probe.abs().amax(dim=(1, 2)).double().cpu().numpy(),
             "mean_q": q_probe.double().mean(dim=(1, 2)).cpu().numpy(),
             **stats,

@@ -92,6 +92,8 @@ def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
             "late_td_error_var": late.groupby("seed")["td_error_var"].median(),
             "late_td_error_var_relative": _late_median(late, "td_error_var_relative"),
             "late_target_drift": _late_median(late, "target_drift_per_update"),
+            # Q at the greedy policy's states minus the discounted return it obtained from them.
+            "late_overestimation": _late_median(late, "overestimation"),
             "late_target_drift_checkpoint": _late_median(late, "target_drift_checkpoint"),
             "late_state_autocorrelation": late.groupby("seed")["state_autocorrelation"].mean(),
             "hard_diverged": grouped["diverged"].last().astype(bool),

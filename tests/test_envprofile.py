@@ -75,3 +75,25 @@ def test_each_seed_gets_the_first_outcome_whose_rule_it_meets():
         "hard-diverged",
     ]
     assert set(outcomes) == set(SEED_OUTCOMES)
+
+
+def test_overestimation_is_q_minus_the_discounted_return_on_states_whose_return_is_whole():
+    import numpy as np
+
+    from agents.diagnostics import _overestimation
+
+    # Seed 0: one episode terminated after 3 steps (every state counts). Seed 1: cut by the time
+    # limit after 10 steps; with gamma 0.5 a state needs ln(0.05) / ln(0.5) = 4.3 steps left.
+    steps = 10
+    rewards = np.zeros((steps, 2))
+    live = np.zeros((steps, 2), dtype=bool)
+    rewards[:3, 0], live[:3, 0] = 1.0, True
+    rewards[:, 1], live[:, 1] = 1.0, True
+    q = np.full((steps, 2), 2.0)
+    q[:3, 0] = [3.0, 2.0, 1.0]
+    result = _overestimation(q, rewards, live, np.array([True, False]), np.array([0.5, 0.5]), episodes=1)
+    # Seed 0: G = 1.75, 1.5, 1 -> Q - G = 1.25, 0.5, 0.
+    assert result[0] == pytest.approx((1.25 + 0.5 + 0.0) / 3)
+    # Seed 1: states t = 0..5 have 10 - t >= 5 rewards left; G_t = sum_k<10-t 0.5^k = 2 - 0.5^(9 - t).
+    expected = np.mean([2.0 - (2.0 - 0.5 ** (9 - t)) for t in range(6)])
+    assert result[1] == pytest.approx(expected)

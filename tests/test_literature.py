@@ -15,7 +15,9 @@ SEEDS = 20
 MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "replay", "target_network"))
 
 
-def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_slope=0.0, layer_norm_shift=0.0):
+def cells_with(
+    late_return, soft_diverged=lambda levels: False, seed=0, n_step_slope=0.0, layer_norm_shift=0.0, double_q_gain=0.0
+):
     """Per-seed summaries of the 16 cells: late return (and the AUC proxy mean_return) with
     mean late_return(levels) and unit noise; soft divergence as given. The n-step sweep's late
     return rises by n_step_slope per step of n, its late max|Q| falls by as much."""
@@ -39,6 +41,11 @@ def cells_with(late_return, soft_diverged=lambda levels: False, seed=0, n_step_s
         late_return=target["late_return"] + layer_norm_shift, soft_diverged=layer_norm_shift < 0
     )
     summaries["replay-layernorm"].attrs.update(target.attrs)
+    # Overestimation: example 3's is 5 (+ noise); double Q's is 5 - double_q_gain.
+    for name, level in (("article-target", 5.0), ("replay-target-double", 5.0 - double_q_gain)):
+        frame = summaries.get(name, pd.DataFrame(index=range(SEEDS)))
+        summaries[name] = frame.assign(late_overestimation=level + rng.normal(0.0, 1.0, SEEDS))
+        summaries[name].attrs.update(env_id="CartPole-v1", success_threshold=250.0)
     # n = 1 is example 2, a cell; n = 3 and 5 step away from its mean.
     base = summaries[N_STEP_VARIANTS[0]]["late_return"].mean()
     for n, name in zip(N_STEPS[1:], N_STEP_VARIANTS[1:]):
@@ -69,6 +76,7 @@ def test_replay_mattering_more_and_bootstrapping_helping_are_supported():
         soft_diverged=lambda lv: lv[TIME_LIMIT] and lv[MASK] or (lv[REPLAY] and not lv[TARGET]),
         n_step_slope=1.0,
         layer_norm_shift=0.0,
+        double_q_gain=3.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.SUPPORTED)
@@ -81,6 +89,7 @@ def test_the_opposite_data_refute_them():
         soft_diverged=lambda lv: not lv[TIME_LIMIT] and lv[MASK] or lv[TARGET],
         n_step_slope=-1.0,
         layer_norm_shift=-100.0,
+        double_q_gain=-3.0,
     )
     settled = settle(summaries)
     assert {k: s.verdict for k, s in settled.items()} == dict.fromkeys(LITERATURE, stats.REFUTED)
