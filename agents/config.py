@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 LOSSES = ("mse", "huber")
+BUG_FIELDS = (
+    "bug_target_gradient",
+    "bug_stale_target",
+    "bug_greedy_gather",
+    "bug_no_zero_grad",
+    "bug_epsilon_at_end",
+    "bug_terminal_shift",
+)
 TARGET_NETWORKS = ("none", "hard", "polyak")
 
 
@@ -69,6 +77,14 @@ class AgentConfig:
     # Multi-step returns: the target sums up to n rewards before bootstrapping (needs replay).
     n_step: int = 1
     max_grad_norm: float | None = None
+    # Injectable bugs (agents/bugs.py has the catalogue: what each does, where it is seen, its
+    # symptom). All off by default; the two article quirks above are bugs of the same kind.
+    bug_target_gradient: bool = False  # the TD target is not detached: gradient flows through it
+    bug_stale_target: bool = False  # the target network is never synced after its first copy
+    bug_greedy_gather: bool = False  # Q(s, a) read at the greedy action, not the action taken
+    bug_no_zero_grad: bool = False  # gradients are never zeroed: each update adds to the last
+    bug_epsilon_at_end: bool = False  # exploration starts at epsilon_end: the decay is skipped
+    bug_terminal_shift: bool = False  # each transition is stored with the previous step's terminal flag
     epsilon_start: float = 0.1
     epsilon_end: float = 0.1
     # Env steps of linear decay from epsilon_start to epsilon_end; 0 = constant epsilon_end.
@@ -123,6 +139,17 @@ class AgentConfig:
             raise _bad("bootstrap_on_truncation", self.bootstrap_on_truncation, "must be a bool")
         if not isinstance(self.layer_norm, bool):
             raise _bad("layer_norm", self.layer_norm, "must be a bool")
+        for name in BUG_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise _bad(name, getattr(self, name), "must be a bool")
+        if self.bug_target_gradient and self.target_network != "none":
+            raise _bad(
+                "bug_target_gradient",
+                True,
+                "only bites without a target network (the gradient would flow into a network nobody trains)",
+            )
+        if self.bug_stale_target and self.target_network == "none":
+            raise _bad("bug_stale_target", True, "needs a target network to leave stale")
         if not isinstance(self.double_q, bool):
             raise _bad("double_q", self.double_q, "must be a bool")
         if self.double_q and self.target_network == "none":
@@ -176,7 +203,7 @@ class AgentConfig:
 
     def epsilon(self, env_step: int) -> float:
         """Exploration rate at a 0-based env step: linear from start to end, then constant."""
-        if env_step >= self.epsilon_decay_steps:
+        if env_step >= self.epsilon_decay_steps or self.bug_epsilon_at_end:
             return self.epsilon_end
         fraction = env_step / self.epsilon_decay_steps
         return self.epsilon_start + fraction * (self.epsilon_end - self.epsilon_start)

@@ -77,14 +77,43 @@ def td_targets(
             best = forward(online, next_obs).argmax(2, keepdim=True)
             chosen = q_next.gather(2, best).squeeze(2)
             bootstrap = chosen if knobs.double_q is True else torch.where(knobs.double_q, chosen, bootstrap)
-        mask = torch.zeros_like(terminated)
-        for switch, flags in ((knobs.mask_terminated, terminated), (knobs.mask_truncated, truncated)):
-            if switch is True:
-                mask = mask | flags
-            elif torch.is_tensor(switch):
-                mask = mask | (flags & switch)
+        mask = bootstrap_mask(knobs, terminated, truncated)
         # Same operation order as the textbook: r + (gamma * bootstrap) * (1 - mask).
         return reward + (knobs.gamma if discount is None else discount) * bootstrap * (1.0 - mask.float())
+
+
+def bootstrap_mask(knobs: SeedKnobs, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """Where the target drops its bootstrap term: terminated transitions with terminal masking,
+    truncated ones with old-gym done."""
+    mask = torch.zeros_like(terminated)
+    for switch, flags in ((knobs.mask_terminated, terminated), (knobs.mask_truncated, truncated)):
+        if switch is True:
+            mask = mask | flags
+        elif torch.is_tensor(switch):
+            mask = mask | (flags & switch)
+    return mask
+
+
+def _per_seed_where(switch, buggy: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+    """A bug switch applied per seed: `buggy` where it is on, `correct` elsewhere."""
+    if switch is True:
+        return buggy
+    if switch is False:
+        return correct
+    return torch.where(switch.view(-1, *([1] * (correct.dim() - 1))), buggy, correct)
+
+
+def target_gradient(knobs: SeedKnobs, online: MLPParams, batch: dict, grad_prediction: torch.Tensor) -> list:
+    """bug_target_gradient: the gradient that flows through an undetached target
+    y = r + gamma * (1 - mask) * max_a Q(s', a) into the online network, as autograd computes
+    it: dL/dy = -dL/dQ(s, a) exactly, then through (1 - mask), gamma and the max."""
+    acts_next = forward_with_activations(online, batch["next_obs"])
+    best = acts_next[-1].argmax(2, keepdim=True)
+    keep = 1.0 - bootstrap_mask(knobs, batch["terminated"], batch["truncated"]).float()
+    discount = batch.get("discount", knobs.gamma)
+    grad_bootstrap = (-grad_prediction * keep) * discount
+    grad_q_next = torch.zeros_like(acts_next[-1]).scatter_(2, best, grad_bootstrap.unsqueeze(2))
+    return backward(online, acts_next, grad_q_next)
 
 
 def n_step_batch(buffer: ReplayBuffer, indices: torch.Tensor, first: dict, knobs: SeedKnobs) -> dict:
@@ -209,8 +238,10 @@ def train_family(
     targets_move = ~knobs.hard | double
     # Seeds without a target network in a family that has one: their target mirrors online.
     mirrored = torch.from_numpy(~knobs.has_target).to(device) if target is not None else None
+    # Polyak seeds by tau (a stale-target seed is never averaged: bug_stale_target).
     polyak_groups = [
-        (tau, torch.from_numpy(knobs.tau == tau).to(device)) for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau)]))
+        (tau, torch.from_numpy((knobs.tau == tau) & ~knobs.stale_target).to(device))
+        for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau) & ~knobs.stale_target]))
     ]
     transitions = probe_transitions(config.env_id)
     gammas = np.array([c.gamma for c in slot_configs])
@@ -231,6 +262,8 @@ def train_family(
     # Acting reads each seed's observation from an aligned row (see networks.batched_matmul).
     acting_obs = aligned_batch(num_seeds, 1, spec.obs_dim, device)
 
+    previous_terminated = torch.zeros(num_seeds, dtype=torch.bool)  # bug_terminal_shift
+    accumulated = None  # the last update's gradients (bug_no_zero_grad)
     alive = np.ones(num_seeds, dtype=bool)
     diverged_step = np.full(num_seeds, -1, dtype=np.int64)
     episode_return = np.zeros(num_seeds)
@@ -330,12 +363,20 @@ def train_family(
         if trace_actions is not None:
             trace_actions[t] = actions
         result = env.step(actions)
+        terminated = torch.from_numpy(result.terminated)
+        if knobs.bug_terminal_shift is not False:
+            # Stored with the previous step's flag: the real last transition looks non-terminal
+            # and the first of the next episode terminal.
+            stored_terminated = _per_seed_where(knobs.bug_terminal_shift, previous_terminated, terminated)
+            previous_terminated = terminated
+        else:
+            stored_terminated = terminated
         buffer.add(
             obs_tensor,
             torch.from_numpy(actions),
             torch.from_numpy(result.reward.astype(np.float32)),
             torch.from_numpy(result.next_obs),
-            torch.from_numpy(result.terminated),
+            stored_terminated,
             torch.from_numpy(result.truncated),
             t,
         )
@@ -379,16 +420,25 @@ def train_family(
             acts = forward_with_activations(online, batch["obs"])
             q = acts[-1]
             action_index = batch["action"].unsqueeze(2)
+            if knobs.bug_greedy_gather is not False:
+                action_index = _per_seed_where(knobs.bug_greedy_gather, q.argmax(2, keepdim=True), action_index)
             prediction = q.gather(2, action_index).squeeze(2)
             loss, grad_prediction = loss_and_grad(knobs, prediction, y)
             grad_q = torch.zeros_like(q).scatter_(2, action_index, grad_prediction.unsqueeze(2))
             grads = backward(online, acts, grad_q)
+            if knobs.bug_target_gradient is not False:
+                through_target = target_gradient(knobs, online, batch, grad_prediction)
+                grads = [_per_seed_where(knobs.bug_target_gradient, g + t, g) for g, t in zip(grads, through_target)]
+            if knobs.bug_no_zero_grad is not False and accumulated is not None:
+                # .grad was never zeroed: this update's gradient adds to the (clipped) last one.
+                grads = [_per_seed_where(knobs.bug_no_zero_grad, a + g, g) for a, g in zip(accumulated, grads)]
             grad_norm = global_grad_norm(grads)
             if knobs.max_grad_norm is not None:
                 clip_grads_(grads, grad_norm, knobs.max_grad_norm)
+            accumulated = grads
             optimizer.step(grads)
             updates += 1
-            synced = knobs.hard & (updates % np.maximum(knobs.sync_period, 1) == 0)
+            synced = knobs.hard & (updates % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
             if target is not None:
                 copied = torch.from_numpy(synced).to(device) | mirrored
                 if bool(copied.all()):

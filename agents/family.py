@@ -83,6 +83,12 @@ class SeedKnobs:
     tau: np.ndarray  # (K,) float, nan where not polyak
     capacity: int | np.ndarray  # (K,)
     n_step: int | np.ndarray  # (K,)
+    # Injected bugs (agents/bugs.py), each False or a (K, 1) bool tensor.
+    bug_target_gradient: bool | torch.Tensor
+    bug_greedy_gather: bool | torch.Tensor
+    bug_no_zero_grad: bool | torch.Tensor
+    bug_terminal_shift: bool | torch.Tensor
+    stale_target: np.ndarray  # (K,) bool: never synced after the first copy
 
     @classmethod
     def of(cls, configs: list[AgentConfig], device) -> SeedKnobs:
@@ -107,6 +113,11 @@ class SeedKnobs:
             tau=np.array([np.nan if c.target_tau is None else c.target_tau for c in configs]),
             capacity=_shared_or_array([c.replay_capacity or 1 for c in configs]),
             n_step=_shared_or_array([c.n_step for c in configs]),
+            bug_target_gradient=per_seed([c.bug_target_gradient for c in configs], torch.bool, device, 1),
+            bug_greedy_gather=per_seed([c.bug_greedy_gather for c in configs], torch.bool, device, 1),
+            bug_no_zero_grad=per_seed([c.bug_no_zero_grad for c in configs], torch.bool, device, 1),
+            bug_terminal_shift=per_seed([c.bug_terminal_shift for c in configs], torch.bool, device, 1),
+            stale_target=np.array([c.bug_stale_target for c in configs]),
         )
 
     @property
@@ -122,7 +133,8 @@ class SeedKnobs:
         """(a config, the seeds sharing its epsilon schedule), grouped once."""
         groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(self.configs):
-            groups.setdefault((c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps), []).append(i)
+            schedule = (c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.bug_epsilon_at_end)
+            groups.setdefault(schedule, []).append(i)
         return [(self.configs[seeds[0]], np.asarray(seeds)) for seeds in groups.values()]
 
     def epsilon(self, env_step: int) -> np.ndarray:

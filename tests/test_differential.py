@@ -36,6 +36,22 @@ CASES = {
     "layer-norm-target-huber-clip-active": get_variant("replay-target-huber-clip").config.replace(
         layer_norm=True, max_grad_norm=0.1
     ),
+    # Injected bugs (agents/bugs.py): each must stay exact, above all those that change the gradient.
+    "bug-target-gradient": get_variant("article-replay").config.replace(bug_target_gradient=True),
+    "bug-target-gradient-unmasked-clip": get_variant("article-naive").config.replace(
+        bug_target_gradient=True, max_grad_norm=0.1
+    ),
+    "bug-target-gradient-n-step-huber": get_variant("article-replay").config.replace(
+        bug_target_gradient=True, n_step=3, loss="huber"
+    ),
+    "bug-greedy-gather": get_variant("article-target").config.replace(bug_greedy_gather=True),
+    "bug-no-zero-grad-clip": get_variant("article-target").config.replace(bug_no_zero_grad=True, max_grad_norm=0.1),
+    "bug-stale-target": get_variant("article-target").config.replace(bug_stale_target=True),
+    "bug-stale-polyak": get_variant("replay-polyak").config.replace(bug_stale_target=True),
+    "bug-terminal-shift": get_variant("article-target").config.replace(bug_terminal_shift=True),
+    "bug-epsilon-at-end": get_variant("article-target").config.replace(
+        epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, bug_epsilon_at_end=True
+    ),
     "decaying-epsilon-every-4-steps": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, env_steps_per_update=4, learning_starts=200
     ),

@@ -226,6 +226,12 @@ REPLAY_FAMILY = {
     # Multi-step returns beside one-step members (and another n on a small, wrapping buffer).
     "n-step-3": get_variant("article-target").config.replace(n_step=3),
     "n-step-5-capacity-100": get_variant("article-replay").config.replace(n_step=5, replay_capacity=100),
+    # Injected bugs as per-seed switches beside bug-free members.
+    "bug-target-gradient": get_variant("article-replay").config.replace(bug_target_gradient=True),
+    "bug-greedy-gather": get_variant("article-target").config.replace(bug_greedy_gather=True),
+    "bug-no-zero-grad": get_variant("article-target").config.replace(bug_no_zero_grad=True, max_grad_norm=1.0),
+    "bug-stale-target": get_variant("article-target").config.replace(bug_stale_target=True),
+    "bug-terminal-shift": get_variant("article-target").config.replace(bug_terminal_shift=True),
     # Every seed hard-diverges within 100 steps: its rows stop there, as alone.
     "diverges": get_variant("article-replay").config.replace(
         learning_rate=50.0, gamma=1.0, terminal_masking=False, bootstrap_on_truncation=True

@@ -59,12 +59,15 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
 
     actions, losses = [], []
     updates = 0
+    previous_terminated = False
     obs, _ = env.reset(seed=streams.env_reset_seed)
     for t in range(steps):
         if t < config.epsilon_decay_steps:
             frac = t / config.epsilon_decay_steps
             epsilon = config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
         else:
+            epsilon = config.epsilon_end
+        if config.bug_epsilon_at_end:
             epsilon = config.epsilon_end
         u = streams.explore.random(2)
         if u[0] < epsilon:
@@ -75,7 +78,10 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
         actions.append(action)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buf_obs[position], buf_next[position], buf_action[position] = obs, next_obs, action
-        buf_reward[position], buf_term[position], buf_trunc[position] = reward, terminated, truncated
+        stored_terminated = terminated
+        if config.bug_terminal_shift:
+            stored_terminated, previous_terminated = previous_terminated, terminated
+        buf_reward[position], buf_term[position], buf_trunc[position] = reward, stored_terminated, truncated
         position = (position + 1) % capacity
         size = min(size + 1, capacity)
 
@@ -106,7 +112,8 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
                 done = np.maximum(done, buf_term[last])
             if not config.bootstrap_on_truncation:
                 done = np.maximum(done, buf_trunc[last])
-            with torch.no_grad():
+            # The semi-gradient detaches the target; bug_target_gradient forgets to.
+            with torch.set_grad_enabled(config.bug_target_gradient):
                 evaluator = target_net if target_net is not None else q_net
                 if config.double_q:
                     best = q_net(next_states).argmax(1, keepdim=True)
@@ -115,19 +122,24 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
                     bootstrap = evaluator(next_states).max(1)[0]
                 gamma = config.gamma if config.n_step == 1 else torch.as_tensor(discounts)
                 targets = rewards + gamma * bootstrap * (1 - torch.as_tensor(done))
-            predictions = q_net(states)[torch.arange(len(idx)), torch.as_tensor(buf_action[idx])]
+            q_values = q_net(states)
+            taken = q_values.argmax(1) if config.bug_greedy_gather else torch.as_tensor(buf_action[idx])
+            predictions = q_values[torch.arange(len(idx)), taken]
             if config.loss == "mse":
                 loss = F.mse_loss(predictions, targets)
             else:
                 loss = F.huber_loss(predictions, targets, delta=1.0)
-            optimizer.zero_grad()
+            if not config.bug_no_zero_grad:
+                optimizer.zero_grad()
             loss.backward()
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
             optimizer.step()
             losses.append(loss.item())
             updates += 1
-            if config.target_network == "hard" and updates % config.target_sync_period == 0:
+            if config.bug_stale_target:
+                pass  # the target keeps its first copy
+            elif config.target_network == "hard" and updates % config.target_sync_period == 0:
                 target_net.load_state_dict(q_net.state_dict())
             elif config.target_network == "polyak":
                 with torch.no_grad():
