@@ -25,7 +25,7 @@ from agents.results import RunResult, git_commit, package_versions, write_direct
 
 PROPERTY_KEY = "ablation"
 # Tests whose rows are claims of a family: a crash before recording still gets a ledger row.
-FAMILY_PROPERTIES = {"claims", "literature", "diagnosis"}
+FAMILY_PROPERTIES = {"claims", "literature", "bugs", "diagnosis"}
 TEST_COLUMNS = [
     "node_id",
     "test",

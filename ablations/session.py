@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ablations.bugs import BUG_CLAIMS
 from ablations.cache import RunCache
 from ablations.claims import CLAIMS, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
@@ -33,6 +34,7 @@ MARKERS = {
     "target_lag": "target-network lag and the sync-period sweep",
     "decorrelation": "replay decorrelation and the capacity sweep",
     "claims": "the article's claims: one family, Holm-adjusted verdicts, seeds on demand",
+    "bugs": "the bug catalogue: each bug's declared symptom against its twin, and recognition",
     "literature": "claims from the literature (their own family), on the factorial cells",
     "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
@@ -157,6 +159,12 @@ def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[s
 def literature_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """Claims from the literature, settled as one family of their own."""
     return settle_family(pytestconfig, ablation_runs, list(LITERATURE.values()))
+
+
+@pytest.fixture(scope="session")
+def bug_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
+    """The bug catalogue's symptoms, settled as one family of their own."""
+    return settle_family(pytestconfig, ablation_runs, list(BUG_CLAIMS.values()))
 
 
 @pytest.fixture(scope="session")

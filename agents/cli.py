@@ -1,4 +1,4 @@
-"""Command line: `python -m agents variants` and `python -m agents train ...`."""
+"""Command line: `python -m agents variants`, `python -m agents bugs` and `python -m agents train ...`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from agents.bugs import describe_catalogue
 from agents.config import ConfigError
 from agents.configfile import load_config_file
 from agents.engine import train
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("variants", help="list the named agent variants")
+    sub.add_parser("bugs", help="list the bug catalogue: each bug, what it does, where it is seen, its symptom")
     run = sub.add_parser("train", help="train one variant (or your config file) on a set of seeds")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--variant", help="a name from `python -m agents variants`")
@@ -88,6 +90,9 @@ def save_or_keep(result: RunResult, directory: str, name: str) -> tuple[Path, st
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bugs":
+        print("\n".join(describe_catalogue()))
+        return 0
     if args.command == "variants":
         width = max(len(name) for name in VARIANTS)
         for name, variant in VARIANTS.items():

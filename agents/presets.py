@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents.bugs import CATALOGUE
 from agents.config import AgentConfig, ConfigError
 
 OUTCOMES = ("converge", "soft_divergence", "hard_divergence")
@@ -213,6 +214,26 @@ for _levels, _config in factorial_cells():
         )
         _NAMED[_config] = _VARIANTS[-1].name
     FACTORIAL_NAMES[_levels] = _NAMED[_config]
+
+# The bug catalogue's variants (agents/bugs.py): each bug injected into its twin. A bug whose
+# injected config is already a variant (example 1's unmasked terminals, old-gym done) reuses it.
+_VARIANTS.append(
+    Variant(
+        "article-target-decay",
+        ARTICLE_TARGET.replace(epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=10_000),
+        "Example 3 with exploration decaying from 1 to 0.05 over 10,000 steps: the twin of the epsilon bug.",
+        None,
+    )
+)
+_BY_NAME = {v.name: v for v in _VARIANTS}
+BUG_VARIANTS: dict[str, str] = {}
+for _bug in CATALOGUE:
+    _config = _bug.inject(_BY_NAME[_bug.twin].config)
+    if _config in _NAMED:
+        BUG_VARIANTS[_bug.name] = _NAMED[_config]
+        continue
+    _VARIANTS.append(Variant(_bug.variant, _config, f"Bug injected into {_bug.twin}: {_bug.what}", None))
+    BUG_VARIANTS[_bug.name] = _bug.variant
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
 

@@ -133,7 +133,7 @@ def variant_summary(results: Results) -> pd.DataFrame:
 
 
 LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error", "claim_order")
-LITERATURE_DETAILS = ("source", "paper", "setting")
+LITERATURE_DETAILS = ("source", "paper", "setting", "claim_key")
 
 
 def claim_ledger(results: Results, family: str = "claims") -> pd.DataFrame:
@@ -142,7 +142,7 @@ def claim_ledger(results: Results, family: str = "claims") -> pd.DataFrame:
     seeds it used, verdict; literature claims also their source, the paper's words and setting."""
     claims = results.tests[results.tests["property"] == family].copy()
     details = [json.loads(d) if d else {} for d in claims["details"]]
-    extra = LITERATURE_DETAILS if family == "literature" else ()
+    extra = LITERATURE_DETAILS if family in ("literature", "bugs") else ()
     for name in LEDGER_DETAILS + extra:
         claims[name] = [d.get(name) for d in details]
     columns = ["claim", "metric", "note", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted"]
@@ -239,6 +239,14 @@ DIAGNOSIS_COLUMNS = [
 ]
 
 
+def recognition(results: Results) -> pd.DataFrame:
+    """The bug-recognition check's table: per label, seeds, recognised share, chance and p."""
+    rows = []
+    for _test, details in results.details("test_signatures_recognise_the_bugs"):
+        rows += details.get("recognition") or []
+    return pd.DataFrame(rows, columns=["label", "seeds", "recognised", "chance", "p_value"])
+
+
 def diagnosis_base(results: Results) -> dict | None:
     """The diagnosed DQN's own row: its seeds' outcomes and late returns (None if no diagnosis)."""
     rows = results.tests[results.tests["property"] == "diagnosis-base"]
@@ -288,6 +296,8 @@ def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataF
         "variant_summary": variant_summary(results),
         "claim_ledger": claim_ledger(results),
         "literature": claim_ledger(results, "literature"),
+        "bugs": claim_ledger(results, "bugs"),
+        "recognition": recognition(results),
         "tests": test_table(results),
         "seeds": seed_table(results),
         "improvement_matrix": improvement_matrix(results).reset_index(),

@@ -124,6 +124,14 @@ def literature_reading(row: pd.Series, env_id: str, env_steps: int | None) -> st
     return f"No verdict: the test crashed ({_text(row.get('error')) or 'see the test log'})."
 
 
+def _recognised(row) -> str:
+    """'7 of 20 (35%; chance 11%)' for a row of the recognition table; empty without one."""
+    if row is None:
+        return ""
+    hits = round(row["recognised"] * row["seeds"])
+    return f"{hits} of {int(row['seeds'])} ({100 * row['recognised']:.0f}%; chance {100 * row['chance']:.0f}%)"
+
+
 def base_sentence(base: dict) -> str:
     """What became of the diagnosed DQN's seeds, in one sentence."""
     counts = base.get("outcomes") or {}
@@ -186,6 +194,22 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         }
         for _, row in tables["literature"].iterrows()
     ]
+    recognised = {row["label"]: row for _, row in tables["recognition"].iterrows()}
+    bugs = [
+        {
+            "claim": _text(row["claim"]),
+            "source": _text(row["source"]),
+            "metric": _text(row["metric"]),
+            "effect": _num(row["effect_size"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            "p_adjusted": _p(row["p_adjusted"]),
+            "seeds": _num(row["seeds_used"]),
+            "verdict": row["verdict"],
+            "recognised": _recognised(recognised.get(_text(row["claim_key"]))),
+        }
+        for _, row in tables["bugs"].iterrows()
+    ]
+    overall = recognised.get("all")
     attribution_rows = [
         {
             "metric": row["metric"].replace("_", " "),
@@ -225,7 +249,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "outcome": row["outcome"],
         }
         for _, row in tables["tests"].iterrows()
-        if row["property"] not in ("claims", "literature", "diagnosis", "diagnosis-base")
+        if row["property"] not in ("claims", "literature", "bugs", "diagnosis", "diagnosis-base")
     ]
     base = diagnosis_base(results)
     diagnosis = None
@@ -282,6 +306,8 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         thresholds=thresholds,
         diagnosis=diagnosis,
         literature=literature,
+        bugs=bugs,
+        recognition_overall=_recognised(overall),
     )
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

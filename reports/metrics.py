@@ -94,6 +94,9 @@ def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
             "late_target_drift": _late_median(late, "target_drift_per_update"),
             # Q at the greedy policy's states minus the discounted return it obtained from them.
             "late_overestimation": _late_median(late, "overestimation"),
+            "late_grad_norm": _late_median(late, "grad_norm"),
+            # Exploration at the first checkpoint (what the schedule gave early in training).
+            "early_epsilon": grouped["epsilon"].first() if "epsilon" in frame else np.nan,
             "late_target_drift_checkpoint": _late_median(late, "target_drift_checkpoint"),
             "late_state_autocorrelation": late.groupby("seed")["state_autocorrelation"].mean(),
             "hard_diverged": grouped["diverged"].last().astype(bool),

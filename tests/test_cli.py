@@ -57,3 +57,13 @@ def test_a_write_that_fails_after_training_keeps_the_run(tmp_path, capsys, monke
     err = capsys.readouterr().err
     kept = err.rsplit(": ", 1)[-1].strip()
     assert "the run is kept instead" in err and RunResult.load(kept).seeds == [0]
+
+
+def test_bugs_lists_the_catalogue(capsys):
+    from agents.bugs import CATALOGUE
+
+    assert main(["bugs"]) == 0
+    out = capsys.readouterr().out
+    assert len(CATALOGUE) >= 8
+    for bug in CATALOGUE:
+        assert bug.name in out and bug.seen_in in out and bug.symptom in out
