@@ -9,8 +9,11 @@ is a change that makes the DQN worse; that is a finding, reported as such.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ablations.claims import Claim, Evidence, Summaries
+from agents.bugs import CATALOGUE
+from agents.config import AgentConfig
 from reports import stats
 from reports.metrics import SEED_OUTCOMES, seed_outcomes
 
@@ -73,3 +76,43 @@ def rung_claims(settings) -> list[Claim]:
             )
         )
     return claims
+
+
+# A bug "matches well" when the base sits this many spreads from the ladder's runs, on average
+# over the bug's signature features, in the declared directions. Fixed before any diagnosis.
+MATCH_THRESHOLD = 1.0
+
+
+def bugs_in_config(config: AgentConfig) -> list[str]:
+    """The catalogue's bugs that the config itself switches on (visible without any run)."""
+    return [bug.name for bug in CATALOGUE if all(getattr(config, f) == v for f, v in bug.changes)]
+
+
+def bug_matches(base, rungs: list) -> list[dict]:
+    """Rank the catalogue by how well the base's diagnostics show each bug's signature. The
+    ladder's runs on the same env are the reference population: each feature is standardised by
+    their median and spread (MAD), and a bug scores the mean over its signature of direction x
+    (base's median - reference) / spread. No twin is known for a user's DQN, so this reads "the
+    base differs from its neighbours the way bug X differs from its twin", nothing stronger."""
+    reference = pd.concat(rungs, ignore_index=True) if rungs else None
+    if reference is None:
+        return []
+    matches = []
+    for bug in CATALOGUE:
+        scores = []
+        for feature, direction in bug.signature:
+            if feature not in base or feature not in reference:
+                continue
+            values = reference[feature].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            mine = float(np.nanmedian(base[feature].to_numpy(dtype=float)))
+            if values.size < 3 or not np.isfinite(mine):
+                continue
+            centre = float(np.median(values))
+            spread = 1.4826 * float(np.median(np.abs(values - centre)))
+            if spread > 0:
+                scores.append(direction * (mine - centre) / spread)
+        if scores:
+            score = float(np.mean(scores))
+            matches.append({"bug": bug.name, "score": score, "matches": score >= MATCH_THRESHOLD})
+    return sorted(matches, key=lambda m: -m["score"])

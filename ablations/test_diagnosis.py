@@ -13,7 +13,7 @@ import pytest
 
 from ablations.claims import ERROR
 from ablations.collect import record
-from ablations.diagnosis import outcome_counts
+from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts
 from ablations.helpers import seed_summary
 from ablations.verdicts import enforce_settled
 from reports import stats
@@ -48,6 +48,7 @@ def test_base_learns(ablation_settings, ablation_runs, base_name, record_propert
     """What became of each seed of the user's DQN; passes when a majority converge."""
     run = ablation_runs.get(ablation_settings.variant(base_name))
     summary = seed_summary(run)
+    rungs = [seed_summary(ablation_runs.get(v)) for v in ablation_settings.session_variants[1:]]
     threshold = run.env_profile.success_threshold
     counts = outcome_counts(summary, threshold)
     learned = counts["converged"]
@@ -69,6 +70,8 @@ def test_base_learns(ablation_settings, ablation_runs, base_name, record_propert
         late_returns=summary["late_return"].tolist(),
         late_return_iqm=stats.iqm(summary["late_return"]),
         skipped_rungs=list(ablation_settings.skipped_rungs),
+        bugs_in_config=bugs_in_config(run.config),
+        bug_matches=bug_matches(summary, rungs),
     )
     described = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
     assert learned >= LEARNS_SHARE * len(summary), (

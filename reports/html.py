@@ -132,6 +132,25 @@ def _recognised(row) -> str:
     return f"{hits} of {int(row['seeds'])} ({100 * row['recognised']:.0f}%; chance {100 * row['chance']:.0f}%)"
 
 
+def bug_sentence(base: dict) -> str:
+    """What the bug catalogue says about the diagnosed DQN: bugs its config switches on, then
+    the best signature matches (or that nothing matches well)."""
+    parts = []
+    if base.get("bugs_in_config"):
+        parts.append(f"Its config itself has: {', '.join(base['bugs_in_config'])} (python -m agents bugs).")
+    matches = base.get("bug_matches") or []
+    good = [m for m in matches if m.get("matches")]
+    if good:
+        listed = ", ".join(f"{m['bug']} (score {m['score']:.1f})" for m in good[:3])
+        parts.append(f"Its diagnostics look like: {listed}, against the ladder's runs on the same env.")
+    elif matches:
+        parts.append(
+            f"No bug's signature matches well (best: {matches[0]['bug']}, score {matches[0]['score']:.1f}; "
+            "a match needs 1.0)."
+        )
+    return " ".join(parts)
+
+
 def base_sentence(base: dict) -> str:
     """What became of the diagnosed DQN's seeds, in one sentence."""
     counts = base.get("outcomes") or {}
@@ -260,6 +279,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "trains": base["outcome"] == "passed",
             "base": base_sentence(base),
             "skipped": base.get("skipped_rungs") or [],
+            "bugs": bug_sentence(base),
             "changes": [
                 {"verdict": row["verdict"], "sentence": change_sentence(row)}
                 for _, row in tables["diagnosis"].iterrows()

@@ -101,6 +101,7 @@ def test_diagnose_writes_a_report_whose_first_screen_is_the_diagnosis(user_dir):
     assert html.index('id="diagnosis"') < html.index('id="properties"')
     assert "Diagnosis of tiny" in html and 'id="verdicts"' not in html
     assert html.count("late return (IQM)") == len(changes)
+    assert 'id="diagnosis-bugs"' in html and "Bug catalogue." in html
 
 
 @pytest.mark.parametrize(

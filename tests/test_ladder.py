@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,3 +97,30 @@ def test_any_valid_base_gets_valid_one_knob_rungs(replay, target, period, double
         double_q=double and target != "none",
     )
     check_ladder(AgentConfig(**fields))
+
+
+def test_the_bugs_a_config_switches_on_are_named():
+    from ablations.diagnosis import bugs_in_config
+
+    assert bugs_in_config(get_variant("article-naive").config) == ["unmasked-terminals"]
+    assert bugs_in_config(get_variant("article-target").config) == ["time-limit-terminal"]
+    assert bugs_in_config(get_variant("cell-m1-d0-r1-t1").config) == []
+    assert "stale-target" in bugs_in_config(get_variant("bug-stale-target").config)
+
+
+def test_bug_matches_rank_the_signature_the_base_shows():
+    import pandas as pd
+
+    from ablations.diagnosis import bug_matches
+
+    rng = np.random.default_rng(0)
+    neighbours = [
+        pd.DataFrame({"late_max_abs_q": rng.normal(50, 5, 10), "late_return": rng.normal(200, 20, 10)})
+        for _ in range(4)
+    ]
+    # Values far above and return far below the neighbours: unmasked terminals' signature.
+    base = pd.DataFrame({"late_max_abs_q": [500.0] * 5, "late_return": [20.0] * 5})
+    matches = bug_matches(base, neighbours)
+    assert matches[0]["bug"] in ("unmasked-terminals", "terminal-shift") and matches[0]["matches"]
+    ordinary = pd.DataFrame({"late_max_abs_q": [50.0] * 5, "late_return": [200.0] * 5})
+    assert not any(m["matches"] for m in bug_matches(ordinary, neighbours))
