@@ -2,6 +2,7 @@
 user registers in their own module, and writes a report whose first screen is the diagnosis."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,15 @@ success_threshold = 1.0
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The package installed (not editable) into a folder of its own, as `pip install` would."""
+    # Built from a copy of what the package is made of, so no stale build/ folder leaks in.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("ablations", "agents", "reports"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", target, ROOT],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", target, source],
         check=True,
         capture_output=True,
     )
