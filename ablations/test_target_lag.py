@@ -15,8 +15,10 @@ from reports import stats
 
 pytestmark = pytest.mark.target_lag
 
-HARD = [name for name, v in VARIANTS.items() if v.config.target_network == "hard"]
-POLYAK = [name for name, v in VARIANTS.items() if v.config.target_network == "polyak"]
+# Variants whose target follows its schedule (a stale-target bug never syncs: checked apart).
+HARD = [n for n, v in VARIANTS.items() if v.config.target_network == "hard" and not v.config.bug_stale_target]
+POLYAK = [n for n, v in VARIANTS.items() if v.config.target_network == "polyak" and not v.config.bug_stale_target]
+STALE = [n for n, v in VARIANTS.items() if v.config.bug_stale_target]
 SWEEP = [sync_period_variant(period) for period in SYNC_PERIODS]
 # Instrumented runs check the mechanism, not learning: two seeds, a few sync periods long.
 PROBE_SEEDS = [0, 1]
@@ -142,3 +144,21 @@ def test_sync_period_sweep_steadies_the_target(ablation_runs, record_property):
     verdict = pooled_sweep_verdict(stats.spearman_trend(x[finite], y[finite], decreasing=True), len(SYNC_PERIODS))
     record(record_property, runs=runs, verdict=verdict, property="target_lag", sweep=table)
     enforce(verdict, "the TD targets' relative drift per update falls as the sync period C grows")
+
+
+@pytest.mark.parametrize("name", STALE)
+def test_a_stale_target_keeps_its_first_copy(name, ablation_settings, record_property):
+    """bug_stale_target: the target equals the initial network after every update, however many
+    sync periods pass, while the online network moves away from it."""
+    config = ablation_settings.configure(get_variant(name).config)
+    state: dict = {}
+
+    def check(step, update, online, target):
+        if "first" not in state:
+            state["first"] = target.clone()
+        assert all(torch.equal(t, f) for t, f in zip(target.tensors(), state["first"].tensors()))
+        state["distance"] = float(target.distance(online).min())
+
+    _instrumented(config, 3 * (config.target_sync_period or 1) + 1, check)
+    record(record_property, property="target_lag", variant=name, final_distance=state["distance"])
+    assert state["distance"] > 0
