@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ablations.claims import ERROR
+from ablations.collect import record
+from ablations.verdicts import enforce_settled
 from agents.presets import VARIANTS
 from agents.results import RunResult
 from reports.metrics import per_seed
@@ -37,3 +40,10 @@ def pooled_sweep_verdict(verdict: Verdict, points_per_seed: int) -> Verdict:
     if not verdict.seeds_needed:
         return verdict
     return Verdict(**{**verdict.as_dict(), "seeds_needed": -(-verdict.seeds_needed // points_per_seed)})
+
+
+def report_settled(settled, runs, record_property, family: str) -> None:
+    """A family member's test: record its figures and the runs it read, then pass, fail, skip
+    or raise (a crash) by its verdict (ablations.verdicts.enforce_settled)."""
+    record(record_property, runs=runs, property=family, **settled.as_record())
+    enforce_settled(settled, ERROR)

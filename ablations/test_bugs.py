@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ablations.bugs import BUG_CLAIMS, RECOGNITION_CLASSES, recognition_frame
-from ablations.claims import ERROR
 from ablations.collect import record
-from ablations.helpers import seed_summary
-from ablations.verdicts import enforce_settled
+from ablations.helpers import report_settled, seed_summary
 from agents.bugs import FEATURES
 from agents.presets import get_variant
 from reports import stats
@@ -24,8 +22,7 @@ pytestmark = pytest.mark.bugs
 def test_bug_shows_its_symptom(bug, bug_family, ablation_runs, record_property):
     settled = bug_family[bug]
     runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]
-    record(record_property, runs=runs, property="bugs", **settled.as_record())
-    enforce_settled(settled, ERROR)
+    report_settled(settled, runs, record_property, "bugs")
 
 
 @pytest.mark.variants(*RECOGNITION_CLASSES)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import CLAIMS, ERROR
-from ablations.collect import record
-from ablations.verdicts import enforce_settled
+from ablations.claims import CLAIMS
+from ablations.helpers import report_settled
 from agents.presets import get_variant
 
 pytestmark = pytest.mark.claims
@@ -33,5 +32,4 @@ def test_claim(claim_key, claim_family, ablation_runs, record_property):
     """The claim's verdict from the family; its figures and the runs it read are recorded."""
     settled = claim_family[claim_key]
     runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]
-    record(record_property, runs=runs, property="claims", **settled.as_record())
-    enforce_settled(settled, ERROR)
+    report_settled(settled, runs, record_property, "claims")

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import ERROR
 from ablations.collect import record
 from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts
-from ablations.helpers import seed_summary
-from ablations.verdicts import enforce_settled
+from ablations.helpers import report_settled, seed_summary
 from reports import stats
 
 pytestmark = pytest.mark.diagnosis
@@ -84,5 +82,4 @@ def test_change(rung, diagnosis_family, ablation_settings, ablation_runs, record
     """One rung of the ladder against the base, from the family's verdicts."""
     settled = diagnosis_family[rung]
     runs = [ablation_runs.get(ablation_settings.variant(name), settled.seeds) for name in settled.claim.variants]
-    record(record_property, runs=runs, property="diagnosis", **settled.as_record())
-    enforce_settled(settled, ERROR)
+    report_settled(settled, runs, record_property, "diagnosis")

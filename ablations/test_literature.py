@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import ERROR
-from ablations.collect import record
+from ablations.helpers import report_settled
 from ablations.literature import LITERATURE
-from ablations.verdicts import enforce_settled
 from agents.presets import get_variant
 
 pytestmark = pytest.mark.literature
@@ -20,5 +18,4 @@ pytestmark = pytest.mark.literature
 def test_literature_claim(claim_key, literature_family, ablation_runs, record_property):
     settled = literature_family[claim_key]
     runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]
-    record(record_property, runs=runs, property="literature", **settled.as_record())
-    enforce_settled(settled, ERROR)
+    report_settled(settled, runs, record_property, "literature")

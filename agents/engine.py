@@ -82,6 +82,20 @@ def td_targets(
         return reward + (knobs.gamma if discount is None else discount) * bootstrap * (1.0 - mask.float())
 
 
+def batch_targets(knobs: SeedKnobs, online: MLPParams, target: MLPParams | None, batch: dict) -> torch.Tensor:
+    """td_targets of a sampled batch (one- or multi-step)."""
+    return td_targets(
+        knobs,
+        online,
+        target,
+        batch["reward"],
+        batch["next_obs"],
+        batch["terminated"],
+        batch["truncated"],
+        batch.get("discount"),
+    )
+
+
 def bootstrap_mask(knobs: SeedKnobs, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
     """Where the target drops its bootstrap term: terminated transitions with terminal masking,
     truncated ones with old-gym done."""
@@ -407,16 +421,7 @@ def train_family(
             batch = buffer.gather(indices)
             if knobs.max_n_step > 1:
                 batch = n_step_batch(buffer, indices, batch, knobs)
-            y = td_targets(
-                knobs,
-                online,
-                target,
-                batch["reward"],
-                batch["next_obs"],
-                batch["terminated"],
-                batch["truncated"],
-                batch.get("discount"),
-            )
+            y = batch_targets(knobs, online, target, batch)
             acts = forward_with_activations(online, batch["obs"])
             q = acts[-1]
             action_index = batch["action"].unsqueeze(2)
@@ -459,16 +464,7 @@ def train_family(
             measured = synced | (targets_move & _in_window(config, step))
             drift = np.where(targets_move, np.nan, 0.0)
             if measured.any():
-                y_after = td_targets(
-                    knobs,
-                    online,
-                    target,
-                    batch["reward"],
-                    batch["next_obs"],
-                    batch["terminated"],
-                    batch["truncated"],
-                    batch.get("discount"),
-                )
+                y_after = batch_targets(knobs, online, target, batch)
                 drift = np.where(measured, relative_change(y_after, y).cpu().numpy(), drift)
             drift_meter.update(synced, drift)
             window.record(

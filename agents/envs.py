@@ -105,89 +105,6 @@ class GymnasiumBatch:
             env.close()
 
 
-class CartPoleBatch:
-    """CartPole-v1 for n envs at once: gymnasium's physics in float64, one generator per env.
-
-    Written by hand because stepping n gymnasium envs costs n Python calls per step, which
-    dominated multi-seed training; the arithmetic below mirrors gymnasium's CartPoleEnv
-    operation for operation so results are bit-identical (tests/test_envs.py proves it).
-    """
-
-    gravity = 9.8
-    masscart = 1.0
-    masspole = 0.1
-    total_mass = masspole + masscart
-    length = 0.5
-    polemass_length = masspole * length
-    force_mag = 10.0
-    tau = 0.02
-    theta_threshold_radians = 12 * 2 * math.pi / 360
-    x_threshold = 2.4
-
-    def __init__(self, spec: EnvSpec, num_envs: int):
-        self.spec = spec
-        self.num_envs = num_envs
-        self.max_episode_steps = spec.max_episode_steps
-        self._state = np.zeros((num_envs, 4), dtype=np.float64)
-        self._elapsed = np.zeros(num_envs, dtype=np.int64)
-        self._rngs: list[np.random.Generator] = []
-
-    def _reset_one(self, i: int) -> None:
-        self._state[i] = self._rngs[i].uniform(low=-0.05, high=0.05, size=(4,))
-        self._elapsed[i] = 0
-
-    def reset(self, seeds: list[int]) -> np.ndarray:
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"seeds has {len(seeds)} entries for {self.num_envs} envs")
-        self._rngs = [seeding.np_random(int(seed))[0] for seed in seeds]
-        for i in range(self.num_envs):
-            self._reset_one(i)
-        return self._state.astype(np.float32)
-
-    def step(self, actions: np.ndarray) -> StepResult:
-        x, x_dot, theta, theta_dot = self._state.T
-        force = np.where(np.asarray(actions) == 1, self.force_mag, -self.force_mag)
-        costheta = np.cos(theta)
-        sintheta = np.sin(theta)
-        temp = (force + self.polemass_length * np.square(theta_dot) * sintheta) / self.total_mass
-        thetaacc = (self.gravity * sintheta - costheta * temp) / (
-            self.length * (4.0 / 3.0 - self.masspole * np.square(costheta) / self.total_mass)
-        )
-        xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
-        # Explicit Euler, as CartPole-v1's default kinematics_integrator.
-        new_state = np.stack(
-            (
-                x + self.tau * x_dot,
-                x_dot + self.tau * xacc,
-                theta + self.tau * theta_dot,
-                theta_dot + self.tau * thetaacc,
-            ),
-            axis=1,
-        )
-        self._state = new_state
-        self._elapsed += 1
-        nx, nth = new_state[:, 0], new_state[:, 2]
-        terminated = (
-            (nx < -self.x_threshold)
-            | (nx > self.x_threshold)
-            | (nth < -self.theta_threshold_radians)
-            | (nth > self.theta_threshold_radians)
-        )
-        if self.max_episode_steps is None:
-            truncated = np.zeros(self.num_envs, dtype=bool)
-        else:
-            truncated = self._elapsed >= self.max_episode_steps
-        # Every step before and at termination pays 1 (CartPole-v1, sutton_barto_reward=False).
-        reward = np.ones(self.num_envs, dtype=np.float64)
-        next_obs = new_state.astype(np.float32)
-        for i in np.flatnonzero(terminated | truncated):
-            self._reset_one(int(i))
-        return StepResult(next_obs, reward, terminated, truncated, self._state.astype(np.float32))
-
-    def close(self) -> None:
-        pass
-
-
 class _SeededBatch:
     """Shared bookkeeping of the hand-written batches: one gymnasium-style generator per env,
     the elapsed steps behind the time limit, and resets in the step that ends an episode."""
@@ -223,6 +140,66 @@ class _SeededBatch:
 
     def close(self) -> None:
         pass
+
+
+class CartPoleBatch(_SeededBatch):
+    """CartPole-v1 for n envs at once: gymnasium's physics in float64, one generator per env.
+
+    Written by hand because stepping n gymnasium envs costs n Python calls per step, which
+    dominated multi-seed training; the arithmetic below mirrors gymnasium's CartPoleEnv
+    operation for operation so results are bit-identical (tests/test_envs.py proves it).
+    """
+
+    gravity = 9.8
+    masscart = 1.0
+    masspole = 0.1
+    total_mass = masspole + masscart
+    length = 0.5
+    polemass_length = masspole * length
+    force_mag = 10.0
+    tau = 0.02
+    theta_threshold_radians = 12 * 2 * math.pi / 360
+    x_threshold = 2.4
+
+    def __init__(self, spec: EnvSpec, num_envs: int):
+        super().__init__(spec, num_envs)
+        self._state = np.zeros((num_envs, 4), dtype=np.float64)
+
+    def _reset_one(self, i: int) -> None:
+        self._state[i] = self._rngs[i].uniform(low=-0.05, high=0.05, size=(4,))
+        self._obs[i] = self._state[i]
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        x, x_dot, theta, theta_dot = self._state.T
+        force = np.where(np.asarray(actions) == 1, self.force_mag, -self.force_mag)
+        costheta = np.cos(theta)
+        sintheta = np.sin(theta)
+        temp = (force + self.polemass_length * np.square(theta_dot) * sintheta) / self.total_mass
+        thetaacc = (self.gravity * sintheta - costheta * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * np.square(costheta) / self.total_mass)
+        )
+        xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
+        # Explicit Euler, as CartPole-v1's default kinematics_integrator.
+        new_state = np.stack(
+            (
+                x + self.tau * x_dot,
+                x_dot + self.tau * xacc,
+                theta + self.tau * theta_dot,
+                theta_dot + self.tau * thetaacc,
+            ),
+            axis=1,
+        )
+        self._state = new_state
+        nx, nth = new_state[:, 0], new_state[:, 2]
+        terminated = (
+            (nx < -self.x_threshold)
+            | (nx > self.x_threshold)
+            | (nth < -self.theta_threshold_radians)
+            | (nth > self.theta_threshold_radians)
+        )
+        # Every step before and at termination pays 1 (CartPole-v1, sutton_barto_reward=False).
+        reward = np.ones(self.num_envs, dtype=np.float64)
+        return self._finish(new_state.astype(np.float32), reward, terminated)
 
 
 class MountainCarBatch(_SeededBatch):
