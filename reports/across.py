@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from reports.aggregate import ReportError, Results, load_results  # noqa: E402
+from reports.aggregate import ReportError, Results, load_results, verdict_fields  # noqa: E402
 from reports.html import TEMPLATES, _interval, _num, _p  # noqa: E402
 
 COLUMNS = ["claim_key", "claim", "env_id", "profile", "verdict", "statistic", "effect_size", "ci_low", "ci_high"]
@@ -49,13 +49,8 @@ def claims_by_env(results: list[Results]) -> pd.DataFrame:
                     "claim": row.claim,
                     "env_id": result.env_id,
                     "profile": result.meta.get("profile"),
-                    "verdict": row.verdict,
                     "statistic": row.statistic,
-                    "effect_size": row.effect_size,
-                    "ci_low": row.ci_low,
-                    "ci_high": row.ci_high,
-                    "p_value": row.p_value,
-                    "p_adjusted": row.p_adjusted,
+                    **verdict_fields(row),
                     "seeds_used": details.get("seeds_used"),
                     "_order": details.get("claim_order"),
                 }

@@ -247,6 +247,14 @@ def recognition(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["label", "seeds", "recognised", "chance", "p_value"])
 
 
+VERDICT_FIELDS = ("verdict", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted")
+
+
+def verdict_fields(row) -> dict:
+    """A test row's verdict, effect, interval and raw and adjusted p (a tests.parquet itertuple)."""
+    return {name: getattr(row, name) for name in VERDICT_FIELDS}
+
+
 def diagnosis_base(results: Results) -> dict | None:
     """The diagnosed DQN's own row: its seeds' outcomes and late returns (None if no diagnosis)."""
     rows = results.tests[results.tests["property"] == "diagnosis-base"]
@@ -267,12 +275,7 @@ def diagnosis(results: Results) -> pd.DataFrame:
             {
                 "rung": details.get("rung") or row.test,
                 "change": details.get("change") or row.claim,
-                "verdict": row.verdict,
-                "effect_size": row.effect_size,
-                "ci_low": row.ci_low,
-                "ci_high": row.ci_high,
-                "p_value": row.p_value,
-                "p_adjusted": row.p_adjusted,
+                **verdict_fields(row),
                 "seeds_used": details.get("seeds_used"),
                 "base_iqm": base.get("late_return_iqm"),
                 "change_iqm": changed.get("late_return_iqm"),
