@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from reports.aggregate import ReportError, Results, load_results, verdict_fields  # noqa: E402
-from reports.html import TEMPLATES, _interval, _num, _p  # noqa: E402
+from reports.html import TEMPLATES, _interval, _num, _p, write_text_atomically  # noqa: E402
 
 COLUMNS = ["claim_key", "claim", "env_id", "profile", "verdict", "statistic", "effect_size", "ci_low", "ci_high"]
 COLUMNS += ["p_value", "p_adjusted", "seeds_used"]
@@ -84,7 +84,6 @@ def write_across_report(directories: list[str | Path], output: str | Path) -> Pa
     results = [load_results(d) for d in directories]
     frame = claims_by_env(results)
     target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         png = heatmap(frame, Path(work) / "claims_by_env.png")
         figure = base64.b64encode(png.read_bytes()).decode()
@@ -112,9 +111,7 @@ def write_across_report(directories: list[str | Path], output: str | Path) -> Pa
     ]
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = environment.get_template("across.html.j2").render(envs=envs, rows=rows, figure=figure)
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        handle.write(html)
-    os.replace(handle.name, target)
+    write_text_atomically(target, html)
     table = target.with_suffix(".csv")
     frame.to_csv(table.with_suffix(".csv.tmp"), index=False)
     os.replace(table.with_suffix(".csv.tmp"), table)

@@ -329,10 +329,18 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         bugs=bugs,
         recognition_overall=_recognised(overall),
     )
-    target = Path(output)
+    return write_text_atomically(Path(output), html)
+
+
+def write_text_atomically(target: Path, text: str) -> Path:
+    """Write through a temp file renamed into place, with the permissions a plain open() would
+    give (tempfile creates its files 0600, which would hide a report from everyone else)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=target.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        handle.write(html)
+        handle.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(handle.name, 0o666 & ~umask)
     os.replace(handle.name, target)
     return target
 

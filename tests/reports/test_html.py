@@ -78,3 +78,11 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         browser.close()
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_report_is_readable_like_any_written_file(report):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~umask
