@@ -76,13 +76,14 @@ OVERESTIMATION_TAIL = 0.05
 
 
 def greedy_eval(
-    params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device, gamma=None
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Undiscounted return of each seed's greedy policy on `episodes` fixed-seed episodes, (K, E).
+    params: MLPParams, spec: EnvSpec, num_seeds: int, episodes: int, device, gamma
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undiscounted return of each seed's greedy policy on `episodes` fixed-seed episodes, (K, E),
+    and each seed's overestimation, (K,).
 
     Episode e of every seed and every checkpoint starts from reset seed EVAL_SEED_BASE + e, so
     evaluation noise is shared rather than added when seeds or checkpoints are compared.
-    With `gamma` (one per seed) also each seed's overestimation, (K,): the mean over the states
+    Overestimation (gamma: one per seed) is the mean over the states
     the greedy policy visited of max_a Q(s, a) minus the discounted return actually obtained
     from s (van Hasselt et al. 2016's measure), over states whose return is not cut short by the
     time limit (see OVERESTIMATION_TAIL); NaN where no state qualifies.
@@ -102,20 +103,18 @@ def greedy_eval(
         best = q.max(2)
         actions = best.indices.reshape(n).cpu().numpy()
         result = env.step(actions)
-        returns += np.where(running, result.reward, 0.0)
-        if gamma is not None:
-            q_taken.append(best.values.reshape(n).double().cpu().numpy())
-            rewards.append(np.where(running, result.reward, 0.0))
-            live.append(running.copy())
-            terminated |= running & result.terminated
+        earned = np.where(running, result.reward, 0.0)
+        returns += earned
+        q_taken.append(best.values.reshape(n).double().cpu().numpy())
+        rewards.append(earned)
+        live.append(running.copy())
+        terminated |= running & result.terminated
         running &= ~(result.terminated | result.truncated)
         if not running.any():
             break
         obs = result.obs
     env.close()
     returns = returns.reshape(num_seeds, episodes)
-    if gamma is None:
-        return returns
     return returns, _overestimation(np.array(q_taken), np.array(rewards), np.array(live), terminated, gamma, episodes)
 
 
