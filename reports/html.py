@@ -172,6 +172,21 @@ def _rate(row, prefix: str) -> str:
     return f"{100 * rate:.0f}% [{100 * row[f'{prefix}_low']:.0f}, {100 * row[f'{prefix}_high']:.0f}]"
 
 
+def _ledger_cells(row: pd.Series) -> dict:
+    """The cells every family's ledger shows: claim, metric, effect, interval, raw and Holm p,
+    seeds used and verdict, formatted."""
+    return {
+        "claim": _text(row["claim"]),
+        "metric": _text(row["metric"]),
+        "effect": _num(row["effect_size"]),
+        "interval": _interval(row["ci_low"], row["ci_high"]),
+        "p": _p(row["p_value"]),
+        "p_adjusted": _p(row["p_adjusted"]),
+        "seeds": _num(row["seeds_used"]),
+        "verdict": row["verdict"],
+    }
+
+
 def render_report(results: Results, output: str | Path, work_dir: str | Path | None = None) -> Path:
     """Build tables and figures under work_dir (default: the results folder) and write the report."""
     work = Path(work_dir) if work_dir is not None else results.directory
@@ -179,19 +194,12 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     figures = render_figures(results, work / "figures")
     ledger = [
         {
-            "claim": _text(row["claim"]),
-            "metric": _text(row["metric"]),
+            **_ledger_cells(row),
             "statistic": _text(row["statistic"]),
-            "effect": _num(row["effect_size"]),
-            "interval": _interval(row["ci_low"], row["ci_high"]),
-            "p": _p(row["p_value"]),
-            "p_adjusted": _p(row["p_adjusted"]),
             "look": ""
             if pd.isna(row["look"])
             else f"{int(row['look'])} of {int(row['looks'])} ({_num(row['look_level'])})",
-            "seeds": _num(row["seeds_used"]),
             "note": _text(row["note"]),
-            "verdict": row["verdict"],
             "needed": _num(row["seeds_needed"]),
             "reading": reading(row),
         }
@@ -199,16 +207,10 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     ]
     literature = [
         {
-            "claim": _text(row["claim"]),
+            **_ledger_cells(row),
             "source": _text(row["source"]),
             "paper": _text(row["paper"]),
-            "metric": _text(row["metric"]),
             "effect": f"{_text(row['statistic'])} = {_num(row['effect_size'])}" if pd.notna(row["effect_size"]) else "",
-            "interval": _interval(row["ci_low"], row["ci_high"]),
-            "p": _p(row["p_value"]),
-            "p_adjusted": _p(row["p_adjusted"]),
-            "seeds": _num(row["seeds_used"]),
-            "verdict": row["verdict"],
             "reading": literature_reading(row, results.env_id, results.meta.get("env_steps")),
         }
         for _, row in tables["literature"].iterrows()
@@ -216,14 +218,8 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     recognised = {row["label"]: row for _, row in tables["recognition"].iterrows()}
     bugs = [
         {
-            "claim": _text(row["claim"]),
+            **_ledger_cells(row),
             "source": _text(row["source"]),
-            "metric": _text(row["metric"]),
-            "effect": _num(row["effect_size"]),
-            "interval": _interval(row["ci_low"], row["ci_high"]),
-            "p_adjusted": _p(row["p_adjusted"]),
-            "seeds": _num(row["seeds_used"]),
-            "verdict": row["verdict"],
             "recognised": _recognised(recognised.get(_text(row["claim_key"]))),
         }
         for _, row in tables["bugs"].iterrows()
