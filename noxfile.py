@@ -8,7 +8,9 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "tests"]
 
-INSTALL = ("-c", "constraints.txt", "-e", ".[test]")
+# With the ray extra, so the Ray executor's tests run and `nox -s ablations -- paper
+# --ablation-executor=ray --ablation-ray-address=HOST:6379` works.
+INSTALL = ("-c", "constraints.txt", "-e", ".[test,ray]")
 
 
 @nox.session

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations.options import PROFILES
+from ablations.options import EXECUTORS, PROFILES
 from agents.config import ConfigError
 from agents.configfile import load_config_file
 
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
     diagnose.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto: one per core)")
     diagnose.add_argument("--max-seeds", type=int, default=None, help="seeds on demand for unsettled changes")
+    diagnose.add_argument(
+        "--executor", choices=EXECUTORS, default="local", help="where runs train (ray: Ray tasks; default local)"
+    )
+    diagnose.add_argument(
+        "--ray-address", default=None, help="with --executor ray: the cluster (HOST:PORT); default a local instance"
+    )
     return parser
 
 
@@ -48,7 +54,12 @@ def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
         "no:cacheprovider",
         "-q",
     ]
-    if args.workers not in ("0", "1"):
+    if args.executor == "ray":
+        # Ray spreads the training; the tests themselves are light and run in this process.
+        command.append("--ablation-executor=ray")
+        if args.ray_address is not None:
+            command.append(f"--ablation-ray-address={args.ray_address}")
+    elif args.workers not in ("0", "1"):
         command += ["-n", args.workers]
     if args.max_seeds is not None:
         command.append(f"--ablation-max-seeds={args.max_seeds}")

@@ -2,7 +2,7 @@
 
 An entry is a RunResult directory (Parquet + JSON, written atomically by RunResult.save)
 named by a key over the config, a block of seeds and the engine's code version. The profile's
-seeds are the first block; seeds on demand add blocks (the seeds of the next look), and a run
+seeds are the first blocks; seeds on demand add blocks (the seeds of the next look), and a run
 over more seeds is its blocks side by side: seed isolation makes that bit-identical to training
 all seeds at once, so old seeds are never retrained. A file lock per
 entry makes every other process wait for the one that trains it. An entry that does not load
@@ -16,11 +16,12 @@ import hashlib
 import json
 import shutil
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
+from ablations.remote import RayExecutor
 from ablations.settings import AblationSettings
 from agents.engine import train_family
 from agents.family import family_key
@@ -29,24 +30,36 @@ from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_
 from reports.stats import seed_stages
 
 CACHE_FORMAT = 1
+# The most seeds in one entry: the unit the cache stores and a Ray cluster distributes (the
+# paper profile's 100 seeds are 5 entries per variant). A seed's rows do not depend on the
+# other seeds of its entry, with one exception: the engine stops recording an entry once all
+# its seeds have hard-diverged. So entries are cut the same way whatever trains them, and an
+# executor never cuts one. 20 keeps the standard profile's 20 seeds one entry.
+BLOCK_SEEDS = 20
 
 
 class RunCache:
-    def __init__(self, settings: AblationSettings):
+    def __init__(self, settings: AblationSettings, executor: RayExecutor | None = None):
         self.settings = settings
+        self.executor = executor  # None: train here (this process's share); else on Ray
         self.directory = settings.cache_dir
         self._memory: dict[str, RunResult] = {}
         self.trained_here: list[str] = []  # variants this process trained, in order
 
     def blocks(self, count: int | None = None) -> list[tuple[int, ...]]:
         """The seed blocks of a run over the first `count` seeds (default: the profile's): the
-        profile's seeds, then one block per further look of seed_stages."""
+        profile's seeds, then one block per further look of seed_stages, each cut into blocks
+        of at most BLOCK_SEEDS seeds."""
         base = len(self.settings.seeds)
         count = base if count is None else count
         bounds = seed_stages(base, count)
         if bounds[-1] != count:
             raise ValueError(f"count={count} is invalid: a run has {base} seeds or a look of seed_stages")
-        return [tuple(range(low, high)) for low, high in zip([0, *bounds[:-1]], bounds)]
+        return [
+            tuple(range(start, min(high, start + BLOCK_SEEDS)))
+            for low, high in zip([0, *bounds[:-1]], bounds)
+            for start in range(low, high, BLOCK_SEEDS)
+        ]
 
     def key(self, variant: Variant, seeds: tuple[int, ...] | None = None) -> str:
         config = self.settings.configure(variant.config)
@@ -84,12 +97,15 @@ class RunCache:
             return self._memory[key]
         path = self.path(variant, seeds)
         result = self._load_valid(path, key)
+        if result is None and self.executor is not None:
+            self._train_remote([(variant, seeds)])
+            result = self._load_valid(path, key)
         if result is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             with FileLock(str(path) + ".lock"):
                 result = self._load_valid(path, key)  # another process may have finished it
                 if result is None:
-                    result = self._train(variant, seeds, path, key)
+                    result = self._train(variant, seeds)
         # Where the controller finds this run when it writes the results folder.
         result.meta["cache_paths"] = [str(path)]
         self._memory[key] = result
@@ -106,16 +122,20 @@ class RunCache:
         (waiting on the locks of entries another worker is still training)."""
         jobs = [(self.settings.variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
         missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
+        if self.executor is not None and missing:
+            self._train_remote(missing)  # every missing entry: Ray spreads them, not the workers
         groups: dict[tuple, list] = {}
-        for variant, block in missing:
-            family = family_key(self.settings.configure(variant.config)) if self.settings.families else variant.name
-            groups.setdefault((family, block), []).append((variant, block))
+        for variant, block in [] if self.executor is not None else missing:
+            groups.setdefault(self._family(variant), []).append((variant, block))
         for members in groups.values():
             share = members[worker::workers]
             if share:
                 self._train_together(share)
         for variant, block in jobs:
             self._block(variant, block)
+
+    def _family(self, variant: Variant):
+        return family_key(self.settings.configure(variant.config)) if self.settings.families else variant.name
 
     def _cached(self, variant: Variant, seeds: tuple[int, ...]) -> RunResult | None:
         key = self.key(variant, seeds)
@@ -125,11 +145,7 @@ class RunCache:
         """Train these (variant, block) jobs of one family in one batch and store each as its own
         entry. Every entry's lock is held (in a fixed order, so two workers cannot deadlock)
         and jobs another process finished meanwhile are dropped."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with ExitStack() as locks:
-            for path in sorted(str(self.path(v, b)) for v, b in jobs):
-                locks.enter_context(FileLock(path + ".lock"))
-            todo = [(v, b) for v, b in jobs if self._cached(v, b) is None]
+        with self._locked(jobs) as todo:
             if not todo:
                 return
             started = time.perf_counter()
@@ -138,21 +154,48 @@ class RunCache:
             seconds = time.perf_counter() - started
             total = sum(len(b) for _, b in todo)
             for (variant, block), record in zip(todo, records):
-                path, key = self.path(variant, block), self.key(variant, block)
                 # The family's training time shared out by seeds.
-                self._store(variant, record, path, key, seconds * len(block) / total, family_seeds=total)
+                self._store(variant, block, self._run(variant, record), seconds * len(block) / total, total)
 
-    def _train(self, variant: Variant, seeds: tuple[int, ...], path: Path, key: str) -> RunResult:
+    def _train_remote(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> None:
+        """Train these (variant, block) jobs on Ray, families packed into tasks; each entry is
+        stored as soon as its task returns, under the same locks as _train_together."""
+        with self._locked(jobs) as todo:
+            families: dict = {}
+            for variant, block in todo:
+                families.setdefault(self._family(variant), []).append((variant.name, block))
+            variants = {variant.name: variant for variant, _ in todo}
+            configured = {name: self.settings.configure(v.config) for name, v in variants.items()}
+            trained = self.executor.train(list(families.values()), configured.__getitem__, self.settings.env_settings)
+            for (name, block), run, seconds, task_seeds in trained:
+                self._store(variants[name], block, run, seconds, task_seeds)
+
+    @contextmanager
+    def _locked(self, jobs: list[tuple[Variant, tuple[int, ...]]]):
+        """Hold every job's entry lock (in a fixed order, so two processes cannot deadlock) and
+        give the jobs no other process has finished meanwhile."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as locks:
+            for path in sorted(str(self.path(v, b)) for v, b in jobs):
+                locks.enter_context(FileLock(path + ".lock"))
+            yield [(v, b) for v, b in jobs if self._cached(v, b) is None]
+
+    def _train(self, variant: Variant, seeds: tuple[int, ...]) -> RunResult:
         started = time.perf_counter()
         (record,) = train_family([(self.settings.configure(variant.config), list(seeds))])
-        return self._store(variant, record, path, key, time.perf_counter() - started, family_seeds=len(seeds))
+        return self._store(variant, seeds, self._run(variant, record), time.perf_counter() - started, len(seeds))
 
-    def _store(self, variant: Variant, record, path: Path, key: str, seconds: float, family_seeds: int) -> RunResult:
+    def _run(self, variant: Variant, record) -> RunResult:
+        return RunResult.from_record(variant.name, record, self.settings.env_settings)
+
+    def _store(
+        self, variant: Variant, block: tuple[int, ...], result: RunResult, seconds: float, family_seeds: int
+    ) -> RunResult:
+        path, key = self.path(variant, block), self.key(variant, block)
         # Whatever is there is partial, corrupt, stale or from before --ablation-rerun.
         shutil.rmtree(path, ignore_errors=True)
         for leftover in self.directory.glob(f".{path.name}.*.partial"):
             shutil.rmtree(leftover, ignore_errors=True)
-        result = RunResult.from_record(variant.name, record, self.settings.env_settings)
         result.meta.update(
             cache_key=key, session_id=self.settings.session_id, train_seconds=seconds, family_seeds=family_seeds
         )

@@ -172,6 +172,7 @@ def session_meta(config: pytest.Config, settings) -> dict:
         "diagnosis": _diagnosis_meta(settings),
         "command_line": " ".join([Path(sys.argv[0]).name, *config.invocation_params.args]),
         "xdist_workers": getattr(config.option, "numprocesses", None) or 0,
+        "executor": settings.executor,
         "package_versions": package_versions(),
         "git_commit": git_commit(),
         "session_id": settings.session_id,

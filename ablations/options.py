@@ -23,6 +23,7 @@ PROFILES = {
     "paper": Profile("paper", 100, 100_000),  # tight intervals
 }
 DEFAULT_PROFILE = "smoke"
+EXECUTORS = ("local", "ray")
 # With a config file (a diagnosis), the smoke profile caps the config's own steps at this.
 SMOKE_STEP_CAP = PROFILES["smoke"].env_steps
 
@@ -55,6 +56,20 @@ def add_options(parser: pytest.Parser) -> None:
         action="store_true",
         help="train each variant on its own instead of whole variant families on one seed axis "
         "(the results are the same bit for bit; for timing comparisons)",
+    )
+    group.addoption(
+        "--ablation-executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where runs train: local (each xdist worker trains its share; the default) or ray (the "
+        "session's runs become Ray tasks on a cluster; needs pip install 'dqn-ablations[ray]')",
+    )
+    group.addoption(
+        "--ablation-ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="with --ablation-executor=ray: the cluster to use (HOST:PORT, ray://HOST:PORT or auto); "
+        "default: start a local Ray instance",
     )
     group.addoption(
         "--ablation-max-seeds",

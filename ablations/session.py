@@ -8,11 +8,13 @@ collection in ablations/collect.py; this module only connects them to pytest's h
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import torch
 
+from ablations import remote
 from ablations.bugs import BUG_CLAIMS
 from ablations.cache import RunCache
 from ablations.claims import CLAIMS, Settled, evaluate_family
@@ -29,6 +31,7 @@ torch.set_num_threads(1)
 
 SETTINGS = pytest.StashKey[AblationSettings]()
 PLAN = pytest.StashKey[list]()
+RAY_ADDRESS = pytest.StashKey[str]()
 MARKERS = {
     "convergence": "convergence or divergence of a variant on the env",
     "target_lag": "target-network lag and the sync-period sweep",
@@ -52,6 +55,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         # The controller (or the only process, under -n 0) gathers and writes the results.
         config.pluginmanager.register(ControllerPlugin(config, settings), "ablation-controller")
+        if settings.executor == "ray":
+            # Before anything trains: an unreachable cluster is a one-line usage error. The
+            # controller holds the connection (and a local instance) for the whole session;
+            # xdist workers connect to the same address.
+            try:
+                config.stash[RAY_ADDRESS] = remote.connect(settings.ray_address)
+            except remote.RayUnavailable as exc:
+                raise pytest.UsageError(str(exc)) from None
+            config.add_cleanup(remote.disconnect)
+    elif settings.executor == "ray":
+        config.stash[RAY_ADDRESS] = workerinput["ablation_ray_address"]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -67,8 +81,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
-    """xdist: every worker shares the controller's session id (used by --ablation-rerun)."""
+    """xdist: every worker shares the controller's session id (used by --ablation-rerun) and
+    its Ray address."""
     node.workerinput["ablation_session_id"] = node.config.stash[SETTINGS].session_id
+    node.workerinput["ablation_ray_address"] = node.config.stash.get(RAY_ADDRESS, None)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -115,10 +131,20 @@ def ablation_runs(pytestconfig: pytest.Config) -> RunCache:
     """The session's run cache. Each xdist worker first trains its share of the variants the
     selected tests need (every worker computes the same plan and the same families), so the
     cores train in parallel and the file locks make sure no variant is trained twice."""
-    cache = RunCache(pytestconfig.stash[SETTINGS])
+    cache = RunCache(pytestconfig.stash[SETTINGS], _executor(pytestconfig))
     worker, workers = _worker(pytestconfig)
     cache.prefetch(pytestconfig.stash[PLAN], None, worker, workers)
     return cache
+
+
+def _executor(config: pytest.Config) -> remote.RayExecutor | None:
+    """The Ray executor under --ablation-executor=ray (None: train in this process). Its
+    progress bar is written past pytest's output capture."""
+    if config.stash[SETTINGS].executor != "ray":
+        return None
+    capture = config.pluginmanager.getplugin("capturemanager")
+    uncaptured = capture.global_and_fixture_disabled if capture is not None else nullcontext
+    return remote.RayExecutor(config.stash[RAY_ADDRESS], uncaptured)
 
 
 def _worker(config: pytest.Config) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ablations.options import PROFILES, SMOKE_STEP_CAP
+from ablations.remote import INSTALL_HINT
 from agents.config import AgentConfig, ConfigError
 from agents.configfile import ConfigFile, load_config_file
 from agents.envprofile import env_profile, require_success_threshold
@@ -50,6 +52,10 @@ class AblationSettings:
     # A diagnosis (--ablation-config): the user's config file, and the session's own variants,
     # its base first and then one per rung of the one-knob ladder (agents/ladder.py).
     config_file: ConfigFile | None = None
+    # Where runs train: "local" (this machine's xdist workers) or "ray" (ray_address, or a
+    # local Ray instance when None).
+    executor: str = "local"
+    ray_address: str | None = None
     session_variants: tuple[Variant, ...] = ()
     skipped_rungs: tuple[str, ...] = ()
 
@@ -91,6 +97,7 @@ class AblationSettings:
             + f"ablation profile: {self.profile} ({len(self.seeds)} seeds x {self.env_steps:,} env steps, "
             f"{self.env_id}); results -> {self.out_dir}; cache -> {self.cache_dir}"
             + ("; retraining everything" if self.rerun else "")
+            + (f"; training on Ray ({self.ray_address or 'a local instance'})" if self.executor == "ray" else "")
             + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
         )
 
@@ -110,6 +117,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         raise pytest.UsageError(
             f"--ablation-max-seeds={max_seeds} is invalid: must be at least the profile's {base_seeds} seeds"
         )
+    executor, ray_address = _executor(config)
     config_file = _config_file(config.getoption("ablation_config"), config.invocation_params.dir)
     env_id = config_file.config.env_id if config_file else config.getoption("ablation_env")
     env_settings = _env_settings(config_file)
@@ -141,8 +149,19 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
         families=not config.getoption("ablation_no_families"),
         config_file=config_file,
+        executor=executor,
+        ray_address=ray_address,
     )
     return _with_ladder(settings) if config_file else settings
+
+
+def _executor(config: pytest.Config) -> tuple[str, str | None]:
+    executor, address = config.getoption("ablation_executor"), config.getoption("ablation_ray_address")
+    if address is not None and executor != "ray":
+        raise pytest.UsageError(f"--ablation-ray-address={address} needs --ablation-executor=ray (it is {executor})")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise pytest.UsageError(f"--ablation-executor=ray needs Ray, which is not installed: {INSTALL_HINT}")
+    return executor, address
 
 
 def _env_settings(config_file: ConfigFile | None) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from agents.engine import TrainingRecord
 from agents.envprofile import EnvProfile, env_profile
 
 RESULT_FORMAT_VERSION = 1
+RUN_TABLES = ("checkpoints.parquet", "episodes.parquet")  # beside meta.json
 PACKAGE_DIR = Path(__file__).resolve().parent
 VERSIONED_PACKAGES = ("torch", "gymnasium", "numpy", "pandas", "pyarrow")
 
@@ -175,8 +177,8 @@ class RunResult:
         """Write the run to `directory` atomically (staging directory + rename)."""
 
         def write(staging: Path) -> None:
-            self.checkpoints.to_parquet(staging / "checkpoints.parquet", index=False)
-            self.episodes.to_parquet(staging / "episodes.parquet", index=False)
+            for name, frame in zip(RUN_TABLES, (self.checkpoints, self.episodes)):
+                frame.to_parquet(staging / name, index=False)
             (staging / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
 
         return write_directory_atomically(directory, write)
@@ -185,26 +187,49 @@ class RunResult:
     def load(cls, directory: str | os.PathLike) -> RunResult:
         """Read a saved run; a missing or unreadable file raises ResultsError naming it."""
         source = Path(directory)
-        meta_path = source / "meta.json"
         try:
-            meta = json.loads(meta_path.read_text())
+            meta_text = (source / "meta.json").read_text()
+            tables = {name: (source / name).read_bytes() for name in RUN_TABLES}
+        except FileNotFoundError as exc:
+            raise ResultsError(f"{exc.filename}: missing; the run directory is incomplete") from None
+        return cls._from_parts(meta_text, tables, source)
+
+    def to_wire(self) -> dict[str, bytes | str]:
+        """The run as the files `save` writes, in memory: Parquet bytes per table and the JSON
+        metadata. How a run trained elsewhere (a Ray task) travels back: no pickled objects."""
+        wire: dict[str, bytes | str] = {"meta.json": json.dumps(self.meta, sort_keys=True)}
+        for name, frame in zip(RUN_TABLES, (self.checkpoints, self.episodes)):
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            wire[name] = buffer.getvalue()
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, bytes | str], origin: str) -> RunResult:
+        """Read a run from `to_wire`'s form, validated like `load`; errors name `origin`."""
+        try:
+            tables = {name: wire[name] for name in RUN_TABLES}
+            meta_text = wire["meta.json"]
+        except (KeyError, TypeError):
+            raise ResultsError(f"{origin}: not a run (expected {['meta.json', *RUN_TABLES]})") from None
+        return cls._from_parts(meta_text, tables, Path(origin))
+
+    @classmethod
+    def _from_parts(cls, meta_text: str, tables: dict[str, bytes], source: Path) -> RunResult:
+        try:
+            meta = json.loads(meta_text)
             config = AgentConfig.from_dict(meta["config"])
             variant, seeds = meta["variant"], [int(s) for s in meta["seeds"]]
-        except FileNotFoundError:
-            raise ResultsError(f"{meta_path}: missing; the run directory is incomplete") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(f"{meta_path}: corrupt ({exc})") from None
+            raise ResultsError(f"{source / 'meta.json'}: corrupt ({exc})") from None
         frames = []
-        for name in ("checkpoints.parquet", "episodes.parquet"):
-            path = source / name
+        for name in RUN_TABLES:
             try:
-                frames.append(pd.read_parquet(path))
-            except FileNotFoundError:
-                raise ResultsError(f"{path}: missing; the run directory is incomplete") from None
+                frames.append(pd.read_parquet(io.BytesIO(tables[name])))
             except Exception as exc:  # pyarrow raises several types for damaged files
-                raise ResultsError(f"{path}: corrupt ({exc})") from None
+                raise ResultsError(f"{source / name}: corrupt ({exc})") from None
         checkpoints, episodes = frames
         found = sorted(checkpoints["seed"].unique().tolist()) if len(checkpoints) else []
         if found != sorted(seeds):
-            raise ResultsError(f"{source / 'checkpoints.parquet'}: seeds {found} do not match meta.json seeds {seeds}")
+            raise ResultsError(f"{source / RUN_TABLES[0]}: seeds {found} do not match meta.json seeds {seeds}")
         return cls(variant, config, seeds, checkpoints, episodes, meta)

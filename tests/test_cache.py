@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.cache import RunCache
+from ablations.cache import BLOCK_SEEDS, RunCache
 from ablations.settings import AblationSettings
 from agents.engine import train
 from agents.presets import get_variant
@@ -70,3 +70,11 @@ def test_prefetch_trains_families_together_and_this_workers_share_first(tmp_path
         pd.testing.assert_frame_equal(
             alone.get(get_variant(name)).checkpoints, together.get(get_variant(name)).checkpoints
         )
+
+
+def test_blocks_are_cut_at_block_seeds_the_unit_the_cache_stores_and_ray_distributes(tmp_path):
+    cache = RunCache(_settings(tmp_path, seeds=45, max_seeds=100))
+    assert BLOCK_SEEDS == 20 and cache.settings.looks == [45, 90, 100]
+    ranges = [(block[0], block[-1]) for block in cache.blocks(100)]
+    assert ranges == [(0, 19), (20, 39), (40, 44), (45, 64), (65, 84), (85, 89), (90, 99)]
+    assert [b[-1] for b in cache.blocks()] == [19, 39, 44]
