@@ -72,7 +72,8 @@ class MLPParams:
 # start on a 64-byte boundary, as a slice of a stacked tensor may not (the bias is only copied
 # into the output first, so its alignment does not matter). So the batched call is used only
 # when every seed's slices are aligned; otherwise each seed gets its own mm/addmm on aligned
-# operands (a misaligned one is cloned, which keeps its strides) into a fresh output. Either way every seed matches
+# operands (a misaligned operand is copied once into padded storage, each seed's slice keeping
+# the strides a clone would have) into a fresh output. Either way every seed matches
 # nn.Linear bit for bit, however many seeds share the batch (tests/test_networks.py).
 NAIVE_BMM_LIMIT = 400
 ALIGNMENT_BYTES = 64
@@ -86,14 +87,24 @@ def _all_slices_aligned(t: torch.Tensor) -> bool:
     return _aligned(t) and (t.stride(0) * t.element_size()) % ALIGNMENT_BYTES == 0
 
 
-def _aligned_copy(t: torch.Tensor) -> torch.Tensor:
-    return t if _aligned(t) else t.clone()
+def _aligned_seeds(t: torch.Tensor) -> torch.Tensor:
+    """t copied once into storage whose seed slices each start on a 64-byte boundary, every
+    slice with the strides clone() would give it (one copy instead of one clone per seed)."""
+    inner = torch.empty_like(t[0])  # clone()'s layout: the strides MKL then sees
+    floats = ALIGNMENT_BYTES // t.element_size()
+    padded = -(-inner.numel() // floats) * floats
+    aligned = torch.empty_strided(t.shape, (padded, *inner.stride()), dtype=t.dtype, device=t.device)
+    return aligned.copy_(t)
 
 
 def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """a (K, M, C) @ b (K, C, N) [+ bias (K, N)], each seed exactly as mm/addmm computes it."""
     rows, contraction = a.shape[1], a.shape[2]
     cols = b.shape[2]
+    if contraction == 1 and bias is None:
+        # A sum of one product is that product, rounded once, whatever kernel computes it:
+        # the outer product (a weight gradient from a batch of one) needs no matmul at all.
+        return a * b
     a_aligned, b_aligned = _all_slices_aligned(a), _all_slices_aligned(b)
     if (
         cols > 1  # addmm with a one-column result takes a gemv path that rounds differently
@@ -105,8 +116,8 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None =
         if bias is None:
             return torch.bmm(a, b)
         return torch.baddbmm(bias.unsqueeze(1), a, b)
-    a_seeds = a.unbind(0) if a_aligned else [_aligned_copy(a_k) for a_k in a.unbind(0)]
-    b_seeds = b.unbind(0) if b_aligned else [_aligned_copy(b_k) for b_k in b.unbind(0)]
+    a_seeds = (a if a_aligned else _aligned_seeds(a)).unbind(0)
+    b_seeds = (b if b_aligned else _aligned_seeds(b)).unbind(0)
     if bias is None:
         return torch.stack([torch.mm(a_k, b_k) for a_k, b_k in zip(a_seeds, b_seeds)])
     return torch.stack([torch.addmm(c_k, a_k, b_k) for c_k, a_k, b_k in zip(bias.unbind(0), a_seeds, b_seeds)])
@@ -227,6 +238,8 @@ class BatchedAdam:
         self.step_count = 0
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        # (start, stop, lr) of each run of consecutive seeds with one learning rate.
+        self._lr_runs = _runs(lr) if isinstance(lr, list) else []
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
@@ -246,18 +259,30 @@ class BatchedAdam:
         if not isinstance(self.lr, list):
             torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-self.lr / bias_correction1)
             return
-        # One learning rate per seed: the same addcdiv on each group of seeds sharing a rate.
-        rates = torch.tensor(self.lr, dtype=torch.float64)
-        for lr in sorted(set(self.lr)):
-            seeds = (rates == lr).to(self.params[0].device)
+        # One learning rate per seed: the same addcdiv, in place, on each run of consecutive
+        # seeds sharing a rate (a family's members hold consecutive seeds). addcdiv is elementwise
+        # with one rounding order in its vector and scalar paths, so a slice computes what the
+        # whole tensor would.
+        for start, stop, lr in self._lr_runs:
             for p, m, d in zip(self.params, self.exp_avg, denom):
-                p[seeds] = p[seeds].addcdiv_(m[seeds], d[seeds], value=-lr / bias_correction1)
+                p[start:stop].addcdiv_(m[start:stop], d[start:stop], value=-lr / bias_correction1)
 
     def reset_seeds(self, seed_mask: torch.Tensor) -> None:
         """Zero the moments of the seeds in seed_mask (a stopped seed)."""
         for m, v in zip(self.exp_avg, self.exp_avg_sq):
             m[seed_mask] = 0.0
             v[seed_mask] = 0.0
+
+
+def _runs(values: list[float]) -> list[tuple[int, int, float]]:
+    """(start, stop, value) of each maximal run of equal consecutive values."""
+    runs: list[tuple[int, int, float]] = []
+    for i, value in enumerate(values):
+        if runs and runs[-1][2] == value:
+            runs[-1] = (runs[-1][0], i + 1, value)
+        else:
+            runs.append((i, i + 1, value))
+    return runs
 
 
 def global_grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:

@@ -238,7 +238,12 @@ REPLAY_FAMILY = {
     ),
 }
 NO_REPLAY_FAMILY = {
-    name: get_variant(name).config for name in ("article-naive", "naive-masked", "target-only", "capacity-none")
+    "article-naive": get_variant("article-naive").config,
+    "naive-masked": get_variant("naive-masked").config,
+    # Another learning rate between members that share one: Adam's per-seed rates in three runs.
+    "naive-lr-x3": get_variant("article-naive").config.replace(learning_rate=3e-3),
+    "target-only": get_variant("target-only").config,
+    "capacity-none": get_variant("capacity-none").config,
 }
 
 
