@@ -133,3 +133,10 @@ def test_forward_and_backward_match_nn_modules_and_autograd_per_seed(layer_norm,
         reference = [t.grad for t in net.parameters()]
         for mine, theirs in zip(grads, reference):
             assert torch.equal(mine[k], theirs)
+
+
+def test_learning_rate_runs_are_the_maximal_runs_of_equal_consecutive_seeds():
+    from agents.networks import _runs
+
+    assert _runs([1e-3, 1e-3, 3e-3, 1e-3]) == [(0, 2, 1e-3), (2, 3, 3e-3), (3, 4, 1e-3)]
+    assert _runs([0.5]) == [(0, 1, 0.5)]
