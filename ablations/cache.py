@@ -122,20 +122,24 @@ class RunCache:
         (waiting on the locks of entries another worker is still training)."""
         jobs = [(self.settings.variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
         missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
-        if self.executor is not None and missing:
-            self._train_remote(missing)  # every missing entry: Ray spreads them, not the workers
-        groups: dict[tuple, list] = {}
-        for variant, block in [] if self.executor is not None else missing:
-            groups.setdefault(self._family(variant), []).append((variant, block))
-        for members in groups.values():
-            share = members[worker::workers]
-            if share:
-                self._train_together(share)
+        if self.executor is not None:
+            if missing:
+                self._train_remote(missing)  # every missing entry: Ray spreads them, not the workers
+        else:
+            for members in self._by_family(missing):
+                share = members[worker::workers]
+                if share:
+                    self._train_together(share)
         for variant, block in jobs:
             self._block(variant, block)
 
-    def _family(self, variant: Variant):
-        return family_key(self.settings.configure(variant.config)) if self.settings.families else variant.name
+    def _by_family(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> list[list[tuple[Variant, tuple[int, ...]]]]:
+        """The jobs grouped by variant family (by variant with --ablation-no-families), in order."""
+        groups: dict = {}
+        for variant, block in jobs:
+            family = family_key(self.settings.configure(variant.config)) if self.settings.families else variant.name
+            groups.setdefault(family, []).append((variant, block))
+        return list(groups.values())
 
     def _cached(self, variant: Variant, seeds: tuple[int, ...]) -> RunResult | None:
         key = self.key(variant, seeds)
@@ -161,12 +165,10 @@ class RunCache:
         """Train these (variant, block) jobs on Ray, families packed into tasks; each entry is
         stored as soon as its task returns, under the same locks as _train_together."""
         with self._locked(jobs) as todo:
-            families: dict = {}
-            for variant, block in todo:
-                families.setdefault(self._family(variant), []).append((variant.name, block))
+            families = [[(variant.name, block) for variant, block in family] for family in self._by_family(todo)]
             variants = {variant.name: variant for variant, _ in todo}
             configured = {name: self.settings.configure(v.config) for name, v in variants.items()}
-            trained = self.executor.train(list(families.values()), configured.__getitem__, self.settings.env_settings)
+            trained = self.executor.train(families, configured.__getitem__, self.settings.env_settings)
             for (name, block), run, seconds, task_seeds in trained:
                 self._store(variants[name], block, run, seconds, task_seeds)
 

@@ -21,6 +21,7 @@ from agents.config import AgentConfig
 from agents.results import RunResult, code_version
 
 INSTALL_HINT = "pip install 'dqn-ablations[ray]'"
+RAY_MISSING = f"--ablation-executor=ray needs Ray, which is not installed: {INSTALL_HINT}"
 # A task whose worker process dies (killed, out of memory, a lost node) is run again up to
 # this many times; an exception raised by the training code itself is not retried.
 TASK_RETRIES = 3
@@ -88,7 +89,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise RayUnavailable(f"--ablation-executor=ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise RayUnavailable(RAY_MISSING) from None
     return ray
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ablations.options import PROFILES, SMOKE_STEP_CAP
-from ablations.remote import INSTALL_HINT
+from ablations.remote import RAY_MISSING
 from agents.config import AgentConfig, ConfigError
 from agents.configfile import ConfigFile, load_config_file
 from agents.envprofile import env_profile, require_success_threshold
@@ -160,7 +160,7 @@ def _executor(config: pytest.Config) -> tuple[str, str | None]:
     if address is not None and executor != "ray":
         raise pytest.UsageError(f"--ablation-ray-address={address} needs --ablation-executor=ray (it is {executor})")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise pytest.UsageError(f"--ablation-executor=ray needs Ray, which is not installed: {INSTALL_HINT}")
+        raise pytest.UsageError(RAY_MISSING)
     return executor, address
 
 
