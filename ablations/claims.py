@@ -5,11 +5,14 @@ Each claim names the variants it reads and a function from their per-seed summar
 evidence (a stats.Verdict carrying both one-sided p-values). `evaluate_family` is the whole
 decision procedure: at each look (seed count) the claims still open are tested together, with
 Holm's step-down adjustment over both directions of every open claim at the look's share of
-alpha (O'Brien-Fleming spending); a claim is settled when it is supported or refuted, or at the
-last look. By the union bound over looks and Holm within each look, the chance of any false
-verdict, support or refutation, over the whole family and all looks stays at or below alpha.
-A claim whose evidence raised an exception is settled as an error at once and counts with
-p = 1 in every look, so a crash is never read as a verdict and never helps another claim.
+alpha (O'Brien-Fleming spending); a claim is settled when it is supported or refuted, when it
+is futile (from half the maximum seeds on, conditional power under the current trend below
+10% in both directions: a non-binding stop that never adds a false verdict), or at the last
+look. By the union bound over looks and Holm within each look, the chance of any false verdict,
+support or refutation, over the whole family and all looks stays at or below alpha. A claim
+whose evidence raised an exception is settled as an error at once and counts with p = 1 in
+every look (as does a futile one in the looks after its stop), so a crash is never read as a
+verdict and never helps another claim.
 
 Data reach this module through a `fetch(variant_names, seed_count)` callable, so the procedure
 is tested on synthetic data and run on trained runs by the same code.
@@ -78,6 +81,9 @@ class Settled:
     seeds: int
     error: str | None = None
     order: int | None = None  # the claim's place in its family, for the ledger's order
+    # Set when the claim stopped for futility before the last look: its conditional power
+    # under the current trend (the larger of the two directions), below stats.FUTILITY_POWER.
+    conditional_power: float | None = None
 
     def as_record(self) -> dict:
         """Plain fields for the results (tests.parquet row and details)."""
@@ -100,6 +106,7 @@ class Settled:
             "looks": self.looks,
             "seeds_used": self.seeds,
             "error": self.error,
+            "conditional_power": self.conditional_power,
             **(self.evidence.figures if self.evidence else {}),
         }
 
@@ -369,12 +376,23 @@ def _evidence_or_error(claim: Claim, fetch: Fetch, seeds: int, alpha: float) -> 
         return None, "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+def _conditional_power(verdict: stats.Verdict, fraction: float, final_level: float) -> float:
+    """The better of the two directions' conditional power (a one-sided claim has no opposite)."""
+    p_opposite = verdict.p_opposite if verdict.p_opposite is not None else 1.0
+    return max(stats.conditional_power(p, fraction, final_level) for p in (verdict.p_value, p_opposite))
+
+
 def evaluate_family(
     claims: list[Claim], fetch: Fetch, stages: list[int], alpha: float = stats.ALPHA
 ) -> dict[str, Settled]:
     """Settle every claim: Holm over both directions of the open claims at each look's
-    O'Brien-Fleming level; more seeds (the next look) only for claims still inconclusive."""
+    O'Brien-Fleming level; more seeds (the next look) only for claims still inconclusive and
+    not futile (non-binding: see stats.FUTILITY_POWER)."""
     levels = stats.stage_levels(stages, alpha)
+    # The most lenient bar any claim can face at the last look: alone in the family there,
+    # its better direction's p is Holm-adjusted by 2. Judging futility against it keeps every
+    # claim that could still be settled.
+    futility_level = levels[-1] / 2
     order = {c.key: i for i, c in enumerate(claims)}
     settled: dict[str, Settled] = {}
     family = len(claims)
@@ -390,8 +408,11 @@ def evaluate_family(
             evidence, _ = found[c.key]
             v = evidence.verdict if evidence else None
             p_values += [v.p_value if v else 1.0, v.p_opposite if v and v.p_opposite is not None else 1.0]
-        # Claims settled at earlier looks are out of this look's family: their error was spent there.
-        adjusted = stats.holm(p_values)
+        # Claims supported or refuted at earlier looks are out of this look's family: their error
+        # was spent there. Claims stopped without a verdict (futile or crashed) keep their place
+        # with p = 1: dropping them would loosen the bar for the others after seeing the data.
+        held = sum(s.verdict in (stats.INCONCLUSIVE, ERROR) for s in settled.values())
+        adjusted = stats.holm(p_values + [1.0] * (2 * held))
         for i, c in enumerate(open_claims):
             evidence, error = found[c.key]
             p_claim, p_opp = float(adjusted[2 * i]), float(adjusted[2 * i + 1])
@@ -409,7 +430,12 @@ def evaluate_family(
                 verdict = stats.REFUTED
             elif look == len(stages):
                 verdict = stats.INCONCLUSIVE
-            else:
+            elif seeds / stages[-1] < stats.FUTILITY_FROM:
                 continue
+            else:
+                power = _conditional_power(evidence.verdict, seeds / stages[-1], futility_level)
+                if power >= stats.FUTILITY_POWER:
+                    continue
+                common["conditional_power"], verdict = power, stats.INCONCLUSIVE
             settled[c.key] = Settled(verdict=verdict, p_adjusted=p_claim, p_opposite_adjusted=p_opp, **common)
     return settled

@@ -44,7 +44,12 @@ def describe_settled(settled) -> str:
         f"p = {v.p_value:.3g} (Holm-adjusted {settled.p_adjusted:.3g} at level {settled.level:.3g}, "
         f"look {settled.look} of {settled.looks}), n = {settled.seeds} seeds"
     )
-    if settled.verdict == INCONCLUSIVE:
+    if settled.conditional_power is not None:
+        text += (
+            f"; stopped for futility: {settled.conditional_power:.0%} conditional power at the last look"
+            " under the current trend"
+        )
+    elif settled.verdict == INCONCLUSIVE:
         text += (
             f"; about {v.seeds_needed} seeds would settle it"
             if v.seeds_needed

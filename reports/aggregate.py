@@ -132,22 +132,33 @@ def variant_summary(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-LEDGER_DETAILS = ("metric", "note", "look", "looks", "seeds_used", "look_level", "error", "claim_order")
+LEDGER_DETAILS = (
+    "metric",
+    "note",
+    "look",
+    "looks",
+    "seeds_used",
+    "look_level",
+    "conditional_power",
+    "error",
+    "claim_order",
+)
 LITERATURE_DETAILS = ("source", "paper", "setting", "claim_key")
 
 
 def claim_ledger(results: Results, family: str = "claims") -> pd.DataFrame:
     """One row per claim of a family (the article's claims, or "literature"): the claim in plain
-    words, metric, effect, interval, raw and Holm-adjusted p, the look that settled it and the
-    seeds it used, verdict; literature claims also their source, the paper's words and setting."""
+    words, metric, effect, interval, raw and Holm-adjusted p, the look that settled it, the
+    seeds it used and any futility stop's conditional power, verdict; literature claims also
+    their source, the paper's words and setting."""
     claims = results.tests[results.tests["property"] == family].copy()
     details = [json.loads(d) if d else {} for d in claims["details"]]
     extra = LITERATURE_DETAILS if family in ("literature", "bugs") else ()
     for name in LEDGER_DETAILS + extra:
         claims[name] = [d.get(name) for d in details]
     columns = ["claim", "metric", "note", "statistic", "effect_size", "ci_low", "ci_high", "p_value", "p_adjusted"]
-    columns += ["look", "looks", "look_level", "seeds_used", "n", "verdict", "seeds_needed", "outcome", "error"]
-    columns += list(extra)
+    columns += ["look", "looks", "look_level", "conditional_power", "seeds_used", "n", "verdict", "seeds_needed"]
+    columns += ["outcome", "error", *extra]
     # The claims' own order (as defined), then any row without one (a crash before recording).
     claims["claim_order"] = pd.to_numeric(claims["claim_order"]).fillna(len(claims) + 1000)
     ordered = claims.sort_values(["claim_order", "node_id"])

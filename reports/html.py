@@ -71,6 +71,12 @@ def reading(row: pd.Series) -> str:
             f"The data contradict it: {effect}; the opposite direction is significant after Holm's adjustment, "
             f"over {n}."
         )
+    if row["verdict"] == "inconclusive" and pd.notna(row.get("conditional_power")):
+        return (
+            f"Stopped for futility after {n}: {effect}, {_p_clause(row['p_value'])}. Even if the effect seen so far"
+            f" is the true one, the last look would settle it with probability {_num(row['conditional_power'])},"
+            " so no more seeds were spent on it."
+        )
     if row["verdict"] == "inconclusive":
         needed = row.get("seeds_needed")
         more = (
@@ -120,7 +126,9 @@ def literature_reading(row: pd.Series, env_id: str, env_steps: int | None) -> st
             "the difference may lie in the scale, the environment or the metric."
         )
     if row["verdict"] == "inconclusive":
-        return f"Not settled here ({here}): neither direction is significant after Holm's adjustment."
+        futile = row.get("conditional_power")
+        stop = f"; stopped for futility (conditional power {_num(futile)})" if pd.notna(futile) else ""
+        return f"Not settled here ({here}): neither direction is significant after Holm's adjustment{stop}."
     return f"No verdict: the test crashed ({_text(row.get('error')) or 'see the test log'})."
 
 
@@ -187,6 +195,15 @@ def _ledger_cells(row: pd.Series) -> dict:
     }
 
 
+def look_cell(row: pd.Series) -> str:
+    """'2 of 3 (level)', and the conditional power of a futility stop."""
+    if pd.isna(row["look"]):
+        return ""
+    cell = f"{int(row['look'])} of {int(row['looks'])} ({_num(row['look_level'])})"
+    futile = row.get("conditional_power")
+    return cell + (f", futile (conditional power {_num(futile)})" if pd.notna(futile) else "")
+
+
 def render_report(results: Results, output: str | Path, work_dir: str | Path | None = None) -> Path:
     """Build tables and figures under work_dir (default: the results folder) and write the report."""
     work = Path(work_dir) if work_dir is not None else results.directory
@@ -196,9 +213,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         {
             **_ledger_cells(row),
             "statistic": _text(row["statistic"]),
-            "look": ""
-            if pd.isna(row["look"])
-            else f"{int(row['look'])} of {int(row['looks'])} ({_num(row['look_level'])})",
+            "look": look_cell(row),
             "note": _text(row["note"]),
             "needed": _num(row["seeds_needed"]),
             "reading": reading(row),

@@ -380,6 +380,31 @@ def stage_levels(seed_counts, alpha: float = ALPHA) -> list[float]:
     return [spent[0]] + [b - a for a, b in zip(spent, spent[1:])]
 
 
+# Non-binding futility stop for seeds on demand: at a look before the last, a claim whose
+# conditional power under the current trend is below this in both directions stops as
+# inconclusive. 10% is the usual stochastic-curtailment threshold (Lan, Simon & Halperin 1982).
+# Non-binding: the look levels are spent as if no claim ever stopped, so stopping can only
+# cost power, never add a false verdict; it saves the seeds a claim could not use.
+FUTILITY_POWER = 0.10
+# ... and only from half the maximum seeds on: at a quarter the current trend is too noisy (a
+# 0.6 SD effect, 96% power at 80 seeds, would stop at 20 seeds 7% of the time, at 40 seeds 3%).
+FUTILITY_FROM = 0.5
+
+
+def conditional_power(p_value: float, fraction: float, final_level: float) -> float:
+    """Chance that a one-sided test, at p-value p after a fraction t of the maximum seeds, ends
+    below final_level at t = 1 if the effect seen so far is the true one (the current trend).
+    Its z = Phi^-1(1 - p) as a Brownian motion B(t) = z sqrt(t) with drift z / sqrt(t) gives
+    CP = Phi((z / sqrt(t) - c) / sqrt(1 - t)), c = Phi^-1(1 - final_level)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction={fraction!r} is invalid: must lie in (0, 1), a look before the last")
+    if not 0 < final_level < 1:
+        raise ValueError(f"final_level={final_level!r} is invalid: must lie in (0, 1)")
+    z = stats.norm.isf(min(max(p_value, 0.0), 1.0))
+    c = stats.norm.isf(final_level)
+    return float(stats.norm.cdf((z / math.sqrt(fraction) - c) / math.sqrt(1 - fraction)))
+
+
 def seed_stages(initial: int, maximum: int) -> list[int]:
     """Cumulative seed counts of the looks: double from `initial` until `maximum` (the last
     look uses exactly `maximum`)."""

@@ -73,6 +73,49 @@ def test_power_grows_with_the_looks_and_settled_claims_stop_early():
     assert (strong.verdict, strong.look, strong.seeds) == (stats.SUPPORTED, 1, 20)
 
 
+def _fixed_claim(key: str, p: float) -> Claim:
+    """A claim whose p-values are the same at every look: p for it, 1 - p against it."""
+
+    def evaluate(summaries, alpha):
+        return Evidence(stats.Verdict("n/a", "fixed", 0.0, 0.0, 0.0, p, 20, None, 1 - p))
+
+    return Claim(key, f"claim {key}", "synthetic", (), evaluate)
+
+
+def test_a_futile_claim_stops_from_half_the_seeds_and_a_promising_one_goes_on():
+    flat, trend = _fixed_claim("flat", 0.4), _fixed_claim("trend", 0.15)
+    settled = evaluate_family([flat, trend], lambda names, count: {}, [20, 40, 80])
+    final_bar = stats.stage_levels([20, 40, 80])[-1] / 2
+    # p = 0.4: at t = 1/4 too early to judge; at t = 1/2, z / sqrt(t) = 0.36 is far below the
+    # bar's z of 2.01 (conditional power 1%).
+    stopped = settled["flat"]
+    assert (stopped.verdict, stopped.look, stopped.seeds) == (stats.INCONCLUSIVE, 2, 40)
+    assert stopped.conditional_power == pytest.approx(stats.conditional_power(0.4, 0.5, final_bar))
+    assert stopped.conditional_power < stats.FUTILITY_POWER
+    # p = 0.15: the trend reaches 1.47 at t = 1/2 (conditional power 22%): it gets every look.
+    went_on = settled["trend"]
+    assert (went_on.verdict, went_on.look, went_on.seeds) == (stats.INCONCLUSIVE, 3, 80)
+    assert went_on.conditional_power is None
+
+
+def test_futility_stops_null_claims_at_half_the_seeds_and_real_effects_rarely():
+    rng = np.random.default_rng(17)
+    null = [s for _ in range(300) for s in _family(dict.fromkeys("ab", 0.0), rng, [20, 40, 80]).values()]
+    assert not any(s.conditional_power is not None and s.look == 1 for s in null)
+    # At t = 1/2 a claim goes on when |z| >= sqrt(t) (c + Phi^-1(0.1) sqrt(1 - t)) = 0.78, so a
+    # null claim (z ~ N(0, 1)) stops there with P = 2 Phi(0.78) - 1 = 0.57.
+    c = scipy_stats.norm.isf(stats.stage_levels([20, 40, 80])[-1] / 2)
+    bound = math.sqrt(0.5) * (c + scipy_stats.norm.ppf(stats.FUTILITY_POWER) * math.sqrt(0.5))
+    expected = 2 * scipy_stats.norm.cdf(bound) - 1
+    stopped = sum(s.look == 2 and s.conditional_power is not None for s in null) / len(null)
+    assert abs(stopped - expected) < 4 * math.sqrt(expected * (1 - expected) / len(null))
+    # A real effect (0.6 SD: z ~ N(2.68, 1) at 40 seeds, 96% power at 80) stops only below the bound.
+    real = [_family({"x": 0.6}, rng, [20, 40, 80])["x"] for _ in range(300)]
+    expected = scipy_stats.norm.cdf(bound - 0.6 / math.sqrt(2 / 40))
+    stopped = sum(s.conditional_power is not None for s in real) / len(real)
+    assert abs(stopped - expected) < 4 * math.sqrt(expected * (1 - expected) / len(real))
+
+
 def test_a_crash_is_an_error_that_counts_as_p_one_and_never_a_verdict():
     def crashes(summaries, alpha):
         raise KeyError("late_return")

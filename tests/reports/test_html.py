@@ -3,9 +3,10 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
-from reports.html import build_report
+from reports.html import build_report, look_cell, reading
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = [
@@ -86,3 +87,27 @@ def test_the_report_is_readable_like_any_written_file(report):
     umask = os.umask(0)
     os.umask(umask)
     assert report.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_futility_stop_reads_as_such_in_the_ledger():
+    row = pd.Series(
+        {
+            "verdict": "inconclusive",
+            "statistic": "P(X > Y)",
+            "effect_size": 0.51,
+            "ci_low": 0.4,
+            "ci_high": 0.62,
+            "p_value": 0.42,
+            "p_adjusted": 1.0,
+            "seeds_used": 40,
+            "seeds_needed": 900,
+            "look": 2,
+            "looks": 3,
+            "look_level": 0.0056,
+            "conditional_power": 0.012,
+        }
+    )
+    assert reading(row).startswith("Stopped for futility after 40 seeds per variant: P(X > Y) = 0.51")
+    assert "settle it with probability 0.012" in reading(row) and "900" not in reading(row)
+    assert look_cell(row) == "2 of 3 (0.0056), futile (conditional power 0.012)"
+    assert "futile" not in look_cell(row.drop("conditional_power"))

@@ -191,6 +191,27 @@ def test_stage_levels_spend_exactly_alpha():
         S.stage_levels([40, 20])
 
 
+def test_conditional_power_on_tiny_exact_cases():
+    c = stats.norm.isf(0.025)
+    # The current trend lands exactly on the bar at t = 1: a coin flip.
+    assert S.conditional_power(stats.norm.sf(c * 0.5), 0.25, 0.025) == pytest.approx(0.5)
+    # No effect seen halfway: Phi(-c / sqrt(1/2)).
+    assert S.conditional_power(0.5, 0.5, 0.025) == pytest.approx(stats.norm.cdf(-c * math.sqrt(2)))
+    assert S.conditional_power(0.0, 0.5, 0.025) == 1.0 and S.conditional_power(1.0, 0.5, 0.025) == 0.0
+    for fraction in (0.0, 1.0):
+        with pytest.raises(ValueError, match="fraction"):
+            S.conditional_power(0.1, fraction, 0.025)
+
+
+def test_conditional_power_matches_a_simulated_brownian_motion():
+    """B(1) = B(t) + N(drift (1 - t), 1 - t) with B(t) = z sqrt(t) and drift z / sqrt(t)."""
+    p, t, level = 0.2, 0.4, 0.01
+    z = stats.norm.isf(p)
+    rest = np.random.default_rng(3).normal(z / math.sqrt(t) * (1 - t), math.sqrt(1 - t), 400_000)
+    simulated = np.mean(z * math.sqrt(t) + rest > stats.norm.isf(level))
+    assert abs(S.conditional_power(p, t, level) - simulated) < 4 * math.sqrt(0.25 / rest.size)
+
+
 def test_fisher_power_matches_enumeration_with_scipy():
     n, p1, p2, alpha = 6, 0.9, 0.3, 0.05
     expected = 0.0
