@@ -20,6 +20,7 @@ is tested on synthetic data and run on trained runs by the same code.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -400,6 +401,12 @@ def evaluate_family(
         open_claims = [c for c in claims if c.key not in settled]
         if not open_claims:
             break
+        # One fetch of every open claim's variants first, so a look's new seed blocks train as
+        # large variant families shared among the workers; claim by claim, a one-variant claim
+        # would leave all workers but one waiting. A failure here is raised again, and recorded,
+        # by each claim that needs the failed variant.
+        with contextlib.suppress(Exception):
+            fetch(tuple(dict.fromkeys(name for c in open_claims for name in c.variants)), seeds)
         # Seeds needed are quoted at the strictest Holm step of the last look.
         needed_alpha = levels[-1] / (2 * family)
         found = {c.key: _evidence_or_error(c, fetch, seeds, needed_alpha) for c in open_claims}

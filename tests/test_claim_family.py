@@ -116,6 +116,20 @@ def test_futility_stops_null_claims_at_half_the_seeds_and_real_effects_rarely():
     assert abs(stopped - expected) < 4 * math.sqrt(expected * (1 - expected) / len(real))
 
 
+def test_each_look_fetches_every_open_claims_variants_at_once_first():
+    calls = []
+    fetch = _fetch({"x": 3.0, "y": 0.0}, np.random.default_rng(4))
+
+    def recording(names, count):
+        calls.append((tuple(names), count))
+        return fetch(names, count)
+
+    evaluate_family([_z_test_claim("x"), _z_test_claim("y")], recording, [20, 40, 80])
+    assert calls[0] == (("x-a", "x-b", "y-a", "y-b"), 20)
+    # x settles at the first look; the later looks fetch y's variants only, the union first.
+    assert calls[3] == (("y-a", "y-b"), 40) and calls[5] == (("y-a", "y-b"), 80)
+
+
 def test_a_crash_is_an_error_that_counts_as_p_one_and_never_a_verdict():
     def crashes(summaries, alpha):
         raise KeyError("late_return")
