@@ -21,6 +21,7 @@ is tested on synthetic data and run on trained runs by the same code.
 from __future__ import annotations
 
 import contextlib
+import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -378,8 +379,11 @@ def _evidence_or_error(claim: Claim, fetch: Fetch, seeds: int, alpha: float) -> 
 
 
 def _conditional_power(verdict: stats.Verdict, fraction: float, final_level: float) -> float:
-    """The better of the two directions' conditional power (a one-sided claim has no opposite)."""
+    """The better of the two directions' conditional power (a one-sided claim has no opposite).
+    A p-value that could not be computed (NaN) says nothing about futility: the claim goes on."""
     p_opposite = verdict.p_opposite if verdict.p_opposite is not None else 1.0
+    if math.isnan(verdict.p_value) or math.isnan(p_opposite):
+        return 1.0
     return max(stats.conditional_power(p, fraction, final_level) for p in (verdict.p_value, p_opposite))
 
 

@@ -96,6 +96,9 @@ def test_a_futile_claim_stops_from_half_the_seeds_and_a_promising_one_goes_on():
     went_on = settled["trend"]
     assert (went_on.verdict, went_on.look, went_on.seeds) == (stats.INCONCLUSIVE, 3, 80)
     assert went_on.conditional_power is None
+    # A p-value that could not be computed is no evidence of futility.
+    unknown = evaluate_family([_fixed_claim("nan", math.nan)], lambda names, count: {}, [20, 40, 80])["nan"]
+    assert (unknown.look, unknown.conditional_power) == (3, None)
 
 
 def test_futility_stops_null_claims_at_half_the_seeds_and_real_effects_rarely():
