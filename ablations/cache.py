@@ -38,6 +38,19 @@ CACHE_FORMAT = 1
 BLOCK_SEEDS = 20
 
 
+def deal(costs: list[float], workers: int) -> list[list[int]]:
+    """Job indices per worker: largest job first to the least-loaded worker, ties to the earlier
+    job and the lower worker (longest-processing-time first). Deterministic, so every xdist
+    worker computes the same deal without talking to the others."""
+    loads = [0.0] * workers
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        worker = min(range(workers), key=lambda w: (loads[w], w))
+        loads[worker] += costs[index]
+        shares[worker].append(index)
+    return [sorted(share) for share in shares]
+
+
 class RunCache:
     def __init__(self, settings: AblationSettings, executor: RayExecutor | None = None):
         self.settings = settings
@@ -117,19 +130,23 @@ class RunCache:
 
     def prefetch(self, names, count: int | None, worker: int = 0, workers: int = 1) -> None:
         """Make sure every seed block of these variants exists. The missing (variant, block)
-        jobs are grouped into families (agents.family) and each family is shared out among the
-        workers, every share trained as one batch on one seed axis; then every entry is loaded
-        (waiting on the locks of entries another worker is still training)."""
+        jobs are dealt out among the workers by their agent-steps (`deal`), and each worker
+        trains its jobs family by family (agents.family), each family's share as one batch on
+        one seed axis; then every entry is loaded (waiting on the locks of entries another
+        worker is still training)."""
         jobs = [(self.settings.variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
         missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
         if self.executor is not None:
             if missing:
                 self._train_remote(missing)  # every missing entry: Ray spreads them, not the workers
         else:
-            for members in self._by_family(missing):
-                share = members[worker::workers]
-                if share:
-                    self._train_together(share)
+            # Dealt over all families at once: dealing each family apart sent every family's
+            # first member to worker 0, so two one-member families left worker 1 idle. Cost is
+            # seeds x env steps; per agent-step a replay member costs up to 1.4x a no-replay one.
+            costs = [len(b) * self.settings.configure(v.config).total_env_steps for v, b in missing]
+            share = [missing[i] for i in deal(costs, workers)[worker]]
+            for members in self._by_family(share):
+                self._train_together(members)
         for variant, block in jobs:
             self._block(variant, block)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.cache import BLOCK_SEEDS, RunCache
+from ablations.cache import BLOCK_SEEDS, RunCache, deal
 from ablations.settings import AblationSettings
 from agents.engine import train
 from agents.presets import get_variant
@@ -54,11 +54,10 @@ def test_a_run_over_more_seeds_is_its_blocks_side_by_side_and_equals_training_th
 def test_prefetch_trains_families_together_and_this_workers_share_first(tmp_path):
     names = ["article-naive", "naive-masked", "target-only", "article-replay"]
     cache = RunCache(_settings(tmp_path))
-    # The no-replay family [naive, masked, target-only] shares out as worker 0 [naive,
-    # target-only] and worker 1 [masked]; the replay family's one member goes to worker 0.
-    # Worker 1 trains its share first, then (alone here) the rest.
+    # Four jobs of equal cost deal out as worker 0 [naive, target-only] and worker 1 [masked,
+    # article-replay]. Worker 1 trains its share first, family by family, then (alone here) the rest.
     cache.prefetch(names, None, worker=1, workers=2)
-    assert cache.trained_here[0] == "naive-masked"
+    assert cache.trained_here[:2] == ["naive-masked", "article-replay"]
     assert sorted(cache.trained_here) == sorted(names)
     # One worker: the three no-replay variants train as one batch of 6 seeds, stored apart.
     together = RunCache(_settings(tmp_path / "one"))
@@ -78,3 +77,12 @@ def test_blocks_are_cut_at_block_seeds_the_unit_the_cache_stores_and_ray_distrib
     ranges = [(block[0], block[-1]) for block in cache.blocks(100)]
     assert ranges == [(0, 19), (20, 39), (40, 44), (45, 64), (65, 84), (85, 89), (90, 99)]
     assert [b[-1] for b in cache.blocks()] == [19, 39, 44]
+
+
+def test_deal_gives_the_largest_jobs_first_to_the_least_loaded_worker():
+    assert deal([10, 1, 1], 2) == [[0], [1, 2]]
+    assert deal([5, 5, 5, 5], 2) == [[0, 2], [1, 3]]
+    # Two one-member families no longer both land on worker 0.
+    assert deal([40, 40], 2) == [[0], [1]]
+    assert deal([3, 3], 1) == [[0, 1]] and deal([], 2) == [[], []]
+    assert deal([1, 2, 3], 4) == [[2], [1], [0], []]
