@@ -405,6 +405,7 @@ def evaluate_family(
         open_claims = [c for c in claims if c.key not in settled]
         if not open_claims:
             break
+        fraction = seeds / stages[-1]  # information fraction of this look
         # One fetch of every open claim's variants first, so a look's new seed blocks train as
         # large variant families shared among the workers; claim by claim, a one-variant claim
         # would leave all workers but one waiting. A failure here is raised again, and recorded,
@@ -441,12 +442,12 @@ def evaluate_family(
                 verdict = stats.REFUTED
             elif look == len(stages):
                 verdict = stats.INCONCLUSIVE
-            elif seeds / stages[-1] < stats.FUTILITY_FROM:
+            elif fraction < stats.FUTILITY_FROM:
                 continue
             else:
-                power = _conditional_power(evidence.verdict, seeds / stages[-1], futility_level)
-                if power >= stats.FUTILITY_POWER:
+                common["conditional_power"] = _conditional_power(evidence.verdict, fraction, futility_level)
+                if common["conditional_power"] >= stats.FUTILITY_POWER:
                     continue
-                common["conditional_power"], verdict = power, stats.INCONCLUSIVE
+                verdict = stats.INCONCLUSIVE
             settled[c.key] = Settled(verdict=verdict, p_adjusted=p_claim, p_opposite_adjusted=p_opp, **common)
     return settled
