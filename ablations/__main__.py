@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto: one per core)")
     diagnose.add_argument("--max-seeds", type=int, default=None, help="seeds on demand for unsettled changes")
     diagnose.add_argument(
+        "--no-futility", action="store_true", help="with --max-seeds: give every unsettled change every look"
+    )
+    diagnose.add_argument(
         "--executor", choices=EXECUTORS, default="local", help="where runs train (ray: Ray tasks; default local)"
     )
     diagnose.add_argument(
@@ -63,6 +66,8 @@ def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
         command += ["-n", args.workers]
     if args.max_seeds is not None:
         command.append(f"--ablation-max-seeds={args.max_seeds}")
+    if args.no_futility:
+        command.append("--ablation-no-futility")
     return command
 
 

@@ -16,14 +16,16 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
+from ablations.progress import TrainingProgress, seed_ranges
 from ablations.remote import RayExecutor
 from ablations.settings import AblationSettings
-from agents.engine import train_family
+from agents.engine import TrainingRecord, train_family
 from agents.family import family_key
 from agents.presets import Variant
 from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_version
@@ -52,9 +54,15 @@ def deal(costs: list[float], workers: int) -> list[list[int]]:
 
 
 class RunCache:
-    def __init__(self, settings: AblationSettings, executor: RayExecutor | None = None):
+    def __init__(
+        self,
+        settings: AblationSettings,
+        executor: RayExecutor | None = None,
+        report: Callable[[str], None] | None = None,
+    ):
         self.settings = settings
         self.executor = executor  # None: train here (this process's share); else on Ray
+        self.report = report  # writes a progress line of local training (None: silent)
         self.directory = settings.cache_dir
         self._memory: dict[str, RunResult] = {}
         self.trained_here: list[str] = []  # variants this process trained, in order
@@ -170,8 +178,7 @@ class RunCache:
             if not todo:
                 return
             started = time.perf_counter()
-            members = [(self.settings.configure(v.config), list(b)) for v, b in todo]
-            records = train_family(members)
+            records = self._train_batch(todo)
             seconds = time.perf_counter() - started
             total = sum(len(b) for _, b in todo)
             for (variant, block), record in zip(todo, records):
@@ -201,8 +208,24 @@ class RunCache:
 
     def _train(self, variant: Variant, seeds: tuple[int, ...]) -> RunResult:
         started = time.perf_counter()
-        (record,) = train_family([(self.settings.configure(variant.config), list(seeds))])
+        (record,) = self._train_batch([(variant, seeds)])
         return self._store(variant, seeds, self._run(variant, record), time.perf_counter() - started, len(seeds))
+
+    def _train_batch(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> list[TrainingRecord]:
+        """Train (variant, block) jobs of one family on one seed axis, with progress lines."""
+        members = [(self.settings.configure(v.config), list(b)) for v, b in jobs]
+        if self.report is None:
+            return train_family(members)
+        seeds: dict[str, list[int]] = {}
+        for variant, block in jobs:
+            seeds.setdefault(variant.name, []).extend(block)
+        agents = sum(len(b) for _, b in jobs)
+        steps = members[0][0].total_env_steps  # a family shares its env steps (agents.family)
+        detail = ", ".join(f"{name} seeds {seed_ranges(s)}" for name, s in seeds.items())
+        progress = TrainingProgress(self.report, f"{agents} agents x {steps:,} env steps", detail, steps, agents)
+        records = train_family(members, progress=progress)
+        progress.finish()
+        return records
 
     def _run(self, variant: Variant, record) -> RunResult:
         return RunResult.from_record(variant.name, record, self.settings.env_settings)

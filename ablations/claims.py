@@ -388,11 +388,17 @@ def _conditional_power(verdict: stats.Verdict, fraction: float, final_level: flo
 
 
 def evaluate_family(
-    claims: list[Claim], fetch: Fetch, stages: list[int], alpha: float = stats.ALPHA
+    claims: list[Claim],
+    fetch: Fetch,
+    stages: list[int],
+    alpha: float = stats.ALPHA,
+    on_look: Callable[[int, int, list[Claim]], None] | None = None,
+    futility: bool = True,
 ) -> dict[str, Settled]:
     """Settle every claim: Holm over both directions of the open claims at each look's
-    O'Brien-Fleming level; more seeds (the next look) only for claims still inconclusive and
-    not futile (non-binding: see stats.FUTILITY_POWER)."""
+    O'Brien-Fleming level; more seeds (the next look) only for claims still inconclusive and,
+    with `futility`, not futile (non-binding: see stats.FUTILITY_POWER). on_look(look, seeds,
+    open claims) is told of each look before its seeds are fetched."""
     levels = stats.stage_levels(stages, alpha)
     # The most lenient bar any claim can face at the last look: alone in the family there,
     # its better direction's p is Holm-adjusted by 2. Judging futility against it keeps every
@@ -405,6 +411,8 @@ def evaluate_family(
         open_claims = [c for c in claims if c.key not in settled]
         if not open_claims:
             break
+        if on_look is not None:
+            on_look(look, seeds, open_claims)
         fraction = seeds / stages[-1]  # information fraction of this look
         # One fetch of every open claim's variants first, so a look's new seed blocks train as
         # large variant families shared among the workers; claim by claim, a one-variant claim
@@ -442,7 +450,7 @@ def evaluate_family(
                 verdict = stats.REFUTED
             elif look == len(stages):
                 verdict = stats.INCONCLUSIVE
-            elif fraction < stats.FUTILITY_FROM:
+            elif not futility or fraction < stats.FUTILITY_FROM:
                 continue
             else:
                 common["conditional_power"] = _conditional_power(evidence.verdict, fraction, futility_level)

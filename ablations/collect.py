@@ -167,6 +167,9 @@ def session_meta(config: pytest.Config, settings) -> dict:
         "profile": settings.profile,
         "seeds": list(settings.seeds),
         "env_steps": settings.env_steps,
+        # Seeds on demand: the looks' seed counts, and whether claims may stop for futility.
+        "looks": settings.looks,
+        "futility_stop": bool(settings.max_seeds) and settings.futility,
         "env_id": settings.env_id,
         "env_profile": env_profile(settings.env_id, **settings.env_settings).to_dict(),
         "diagnosis": _diagnosis_meta(settings),

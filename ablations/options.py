@@ -78,5 +78,11 @@ def add_options(parser: pytest.Parser) -> None:
         help="seeds on demand: claims still inconclusive get more seeds (doubling) up to N, under a "
         "group-sequential design that keeps the family's error rate at alpha",
     )
+    group.addoption(
+        "--ablation-no-futility",
+        action="store_true",
+        help="with --ablation-max-seeds: no futility stop; every claim still open gets every look, so "
+        "each inconclusive claim's interval is at N seeds (costs seeds, changes no verdict's error rate)",
+    )
 
 

@@ -22,6 +22,7 @@ from ablations.collect import ResultsCollector, session_meta
 from ablations.diagnosis import DIAGNOSIS_MODULE, rung_claims
 from ablations.helpers import seed_summary
 from ablations.literature import LITERATURE
+from ablations.progress import uncaptured_writer
 from ablations.settings import AblationSettings, read_settings
 from reports.html import build_report
 
@@ -131,7 +132,7 @@ def ablation_runs(pytestconfig: pytest.Config) -> RunCache:
     """The session's run cache. Each xdist worker first trains its share of the variants the
     selected tests need (every worker computes the same plan and the same families), so the
     cores train in parallel and the file locks make sure no variant is trained twice."""
-    cache = RunCache(pytestconfig.stash[SETTINGS], _executor(pytestconfig))
+    cache = RunCache(pytestconfig.stash[SETTINGS], _executor(pytestconfig), _progress_writer(pytestconfig))
     worker, workers = _worker(pytestconfig)
     cache.prefetch(pytestconfig.stash[PLAN], None, worker, workers)
     return cache
@@ -147,6 +148,28 @@ def _executor(config: pytest.Config) -> remote.RayExecutor | None:
     return remote.RayExecutor(config.stash[RAY_ADDRESS], uncaptured)
 
 
+def _progress_writer(config: pytest.Config):
+    """Where progress lines go (None: nowhere, under -qq). They are written mid-fixture, so
+    past the output capture: an xdist worker's stderr is the terminal's; without xdist they go
+    through the terminal reporter, which starts them on a fresh line."""
+    if config.get_verbosity() < -1:
+        return None
+    capture = config.pluginmanager.getplugin("capturemanager")
+    uncaptured = capture.global_and_fixture_disabled if capture is not None else nullcontext
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return uncaptured_writer(f"[ablations {workerinput['workerid']}]", uncaptured)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return None
+
+    def write(line: str) -> None:
+        with uncaptured():
+            terminal.write_line(f"[ablations] {line}")
+
+    return write
+
+
 def _worker(config: pytest.Config) -> tuple[int, int]:
     """(this xdist worker's index, number of workers); (0, 1) without xdist."""
     workerinput = getattr(config, "workerinput", None)
@@ -155,7 +178,7 @@ def _worker(config: pytest.Config) -> tuple[int, int]:
     return int(workerinput["workerid"].removeprefix("gw")), int(workerinput["workercount"])
 
 
-def settle_family(config: pytest.Config, runs: RunCache, claims: list) -> dict[str, Settled]:
+def settle_family(config: pytest.Config, runs: RunCache, claims: list, family: str) -> dict[str, Settled]:
     """Settle a family of claims together (Holm across it, seeds on demand by looks). Each
     worker computes the same deterministic result; a look's new seed blocks are shared out."""
     settings = config.stash[SETTINGS]
@@ -172,31 +195,38 @@ def settle_family(config: pytest.Config, runs: RunCache, claims: list) -> dict[s
                 summaries[name, count] = summary
         return {name: summaries[name, count] for name in names}
 
-    return evaluate_family(claims, fetch, settings.looks)
+    write = _progress_writer(config) if worker == 0 else None  # every worker settles the same looks
+
+    def announce(look: int, seeds: int, open_claims: list) -> None:
+        if write is not None and len(settings.looks) > 1:
+            looks = len(settings.looks)
+            write(f"{family}: look {look} of {looks} at {seeds} seeds, {len(open_claims)} of {len(claims)} claims open")
+
+    return evaluate_family(claims, fetch, settings.looks, on_look=announce, futility=settings.futility)
 
 
 @pytest.fixture(scope="session")
 def claim_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """The article's claims, settled as one family."""
-    return settle_family(pytestconfig, ablation_runs, list(CLAIMS.values()))
+    return settle_family(pytestconfig, ablation_runs, list(CLAIMS.values()), "claims")
 
 
 @pytest.fixture(scope="session")
 def literature_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """Claims from the literature, settled as one family of their own."""
-    return settle_family(pytestconfig, ablation_runs, list(LITERATURE.values()))
+    return settle_family(pytestconfig, ablation_runs, list(LITERATURE.values()), "literature")
 
 
 @pytest.fixture(scope="session")
 def bug_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """The bug catalogue's symptoms, settled as one family of their own."""
-    return settle_family(pytestconfig, ablation_runs, list(BUG_CLAIMS.values()))
+    return settle_family(pytestconfig, ablation_runs, list(BUG_CLAIMS.values()), "bugs")
 
 
 @pytest.fixture(scope="session")
 def diagnosis_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
     """A diagnosis' rungs ("this change improves late return over the base"), one family."""
-    return settle_family(pytestconfig, ablation_runs, rung_claims(pytestconfig.stash[SETTINGS]))
+    return settle_family(pytestconfig, ablation_runs, rung_claims(pytestconfig.stash[SETTINGS]), "diagnosis")
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ class AblationSettings:
     session_id: str
     # Seeds on demand: claims still inconclusive get more seeds, doubling, up to this many.
     max_seeds: int | None = None
+    # With seeds on demand, stop claims early whose conditional power is too low (ablations.claims).
+    futility: bool = True
     # Train the variants of a family on one seed axis (off: one variant at a time).
     families: bool = True
     # A diagnosis (--ablation-config): the user's config file, and the session's own variants,
@@ -99,6 +101,7 @@ class AblationSettings:
             + ("; retraining everything" if self.rerun else "")
             + (f"; training on Ray ({self.ray_address or 'a local instance'})" if self.executor == "ray" else "")
             + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
+            + ("; no futility stop" if self.max_seeds and not self.futility else "")
         )
 
 
@@ -117,6 +120,8 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         raise pytest.UsageError(
             f"--ablation-max-seeds={max_seeds} is invalid: must be at least the profile's {base_seeds} seeds"
         )
+    if config.getoption("ablation_no_futility") and max_seeds is None:
+        raise pytest.UsageError("--ablation-no-futility needs --ablation-max-seeds: one look has nothing to stop")
     executor, ray_address = _executor(config)
     config_file = _config_file(config.getoption("ablation_config"), config.invocation_params.dir)
     env_id = config_file.config.env_id if config_file else config.getoption("ablation_env")
@@ -147,6 +152,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         write_report=not config.getoption("ablation_no_report"),
         session_id=session_id or uuid.uuid4().hex,
         max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
+        futility=not config.getoption("ablation_no_futility"),
         families=not config.getoption("ablation_no_families"),
         config_file=config_file,
         executor=executor,

@@ -26,6 +26,14 @@ def test_serial_and_parallel_sessions_write_the_same_results(pytester, tmp_path)
     for result in (serial, parallel):
         assert result.ret in (0, 1), result.stdout.str()  # refuted claims fail; nothing may crash
         assert "ablation profile: smoke (overridden) (2 seeds x 400 env steps" in result.stdout.str()
+    # What trains is said as it trains: through the terminal without xdist, and past the capture
+    # on each worker's stderr (the terminal's) with it.
+    assert any(
+        line.startswith("[ablations] training ") and "article-naive seeds 0-1" in line for line in serial.stdout.lines
+    ), serial.stdout.str()
+    assert any(
+        line.startswith("[ablations gw") and " trained " in line for line in parallel.stderr.lines
+    ), parallel.stderr.str()
     for name in ("runs.parquet", "episodes.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / "serial" / name), pd.read_parquet(tmp_path / "parallel" / name)
@@ -74,6 +82,9 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--ablation-max-seeds=3 is invalid: must be at least the profile's 4 seeds" in result.stderr.str()
+    result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-no-futility", f"--ablation-out={tmp_path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--ablation-no-futility needs --ablation-max-seeds" in result.stderr.str()
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-env=Pendulum-v1", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "env_id='Pendulum-v1' is invalid" in result.stderr.str()

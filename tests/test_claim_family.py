@@ -96,9 +96,24 @@ def test_a_futile_claim_stops_from_half_the_seeds_and_a_promising_one_goes_on():
     went_on = settled["trend"]
     assert (went_on.verdict, went_on.look, went_on.seeds) == (stats.INCONCLUSIVE, 3, 80)
     assert went_on.conditional_power is None
+    # Without the futility stop the flat claim gets every look too.
+    kept = evaluate_family([flat, trend], lambda names, count: {}, [20, 40, 80], futility=False)["flat"]
+    assert (kept.verdict, kept.look, kept.seeds, kept.conditional_power) == (stats.INCONCLUSIVE, 3, 80, None)
     # A p-value that could not be computed is no evidence of futility.
     unknown = evaluate_family([_fixed_claim("nan", math.nan)], lambda names, count: {}, [20, 40, 80])["nan"]
     assert (unknown.look, unknown.conditional_power) == (3, None)
+
+
+def test_each_look_is_announced_with_the_claims_still_open():
+    looks = []
+    claims = [_fixed_claim("flat", 0.4), _fixed_claim("trend", 0.15), _fixed_claim("sure", 1e-9)]
+    evaluate_family(claims, lambda names, count: {}, [20, 40, 80], on_look=lambda *look: looks.append(look))
+    # "sure" settles at look 1; "flat" stops as futile at look 2; only "trend" reaches look 3.
+    assert [(look, seeds, [c.key for c in open_claims]) for look, seeds, open_claims in looks] == [
+        (1, 20, ["flat", "trend", "sure"]),
+        (2, 40, ["flat", "trend"]),
+        (3, 80, ["trend"]),
+    ]
 
 
 def test_futility_stops_null_claims_at_half_the_seeds_and_real_effects_rarely():
