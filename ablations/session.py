@@ -153,9 +153,13 @@ def _executor(config: pytest.Config) -> remote.RayExecutor | None:
     progress bar is written past pytest's output capture."""
     if config.stash[SETTINGS].executor != "ray":
         return None
+    return remote.RayExecutor(config.stash[RAY_ADDRESS], _uncaptured(config))
+
+
+def _uncaptured(config: pytest.Config):
+    """A context manager factory that lifts pytest's output capture (a no-op without it)."""
     capture = config.pluginmanager.getplugin("capturemanager")
-    uncaptured = capture.global_and_fixture_disabled if capture is not None else nullcontext
-    return remote.RayExecutor(config.stash[RAY_ADDRESS], uncaptured)
+    return capture.global_and_fixture_disabled if capture is not None else nullcontext
 
 
 def _progress_writer(config: pytest.Config):
@@ -164,8 +168,7 @@ def _progress_writer(config: pytest.Config):
     through the terminal reporter, which starts them on a fresh line."""
     if config.get_verbosity() < -1:
         return None
-    capture = config.pluginmanager.getplugin("capturemanager")
-    uncaptured = capture.global_and_fixture_disabled if capture is not None else nullcontext
+    uncaptured = _uncaptured(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         return uncaptured_writer(f"[ablations {workerinput['workerid']}]", uncaptured)
