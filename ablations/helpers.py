@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import ERROR
+from ablations.claims import ERROR, Claim, Refutation
 from ablations.collect import record
 from ablations.verdicts import enforce_settled
 from agents.presets import VARIANTS
@@ -13,17 +13,26 @@ from reports.metrics import per_seed
 from reports.stats import Verdict
 
 
-def over(names: list[str], refuted: dict[str, tuple[str, tuple[str, ...]]] | None = None):
+def refuted_marks(records: tuple[Refutation, ...]) -> list[pytest.MarkDecorator]:
+    """One `refuted` marker per refutation on record (the session makes the one that matches
+    the profile and env a strict xfail)."""
+    return [pytest.mark.refuted(r.reason, profiles=r.profiles, envs=r.envs) for r in records]
+
+
+def over(names: list[str], refuted: dict[str, tuple[Refutation, ...]] | None = None):
     """Parametrize the variant_run fixture over these variants, with readable ids. `refuted`:
-    variant -> (the measured numbers, the profiles that refute it), a strict xfail there."""
+    variant -> its refutations on record."""
     refuted = refuted or {}
-    params = [
-        pytest.param(name, id=name, marks=[pytest.mark.refuted(refuted[name][0], profiles=refuted[name][1])])
-        if name in refuted
-        else pytest.param(name, id=name)
-        for name in names
-    ]
+    params = [pytest.param(name, id=name, marks=refuted_marks(refuted.get(name, ()))) for name in names]
     return pytest.mark.parametrize("variant_run", params, indirect=True)
+
+
+def claim_param(claim: Claim):
+    """A family member's test parameter: its variants (trained before it runs) and its
+    refutations on record."""
+    return pytest.param(
+        claim.key, marks=[pytest.mark.variants(*claim.variants), *refuted_marks(claim.refuted)], id=claim.key
+    )
 
 
 def variants_expecting(outcome: str) -> list[str]:

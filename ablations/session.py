@@ -17,7 +17,7 @@ import torch
 from ablations import remote
 from ablations.bugs import BUG_CLAIMS
 from ablations.cache import RunCache
-from ablations.claims import CLAIMS, Settled, evaluate_family
+from ablations.claims import CLAIMS, Refutation, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
 from ablations.diagnosis import DIAGNOSIS_MODULE, rung_claims
 from ablations.helpers import seed_summary
@@ -29,9 +29,6 @@ from reports.html import build_report
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
 # small; more threads would only contend for the cores.
 torch.set_num_threads(1)
-
-# The env of the refutations on record unless a marker names others (`envs=`).
-REFUTED_ON = ("CartPole-v1",)
 
 SETTINGS = pytest.StashKey[AblationSettings]()
 PLAN = pytest.StashKey[list]()
@@ -45,8 +42,8 @@ MARKERS = {
     "literature": "claims from the literature (their own family), on the factorial cells",
     "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
-    "refuted(reason, profiles, envs)": "a claim the named profiles (and envs, default CartPole-v1) refute: "
-    "strict xfail there, with the numbers",
+    "refuted(reason, profiles, envs)": "a refutation on record (ablations.claims.Refutation) at these profiles "
+    "and envs (default standard and paper, CartPole-v1): strict xfail there, with the numbers",
 }
 
 
@@ -118,17 +115,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             settings.variant(name)  # an unknown name is an error at collection, not mid-run
             if name not in plan:
                 plan.append(name)
-        marker = item.get_closest_marker("refuted")
-        # A refutation is on record for the profiles and the env it was measured on (every one so
-        # far on CartPole-v1); on another env the claim is open again and the test says what it finds.
-        if (
-            marker is not None
-            and profile in marker.kwargs.get("profiles", ("standard", "paper"))
-            and settings.env_id in marker.kwargs.get("envs", REFUTED_ON)
-        ):
-            # Only the refutation itself (pytest.fail from enforce) counts as the expected
-            # failure: any other exception is an error, never read as "refuted".
-            item.add_marker(pytest.mark.xfail(strict=True, reason=marker.args[0], raises=pytest.fail.Exception))
+        # A refutation is on record for the profiles and the envs it was measured on; elsewhere
+        # the claim is open again and the test says what it finds.
+        for marker in item.iter_markers("refuted"):
+            try:  # the marker's defaults and checks are the record's
+                record = Refutation(*marker.args, **marker.kwargs)
+            except (TypeError, ValueError) as error:
+                raise pytest.UsageError(f"{item.nodeid}: refuted marker: {error}") from None
+            if profile in record.profiles and settings.env_id in record.envs:
+                # Only the refutation itself (pytest.fail from enforce) counts as the expected
+                # failure: any other exception is an error, never read as "refuted".
+                item.add_marker(pytest.mark.xfail(strict=True, reason=record.reason, raises=pytest.fail.Exception))
+                break
     config.stash[PLAN] = plan
 
 

@@ -12,22 +12,13 @@ from __future__ import annotations
 import pytest
 
 from ablations.claims import CLAIMS
-from ablations.helpers import report_settled
+from ablations.helpers import claim_param, report_settled
 from agents.presets import get_variant
 
 pytestmark = pytest.mark.claims
 
 
-def _param(key: str):
-    claim = CLAIMS[key]
-    marks = [pytest.mark.variants(*claim.variants)]
-    if claim.refuted is not None:
-        reason, profiles = claim.refuted
-        marks.append(pytest.mark.refuted(reason, profiles=profiles))
-    return pytest.param(key, marks=marks, id=key)
-
-
-@pytest.mark.parametrize("claim_key", [_param(key) for key in CLAIMS])
+@pytest.mark.parametrize("claim_key", [claim_param(claim) for claim in CLAIMS.values()])
 def test_claim(claim_key, claim_family, ablation_runs, record_property):
     """The claim's verdict from the family; its figures and the runs it read are recorded."""
     settled = claim_family[claim_key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from ablations.claims import Refutation
 from ablations.collect import record
 from ablations.helpers import over, seed_summary, variants_expecting
 from ablations.verdicts import enforce
@@ -66,11 +67,12 @@ def test_converges(variant_run, record_property):
 # sustained one: on record as refuted, with the numbers.
 REFUTED_OUTCOMES = {
     "naive-masked": (
-        "Refuted at the standard profile (20 seeds x 50k steps, 2026-11-25): no seed's max|Q| stays above 110 over "
-        "its late checkpoints (0/20 at every margin from 0% to 900%); 18/20 cross 110 at some checkpoint and come "
-        "back (transient overshoot), and none crosses 150. Masking terminal states alone removes example 1's "
-        "soft divergence.",
-        ("standard", "paper"),
+        Refutation(
+            "Refuted at the standard profile (20 seeds x 50k steps, 2026-11-25): no seed's max|Q| stays above 110 over "
+            "its late checkpoints (0/20 at every margin from 0% to 900%); 18/20 cross 110 at some checkpoint and come "
+            "back (transient overshoot), and none crosses 150. Masking terminal states alone removes example 1's "
+            "soft divergence.",
+        ),
     )
 }
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.helpers import report_settled
+from ablations.helpers import claim_param, report_settled
 from ablations.literature import LITERATURE
 from agents.presets import get_variant
 
 pytestmark = pytest.mark.literature
 
 
-@pytest.mark.parametrize(
-    "claim_key", [pytest.param(key, marks=pytest.mark.variants(*c.variants), id=key) for key, c in LITERATURE.items()]
-)
+@pytest.mark.parametrize("claim_key", [claim_param(claim) for claim in LITERATURE.values()])
 def test_literature_claim(claim_key, literature_family, ablation_runs, record_property):
     settled = literature_family[claim_key]
     runs = [ablation_runs.get(get_variant(name), settled.seeds) for name in settled.claim.variants]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from ablations.claims import ERROR, Claim, Evidence, evaluate_family
+from ablations.claims import ERROR, Claim, Evidence, Refutation, evaluate_family
 from reports import stats
 
 MAX_SEEDS = 80
@@ -160,3 +160,16 @@ def test_a_crash_is_an_error_that_counts_as_p_one_and_never_a_verdict():
     assert ok.verdict == stats.SUPPORTED
     # Holm over 4 hypotheses (2 claims x 2 directions): the crash still takes its place.
     assert ok.p_adjusted == pytest.approx(min(1.0, 4 * ok.evidence.verdict.p_value))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"reason": " "}, "reason"),
+        ({"reason": "x", "profiles": ()}, "profiles"),
+        ({"reason": "x", "envs": "Acrobot-v1"}, "envs"),  # a string, not a tuple of env ids
+    ],
+)
+def test_a_refutation_record_names_its_bad_field(kwargs, field):
+    with pytest.raises(ValueError, match=f"^Refutation.{field}: "):
+        Refutation(**kwargs)
