@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-futility", action="store_true", help="with --max-seeds: give every unsettled change every look"
     )
     diagnose.add_argument(
+        "--max-batch", type=int, default=None, help="at most N agents per training batch (bounds what a cut loses)"
+    )
+    diagnose.add_argument(
         "--executor", choices=EXECUTORS, default="local", help="where runs train (ray: Ray tasks; default local)"
     )
     diagnose.add_argument(
@@ -68,6 +71,8 @@ def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
         command.append(f"--ablation-max-seeds={args.max_seeds}")
     if args.no_futility:
         command.append("--ablation-no-futility")
+    if args.max_batch is not None:
+        command.append(f"--ablation-max-batch={args.max_batch}")
     return command
 
 

@@ -53,6 +53,22 @@ def deal(costs: list[float], workers: int) -> list[list[int]]:
     return [sorted(share) for share in shares]
 
 
+def batches(sizes: list[int], cap: int | None) -> list[list[int]]:
+    """Consecutive job indices cut into batches of at most `cap` agents; a job larger than the
+    cap is a batch alone (a seed block is a cache entry, never split). None: one batch."""
+    if cap is None:
+        return [list(range(len(sizes)))] if sizes else []
+    cut: list[list[int]] = []
+    load = 0
+    for index, size in enumerate(sizes):
+        if not cut or load + size > cap:
+            cut.append([])
+            load = 0
+        cut[-1].append(index)
+        load += size
+    return cut
+
+
 class RunCache:
     def __init__(
         self,
@@ -140,8 +156,8 @@ class RunCache:
         """Make sure every seed block of these variants exists. The missing (variant, block)
         jobs are dealt out among the workers by their agent-steps (`deal`), and each worker
         trains its jobs family by family (agents.family), each family's share as one batch on
-        one seed axis; then every entry is loaded (waiting on the locks of entries another
-        worker is still training)."""
+        one seed axis (or several of at most --ablation-max-batch agents); then every entry is
+        loaded (waiting on the locks of entries another worker is still training)."""
         jobs = [(self.settings.variant(name), block) for name in dict.fromkeys(names) for block in self.blocks(count)]
         missing = [(v, b) for v, b in jobs if self._cached(v, b) is None]
         if self.executor is not None:
@@ -154,7 +170,10 @@ class RunCache:
             costs = [len(b) * self.settings.configure(v.config).total_env_steps for v, b in missing]
             share = [missing[i] for i in deal(costs, workers)[worker]]
             for members in self._by_family(share):
-                self._train_together(members)
+                # A batch writes its entries when it ends: --ablation-max-batch bounds what an
+                # interrupted session loses (the results do not depend on how jobs are batched).
+                for batch in batches([len(block) for _, block in members], self.settings.max_batch):
+                    self._train_together([members[i] for i in batch])
         for variant, block in jobs:
             self._block(variant, block)
 

@@ -72,6 +72,15 @@ def add_options(parser: pytest.Parser) -> None:
         "default: start a local Ray instance",
     )
     group.addoption(
+        "--ablation-max-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N agents (seeds over a family's variants) per training batch: a batch writes its "
+        "cache entries when it ends, so a smaller one loses less when a long session is cut short "
+        "(default: each worker's share of a family in one batch; a seed block is never split)",
+    )
+    group.addoption(
         "--ablation-max-seeds",
         type=int,
         default=None,

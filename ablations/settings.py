@@ -51,6 +51,8 @@ class AblationSettings:
     futility: bool = True
     # Train the variants of a family on one seed axis (off: one variant at a time).
     families: bool = True
+    # At most this many agents per training batch (None: a worker's whole share of a family).
+    max_batch: int | None = None
     # A diagnosis (--ablation-config): the user's config file, and the session's own variants,
     # its base first and then one per rung of the one-knob ladder (agents/ladder.py).
     config_file: ConfigFile | None = None
@@ -102,6 +104,7 @@ class AblationSettings:
             + (f"; training on Ray ({self.ray_address or 'a local instance'})" if self.executor == "ray" else "")
             + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
             + ("; no futility stop" if self.max_seeds and not self.futility else "")
+            + (f"; training batches of at most {self.max_batch} agents" if self.max_batch else "")
         )
 
 
@@ -122,6 +125,9 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         )
     if config.getoption("ablation_no_futility") and max_seeds is None:
         raise pytest.UsageError("--ablation-no-futility needs --ablation-max-seeds: one look has nothing to stop")
+    max_batch = config.getoption("ablation_max_batch")
+    if max_batch is not None and max_batch < 1:
+        raise pytest.UsageError(f"--ablation-max-batch={max_batch} is invalid: a batch trains at least 1 agent")
     executor, ray_address = _executor(config)
     config_file = _config_file(config.getoption("ablation_config"), config.invocation_params.dir)
     env_id = config_file.config.env_id if config_file else config.getoption("ablation_env")
@@ -154,6 +160,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         max_seeds=max_seeds if max_seeds and max_seeds > base_seeds else None,
         futility=not config.getoption("ablation_no_futility"),
         families=not config.getoption("ablation_no_families"),
+        max_batch=max_batch,
         config_file=config_file,
         executor=executor,
         ray_address=ray_address,

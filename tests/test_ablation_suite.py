@@ -85,6 +85,9 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-no-futility", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--ablation-no-futility needs --ablation-max-seeds" in result.stderr.str()
+    result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-max-batch=0", f"--ablation-out={tmp_path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--ablation-max-batch=0 is invalid: a batch trains at least 1 agent" in result.stderr.str()
     result = pytester.runpytest_subprocess(str(ABLATIONS), "--ablation-env=Pendulum-v1", f"--ablation-out={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "env_id='Pendulum-v1' is invalid" in result.stderr.str()

@@ -4,14 +4,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.cache import BLOCK_SEEDS, RunCache, deal
+from ablations.cache import BLOCK_SEEDS, RunCache, batches, deal
 from ablations.settings import AblationSettings
 from agents.engine import train
 from agents.presets import get_variant
 from agents.results import RunResult
 
 
-def _settings(tmp_path: Path, seeds: int = 2, max_seeds: int | None = None) -> AblationSettings:
+def _settings(
+    tmp_path: Path, seeds: int = 2, max_seeds: int | None = None, max_batch: int | None = None
+) -> AblationSettings:
     return AblationSettings(
         profile="test",
         seeds=tuple(range(seeds)),
@@ -23,6 +25,7 @@ def _settings(tmp_path: Path, seeds: int = 2, max_seeds: int | None = None) -> A
         write_report=False,
         session_id="s",
         max_seeds=max_seeds,
+        max_batch=max_batch,
     )
 
 
@@ -86,3 +89,34 @@ def test_deal_gives_the_largest_jobs_first_to_the_least_loaded_worker():
     assert deal([40, 40], 2) == [[0], [1]]
     assert deal([3, 3], 1) == [[0, 1]] and deal([], 2) == [[], []]
     assert deal([1, 2, 3], 4) == [[2], [1], [0], []]
+
+
+def test_batches_cut_consecutive_jobs_at_the_cap_and_never_split_a_block():
+    assert batches([20, 20, 20, 20], None) == [[0, 1, 2, 3]] and batches([], None) == [] == batches([], 40)
+    assert batches([20, 20, 20, 20], 40) == [[0, 1], [2, 3]]
+    assert batches([20, 20, 20], 50) == [[0, 1], [2]]
+    assert batches([5, 20, 5, 5], 10) == [[0], [1], [2, 3]]  # a block over the cap trains alone
+    assert batches([3, 3], 1) == [[0], [1]]
+
+
+def test_a_capped_batch_writes_its_entries_before_the_next_one_trains_and_results_do_not_change(tmp_path):
+    names = ["article-naive", "naive-masked", "target-only"]  # one family, 2 seeds each
+    capped = RunCache(_settings(tmp_path / "capped", max_batch=4))
+    trained: list[list[str]] = []
+    train_batch = capped._train_batch
+
+    def spy(jobs):
+        # Every earlier batch's entries are on disk when the next batch starts.
+        assert all(capped._cached(v, b) is not None for batch in trained for v, b in batch)
+        trained.append([(v, b) for v, b in jobs])
+        return train_batch(jobs)
+
+    capped._train_batch = spy
+    capped.prefetch(names, None)
+    assert [[v.name for v, _ in batch] for batch in trained] == [["article-naive", "naive-masked"], ["target-only"]]
+    assert [capped.get(get_variant(n)).meta["family_seeds"] for n in names] == [4, 4, 2]
+    whole = RunCache(_settings(tmp_path / "whole"))
+    whole.prefetch(names, None)
+    for name in names:
+        variant = get_variant(name)
+        pd.testing.assert_frame_equal(capped.get(variant).checkpoints, whole.get(variant).checkpoints)

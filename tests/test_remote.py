@@ -239,6 +239,6 @@ def test_diagnose_hands_the_executor_to_pytest_and_trains_in_one_process_on_ray(
         build_parser().parse_args(["diagnose", "my.toml", "--executor", "ray", "--ray-address", "h:1"]), "my"
     )
     assert on_ray[-2:] == ["--ablation-executor=ray", "--ablation-ray-address=h:1"] and "-n" not in on_ray
-    arguments = ["diagnose", "my.toml", "--max-seeds", "80", "--no-futility"]
+    arguments = ["diagnose", "my.toml", "--max-seeds", "80", "--no-futility", "--max-batch", "40"]
     sequential = pytest_args(build_parser().parse_args(arguments), "my")
-    assert sequential[-2:] == ["--ablation-max-seeds=80", "--ablation-no-futility"]
+    assert sequential[-3:] == ["--ablation-max-seeds=80", "--ablation-no-futility", "--ablation-max-batch=40"]
