@@ -1,5 +1,7 @@
 """Env profiles: one place for what success, divergence and collapse mean on an env."""
 
+import importlib.util
+
 import pytest
 
 from agents.config import AgentConfig, ConfigError
@@ -21,6 +23,13 @@ def test_profiles_come_from_the_env_and_the_suites_cartpole_definition():
     assert acrobot.collapse_peak is None
     given = env_profile("Acrobot-v1", success_threshold=-150.0, max_abs_reward=2.0)
     assert (given.success_threshold, given.max_abs_reward) == (-150.0, 2.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("Box2D") is None, reason="LunarLander-v3 needs Box2D")
+def test_lunar_lander_takes_gymnasiums_threshold_and_bounds_reward_by_what_training_sees():
+    lander = env_profile("LunarLander-v3")
+    assert lander.success_threshold == 200.0 and "registered" in lander.success_source
+    assert lander.max_episode_steps == 1000 and lander.max_abs_reward is None and lander.collapse_peak is None
 
 
 def test_a_user_registered_env_trains_and_its_reward_bound_is_the_largest_seen():
