@@ -370,6 +370,7 @@ CLAIMS: dict[str, Claim] = {
                     "[0.35, 0.44], Holm-adjusted p of the opposite direction 0.006. It is lower with the target "
                     "network only where replay and terminal masking are both on (P = 0.94 and 0.95), higher in "
                     "all seeds of three strata (P = 0). On CartPole-v1 the claim is supported (0.80 [0.76, 0.84]).",
+                    profiles=("standard",),  # measured there only
                     envs=("Acrobot-v1",),
                 ),
             ),
