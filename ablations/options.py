@@ -78,7 +78,8 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="at most N agents (seeds over a family's variants) per training batch: a batch writes its "
         "cache entries when it ends, so a smaller one loses less when a long session is cut short "
-        "(default: each worker's share of a family in one batch; a seed block is never split)",
+        "(default: each worker's share of a family in one batch; a seed block is never split; on Ray "
+        "each task's entries are stored as it returns)",
     )
     group.addoption(
         "--ablation-max-seeds",
