@@ -1,4 +1,7 @@
+import importlib.util
+
 import pandas.io.parquet
+import pytest
 import torch
 
 # One torch thread per (xdist worker) process: the suite's tensors are small, and threads
@@ -9,3 +12,6 @@ torch.set_num_threads(1)
 # inside the test; pandas' parquet engine registers pyarrow extension types on import and
 # fails when imported a second time. Importing it here keeps it out of any snapshot.
 pandas.io.parquet.get_engine("pyarrow")
+
+# LunarLander-v3 needs Box2D (pip install "dqn-ablations[box2d]"; CI and nox install it).
+NEEDS_BOX2D = pytest.mark.skipif(importlib.util.find_spec("Box2D") is None, reason="LunarLander-v3 needs Box2D")

@@ -1,12 +1,13 @@
 """The ablation suite as a whole, run through pytester on a tiny profile."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.conftest import NEEDS_BOX2D
 
 ROOT = Path(__file__).resolve().parent.parent
 ABLATIONS = ROOT / "ablations"
@@ -144,11 +145,7 @@ def test_a_crashing_claim_is_an_error_and_only_a_refutation_is_an_expected_failu
         ("CartPole-v1", "10,000"),
         ("Acrobot-v1", "20,000"),
         ("MountainCar-v0", "40,000"),
-        pytest.param(
-            "LunarLander-v3",
-            "50,000",
-            marks=pytest.mark.skipif(importlib.util.find_spec("Box2D") is None, reason="LunarLander-v3 needs Box2D"),
-        ),
+        pytest.param("LunarLander-v3", "50,000", marks=NEEDS_BOX2D),
     ],
 )
 def test_each_env_gets_its_documented_budget(pytester, tmp_path, env_id, steps):

@@ -1,5 +1,3 @@
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ from agents.engine import td_targets, train, train_family
 from agents.family import SeedKnobs
 from agents.networks import MLPParams
 from agents.presets import get_variant
+from tests.conftest import NEEDS_BOX2D
 
 SHORT = dict(total_env_steps=1_500, eval_period=500, eval_episodes=2)
 
@@ -195,11 +194,7 @@ def test_episode_log_has_real_episode_ends():
     assert episodes["env_step"].is_monotonic_increasing
 
 
-# LunarLander-v3 needs Box2D (pip install "dqn-ablations[box2d]"; CI installs it).
-BOX2D = pytest.mark.skipif(importlib.util.find_spec("Box2D") is None, reason="Box2D is not installed")
-
-
-@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0", pytest.param("LunarLander-v3", marks=BOX2D)])
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0", pytest.param("LunarLander-v3", marks=NEEDS_BOX2D)])
 def test_other_discrete_envs_train(env_id):
     record = run("article-target", [0, 1], env_id=env_id, total_env_steps=400, eval_period=200, eval_episodes=1)
     frame = pd.DataFrame(record.checkpoints)

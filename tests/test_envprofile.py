@@ -1,7 +1,5 @@
 """Env profiles: one place for what success, divergence and collapse mean on an env."""
 
-import importlib.util
-
 import pytest
 
 from agents.config import AgentConfig, ConfigError
@@ -10,6 +8,7 @@ from agents.envprofile import env_profile, require_success_threshold
 from agents.envs import env_spec
 from agents.results import RunResult
 from reports.metrics import per_seed, soft_divergence_bound
+from tests.conftest import NEEDS_BOX2D
 
 TINY = "tests.tiny_env:TinyChain-v0"
 
@@ -25,7 +24,7 @@ def test_profiles_come_from_the_env_and_the_suites_cartpole_definition():
     assert (given.success_threshold, given.max_abs_reward) == (-150.0, 2.0)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("Box2D") is None, reason="LunarLander-v3 needs Box2D")
+@NEEDS_BOX2D
 def test_lunar_lander_takes_gymnasiums_threshold_and_bounds_reward_by_what_training_sees():
     lander = env_profile("LunarLander-v3")
     assert lander.success_threshold == 200.0 and "registered" in lander.success_source
