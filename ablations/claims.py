@@ -169,7 +169,7 @@ def _article_replay_vs_naive(s: Summaries, alpha: float) -> Evidence:
     return Evidence(verdict, {"iqm": {"article-replay": _iqm(replay), "article-naive": _iqm(naive)}})
 
 
-ALL_CELLS = tuple(factorial_variant(*levels) for levels in factorial.cells(len(FACTORIAL_KNOBS)))
+ALL_CELLS = factorial.ARTICLE_CELLS
 
 
 def knob_strata(knob: int, fixed: dict[int, bool] | None = None) -> list[tuple[str, str]]:
@@ -269,25 +269,6 @@ def _target_helps_convergence(s: Summaries, alpha: float) -> Evidence:
     )
 
 
-# Outcome metrics of the attribution: (per-seed column, label).
-ATTRIBUTION_METRICS = (
-    ("late_return", "late return"),
-    ("success", "success rate"),
-    ("soft_diverged", "sustained soft divergence rate"),
-)
-
-
-def attribution_tables(s: Summaries) -> dict[str, list[dict]]:
-    """Main effects, interactions and Shapley shares of the example 1 -> 3 gap, per metric."""
-    k = len(FACTORIAL_KNOBS)
-    tables = {}
-    for column, _label in ATTRIBUTION_METRICS:
-        values = {levels: s[factorial_variant(*levels)][column].to_numpy(dtype=float) for levels in factorial.cells(k)}
-        table = factorial.attribution_table(values, list(FACTORIAL_KNOBS))
-        tables[column] = table.replace({np.nan: None}).to_dict("records")
-    return tables
-
-
 def contrast_evidence(s: Summaries, column: str, weights: np.ndarray, statistic: str, alpha: float):
     """Claim 'the linear contrast weights . (cell means of column) over the 16 cells is > 0':
     its estimate, stratified bootstrap interval and p-values both ways (a Verdict)."""
@@ -314,7 +295,7 @@ def _failure_is_missing_stabilisers(s: Summaries, alpha: float) -> Evidence:
         factorial.shapley_weights(k, REPLAY) + factorial.shapley_weights(k, TARGET) - factorial.shapley_weights(k, MASK)
     )
     verdict = contrast_evidence(s, "late_return", weights, "phi(replay) + phi(target) - phi(mask)", alpha)
-    return Evidence(verdict, {"attribution": attribution_tables(s), "knobs": list(FACTORIAL_KNOBS)})
+    return Evidence(verdict, {"attribution": factorial.article_attribution(s), "knobs": list(FACTORIAL_KNOBS)})
 
 
 CLAIMS: dict[str, Claim] = {

@@ -240,6 +240,18 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         for _, row in tables["bugs"].iterrows()
     ]
     overall = recognised.get("all")
+    attribution_table = tables["attribution"]
+    seeds_per_cell = ", ".join(str(int(s)) for s in sorted(set(attribution_table["seeds"].dropna())))
+    attribution_seeds = (
+        f"{seeds_per_cell} seeds per cell, "
+        + (
+            "every seed all 16 cells ran"
+            if (attribution_table["source"] == "runs").all()
+            else "the claim's deciding look"
+        )
+        if seeds_per_cell
+        else ""
+    )
     attribution_rows = [
         {
             "metric": row["metric"].replace("_", " "),
@@ -334,6 +346,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         soft=soft,
         bounds=bounds,
         attribution=attribution_rows,
+        attribution_seeds=attribution_seeds,
         thresholds=thresholds,
         diagnosis=diagnosis,
         literature=literature,
