@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from reports.aggregate import ReportError, Results, load_results, verdict_fields  # noqa: E402
-from reports.html import TEMPLATES, _interval, _num, _p, write_text_atomically  # noqa: E402
+from reports.aggregate import ReportError, Results, attribution, load_results, verdict_fields  # noqa: E402
+from reports.html import TEMPLATES, _interval, _num, _p, share_cells, write_text_atomically  # noqa: E402
 
 COLUMNS = ["claim_key", "claim", "env_id", "profile", "verdict", "statistic", "effect_size", "ci_low", "ci_high"]
 COLUMNS += ["p_value", "p_adjusted", "seeds_used"]
@@ -58,6 +58,33 @@ def claims_by_env(results: list[Results]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=COLUMNS + ["_order"])
     frame["_order"] = pd.to_numeric(frame["_order"])
     return frame.sort_values(["_order", "claim_key", "env_id"]).drop(columns="_order").reset_index(drop=True)
+
+
+def env_reach(result: Results) -> dict:
+    """How far the env let any variant get: of all runs (variant x seed), how many reach the
+    success threshold at their best checkpoint and in their late return. Where none ever does,
+    no variant found what the task rewards, so its claims never put a stabiliser to the test."""
+    seeds = result.seed_table
+    threshold = result.env_profile.success_threshold
+    reach = {"threshold": threshold, "runs": len(seeds), "best": None, "late": None}
+    if threshold is not None:
+        reach["best"] = int((seeds["best_return"] >= threshold).sum())
+        reach["late"] = int((seeds["late_return"] >= threshold).sum())
+    return reach
+
+
+def attribution_by_env(results: list[Results]) -> pd.DataFrame:
+    """Each env's Shapley values of the example 1 -> 3 late-return gap (and the gap itself),
+    over every seed all 16 cells ran there; envs without the 16 cells are left out."""
+    parts = []
+    for result in results:
+        table = attribution(result)
+        rows = table[(table["metric"] == "late_return") & table["kind"].isin(["shapley", "gap"])].copy()
+        rows.insert(0, "env_id", result.env_id)
+        parts.append(rows)
+    columns = ["env_id", "kind", "name", "estimate", "ci_low", "ci_high", "share", "share_low", "share_high", "seeds"]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return frame[columns].reset_index(drop=True)
 
 
 def heatmap(frame: pd.DataFrame, path: Path) -> Path:
@@ -94,8 +121,20 @@ def write_across_report(directories: list[str | Path], output: str | Path) -> Pa
             "seeds": len(r.meta.get("seeds", [])),
             "steps": r.meta.get("env_steps"),
             "folder": str(r.directory),
+            **_reach_cells(env_reach(r)),
         }
         for r in results
+    ]
+    shapley = [
+        {
+            "env": row["env_id"],
+            "name": "gap (example 3 - example 1)" if row["kind"] == "gap" else row["name"].replace("_", " "),
+            "estimate": _num(row["estimate"]),
+            "interval": _interval(row["ci_low"], row["ci_high"]),
+            **share_cells(row),
+            "seeds": _num(row["seeds"]),
+        }
+        for _, row in attribution_by_env(results).iterrows()
     ]
     rows = [
         {
@@ -110,9 +149,21 @@ def write_across_report(directories: list[str | Path], output: str | Path) -> Pa
         for _, row in frame.iterrows()
     ]
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-    html = environment.get_template("across.html.j2").render(envs=envs, rows=rows, figure=figure)
+    html = environment.get_template("across.html.j2").render(envs=envs, rows=rows, figure=figure, shapley=shapley)
     write_text_atomically(target, html)
     table = target.with_suffix(".csv")
     frame.to_csv(table.with_suffix(".csv.tmp"), index=False)
     os.replace(table.with_suffix(".csv.tmp"), table)
     return target
+
+
+def _reach_cells(reach: dict) -> dict:
+    """The env table's reach columns: the threshold and 'k of n' runs at the best and late checkpoints."""
+    if reach["threshold"] is None:
+        return {"threshold": "none known", "best": "", "late": "", "never": False}
+    return {
+        "threshold": _num(reach["threshold"]),
+        "best": f"{reach['best']} of {reach['runs']}",
+        "late": f"{reach['late']} of {reach['runs']}",
+        "never": reach["best"] == 0,
+    }

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.envprofile import EnvProfile
 from reports import factorial, stats
-from reports.metrics import per_seed, soft_divergence_bound, soft_divergence_rates
+from reports.metrics import as_env_profile, per_seed, soft_divergence_bound, soft_divergence_rates
 
 REQUIRED = ("runs.parquet", "tests.parquet", "meta.json")
 RUN_COLUMNS = ("variant", "seed", "env_step", "eval_return", "max_abs_q", "diverged")
@@ -38,6 +39,10 @@ class Results:
     def profile(self) -> dict | str:
         """The env profile recorded by the session (its env id for results saved before)."""
         return self.meta.get("env_profile") or self.env_id
+
+    @property
+    def env_profile(self) -> EnvProfile:
+        return as_env_profile(self.profile)
 
     @functools.cached_property
     def variant_configs(self) -> dict[str, dict]:

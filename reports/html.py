@@ -44,6 +44,16 @@ def _interval(low, high) -> str:
     return "" if _num(low) == "" else f"[{_num(low)}, {_num(high)}]"
 
 
+def share_cells(row) -> dict:
+    """An attribution row's share of the gap and its interval, as percentages ('' where none)."""
+    return {
+        "share": "" if pd.isna(row["share"]) else f"{100 * row['share']:.0f}%",
+        "share_interval": ""
+        if pd.isna(row["share_low"])
+        else f"[{100 * row['share_low']:.0f}%, {100 * row['share_high']:.0f}%]",
+    }
+
+
 def _p(value) -> str:
     return "" if value is None or pd.isna(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
 
@@ -259,10 +269,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "name": row["name"].replace("_", " "),
             "estimate": _num(row["estimate"]),
             "interval": _interval(row["ci_low"], row["ci_high"]),
-            "share": "" if pd.isna(row["share"]) else f"{100 * row['share']:.0f}%",
-            "share_interval": ""
-            if pd.isna(row["share_low"])
-            else f"[{100 * row['share_low']:.0f}%, {100 * row['share_high']:.0f}%]",
+            **share_cells(row),
         }
         for _, row in tables["attribution"].iterrows()
     ]

@@ -32,7 +32,7 @@ SUCCESS_THRESHOLDS_SHOWN = {"CartPole-v1": (195.0, 250.0, 475.0)}
 COLLAPSE_FRACTION = 0.5
 
 
-def _profile(profile: EnvProfile | dict | str) -> EnvProfile:
+def as_env_profile(profile: EnvProfile | dict | str) -> EnvProfile:
     """A profile from a profile, its recorded dict, or (for results saved before) an env id."""
     if isinstance(profile, EnvProfile):
         return profile
@@ -43,7 +43,7 @@ def _profile(profile: EnvProfile | dict | str) -> EnvProfile:
 
 def max_abs_reward(profile, checkpoints: pd.DataFrame | None = None) -> float | None:
     """The profile's reward bound, else the largest |reward| the run saw in training."""
-    profile = _profile(profile)
+    profile = as_env_profile(profile)
     if profile.max_abs_reward is not None:
         return profile.max_abs_reward
     if (
@@ -108,7 +108,7 @@ def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
     worst = frame["eval_return"].min()
     out["late_return_imputed"] = out["late_return"].isna()
     out["late_return"] = out["late_return"].fillna(worst if np.isfinite(worst) else 0.0)
-    profile = _profile(profile)
+    profile = as_env_profile(profile)
     bound = soft_divergence_bound(profile, gamma, checkpoints=frame)
     if bound is not None:
         # Hard-diverged seeds went through overflow: they count as soft-diverged too.

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.presets import get_variant
+from agents.presets import FACTORIAL_KNOBS, factorial_variant, get_variant
+from reports import factorial
 
 # Late returns (the last of five checkpoints) per seed, chosen for exact answers.
 LATE = {"article-naive": [9.0, 10.0, 11.0, 300.0], "article-target": [100.0, 200.0, 300.0, 500.0]}
@@ -154,3 +155,96 @@ def results_dir(tmp_path):
     pd.DataFrame({"variant": [], "seed": []}).to_parquet(folder / "episodes.parquet", index=False)
     (folder / "meta.json").write_text(json.dumps(_meta()))
     return folder
+
+
+MASK, REPLAY = FACTORIAL_KNOBS.index("terminal_masking"), FACTORIAL_KNOBS.index("replay")
+COMMON_SEEDS = 4
+
+
+def _cell_return(levels: tuple[bool, ...]) -> float:
+    """Late return of every common seed of a cell: masking +100, replay +30, both together +10 more."""
+    return 100.0 * levels[MASK] + 30.0 * levels[REPLAY] + 10.0 * levels[MASK] * levels[REPLAY]
+
+
+def _factorial_folder(folder, cells, extra_seed_cells, recorded_n=20, env_id="CartPole-v1"):
+    """A results folder with the given cells at seeds 0-3; cells in extra_seed_cells also hold
+    seeds 4 and 5 at a return that would move every estimate if they were counted."""
+    rows = []
+    for levels in factorial.cells(len(FACTORIAL_KNOBS)):
+        variant = factorial_variant(*levels)
+        if variant not in cells:
+            continue
+        seeds = range(COMMON_SEEDS + 2) if variant in extra_seed_cells else range(COMMON_SEEDS)
+        for seed in seeds:
+            value = _cell_return(levels) if seed < COMMON_SEEDS else 10_000.0
+            for step in range(200, 1001, 200):
+                rows.append(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "env_step": step,
+                        "eval_return": value,
+                        "max_abs_q": 1.0,
+                        "td_target_var": 1.0,
+                        "td_error_var": 1.0,
+                        "state_autocorrelation": 0.5,
+                        "diverged": False,
+                        "diverged_step": -1,
+                    }
+                )
+    recorded = {
+        "late_return": [
+            {"kind": "gap", "name": "all on - all off", "estimate": 416.0, "ci_low": 402.0, "ci_high": 428.0}
+        ]
+    }
+    tests = pd.DataFrame(
+        [
+            {
+                "node_id": "ablations/test_claims.py::test_claim[failure-is-missing-stabilisers]",
+                "test": "test_claim[failure-is-missing-stabilisers]",
+                "property": "claims",
+                "claim": "The failure is the missing stabilisers.",
+                "variants": ",".join(factorial.ARTICLE_CELLS),
+                "statistic": "phi(replay) + phi(target) - phi(mask)",
+                "effect_size": -274.0,
+                "ci_low": -298.0,
+                "ci_high": -249.0,
+                "p_value": 1.0,
+                "p_adjusted": 1.0,
+                "seeds_needed": None,
+                "duration_s": 1.0,
+                "verdict": "refuted",
+                "outcome": "xfailed",
+                "n": recorded_n,
+                "details": json.dumps({"attribution": recorded}),
+            }
+        ]
+    )
+    folder.mkdir()
+    pd.DataFrame(rows).to_parquet(folder / "runs.parquet", index=False)
+    tests.to_parquet(folder / "tests.parquet", index=False)
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {
+                "profile": "hand-made",
+                "env_id": env_id,
+                "seeds": [0, 1, 2, 3, 4, 5],
+                "env_steps": 1000,
+                "command_line": "pytest ablations",
+            }
+        )
+    )
+    return folder
+
+
+@pytest.fixture
+def factorial_results(tmp_path):
+    """make(cells, extra_seed_cells, recorded_n=20, env_id="CartPole-v1") -> a results folder
+    of the article's factorial (see _factorial_folder); each call makes a new folder."""
+    made = []
+
+    def make(cells, extra_seed_cells, recorded_n=20, env_id="CartPole-v1"):
+        made.append(None)
+        return _factorial_folder(tmp_path / f"factorial-{len(made)}", cells, extra_seed_cells, recorded_n, env_id)
+
+    return make
