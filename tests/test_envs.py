@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from agents.config import ConfigError
-from agents.envs import AcrobotBatch, CartPoleBatch, GymnasiumBatch, MountainCarBatch, env_spec, make_env_batch
+from agents.envs import AcrobotBatch, CartPoleBatch, GymnasiumBatch, MountainCarBatch, _pow2, env_spec, make_env_batch
 
 
 def controller_actions(obs, rng, noise):
@@ -67,6 +67,15 @@ def test_hand_written_batches_are_identical_to_gymnasium(env_id, batch, velocity
         obs = a.obs
     # Both ends of an episode happen: random play hits the time limit, pumping reaches the goal.
     assert truncations > 0 if noise == 1.0 else terminations > 5
+
+
+def test_acrobot_square_rounds_as_numpy_scalar_power_does():
+    # Gymnasium squares numpy float64 scalars (libm's pow); array x * x and array np.power
+    # (SVML on AVX-512 CPUs) each round some of these values differently.
+    x = np.random.default_rng(5).uniform(-30.0, 30.0, 20_000)
+    expected = np.array([value**2 for value in x])  # iterating yields numpy float64 scalars
+    np.testing.assert_array_equal(_pow2(x), expected)
+    assert (x * x != expected).any(), "no value where x * x and libm's pow differ: the check proves nothing"
 
 
 def test_step_returns_the_real_next_state_not_the_reset_state():
