@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -76,6 +81,23 @@ def test_acrobot_square_rounds_as_numpy_scalar_power_does():
     expected = np.array([value**2 for value in x])  # iterating yields numpy float64 scalars
     np.testing.assert_array_equal(_pow2(x), expected)
     assert (x * x != expected).any(), "no value where x * x and libm's pow differ: the check proves nothing"
+
+
+def test_the_equality_checks_hold_at_numpy_baseline_dispatch_too():
+    # numpy picks its loops by CPU at import (np.power takes SVML on AVX-512), so an equality
+    # that holds on one CI machine can fail on another. Rerun the checks above in a process with
+    # every dispatched SIMD feature of this CPU switched off: both ends are checked here.
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:
+        pytest.skip("this numpy does not expose its CPU dispatch (numpy._core._multiarray_umath)")
+    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    if not found:
+        pytest.skip("numpy dispatches nothing above its baseline on this CPU: this process is the baseline run")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(found)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "identical or square", __file__]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, f"with {found} off:\n{result.stdout[-4000:]}"
 
 
 def test_step_returns_the_real_next_state_not_the_reset_state():
