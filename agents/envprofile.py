@@ -63,7 +63,7 @@ def env_profile(env_id: str, success_threshold: float | None = None, max_abs_rew
     if success_threshold is not None:
         success, success_source = float(success_threshold), "given in the config file"
     elif env_id in SUITE_SUCCESS_THRESHOLD:
-        success, success_source = SUITE_SUCCESS_THRESHOLD[env_id], "the suite's definition (half the maximum return)"
+        success, success_source = SUITE_SUCCESS_THRESHOLD[env_id], "the suite's definition: half the maximum return"
     elif spec.reward_threshold is not None:
         success, success_source = float(spec.reward_threshold), "gymnasium's registered reward_threshold"
     else:
