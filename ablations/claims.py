@@ -359,7 +359,7 @@ CLAIMS: dict[str, Claim] = {
         Claim(
             "target-helps-convergence",
             "The target network makes convergence more probable than replay alone.",
-            "share of seeds whose late return reaches 250 (example 3 vs example 2)",
+            "share of seeds whose late return reaches the success threshold (example 3 vs example 2)",
             ("article-target", "article-replay"),
             _target_helps_convergence,
         ),
