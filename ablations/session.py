@@ -24,6 +24,7 @@ from ablations.helpers import seed_summary
 from ablations.literature import LITERATURE
 from ablations.progress import uncaptured_writer
 from ablations.settings import AblationSettings, read_settings
+from agents.results import git_commit
 from reports.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
@@ -55,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = read_settings(config, session_id)
     config.stash[SETTINGS] = settings
     if workerinput is None:
+        git_commit()  # fixed now: the results name the commit the session started on
         # The controller (or the only process, under -n 0) gathers and writes the results.
         config.pluginmanager.register(ControllerPlugin(config, settings), "ablation-controller")
         if settings.executor == "ray":

@@ -85,7 +85,10 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
 def git_commit() -> str | None:
+    """HEAD of the package's repository when this process first asks, so a long session records
+    the commit it started on, not one made while it trained."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10, check=True

@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -98,3 +99,21 @@ def test_damaged_runs_raise_an_error_naming_the_file(result, tmp_path, damage):
         name = "checkpoints.parquet"
     with pytest.raises(ResultsError, match=name):
         RunResult.load(directory)
+
+
+def test_git_commit_is_the_one_a_process_started_on(monkeypatch):
+    # A session that trains for an hour must not record a commit made while it trained.
+    import agents.results as results_module
+
+    heads = iter(["a" * 40, "b" * 40])
+
+    def fake_run(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 0, stdout=next(heads) + "\n", stderr="")
+
+    results_module.git_commit.cache_clear()
+    monkeypatch.setattr(results_module.subprocess, "run", fake_run)
+    try:
+        assert results_module.git_commit() == "a" * 40
+        assert results_module.git_commit() == "a" * 40
+    finally:
+        results_module.git_commit.cache_clear()
