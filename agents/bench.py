@@ -108,11 +108,29 @@ def run_one(pool, kind, variant, seeds, steps, changes, repeats):
     }
 
 
+def _seed_counts(text: str) -> tuple[int, ...]:
+    """--seeds: positive integers separated by commas."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive integers separated by commas (e.g. 40,160)")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median is reported")
     parser.add_argument("--steps", type=int, default=2_000, help="env steps per run")
     parser.add_argument("--out", default="bench-results", help="directory for bench.csv and bench.json")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_counts,
+        default=SEED_COUNTS,
+        help="batch widths K to measure, comma-separated (default 1,8,32,64); e.g. 40,160 for the cost of "
+        "--ablation-max-batch 40 against a worker's whole share",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 200:
         parser.error("--repeats must be >= 1 and --steps >= 200")
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
             runs = [("article-loop", 1, baseline)] + [
-                ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in SEED_COUNTS
+                ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in args.seeds
             ]
             for kind, k, result in runs:
                 rate = result["agent_steps_per_s"]

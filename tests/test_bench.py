@@ -2,6 +2,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from agents import bench
 
 
@@ -39,3 +41,11 @@ def test_the_bench_is_product_code_without_test_imports():
     for module in ("bench.py", "baseline.py"):
         source = Path(bench.__file__).with_name(module).read_text()
         assert "from tests" not in source and "import tests" not in source and "sys.path" not in source
+
+
+def test_batch_widths_are_a_comma_separated_list_of_positive_integers(capsys):
+    assert bench._seed_counts("40,160") == (40, 160)
+    for bad in ("0", "4,x", "", "-8"):
+        with pytest.raises(SystemExit):
+            bench.main(["--seeds", bad])
+        assert f"argument --seeds: {bad!r} is not positive integers" in capsys.readouterr().err
