@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations.options import EXECUTORS, PROFILES
-from agents.config import ConfigError
-from agents.configfile import load_config_file
+from ablations.options import EXECUTORS, PROFILES, SMOKE_STEP_CAP
+from ablations.settings import check_env, config_env_settings
+from agents.configfile import ConfigFile, load_config_file
+from agents.ladder import one_knob_ladder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,13 +77,35 @@ def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
     return command
 
 
+def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
+    """What the diagnosis will train, before anything does: with -q, pytest prints no header, and a
+    standard diagnosis runs for an hour or more."""
+    profile = PROFILES[args.profile]
+    # As the session sizes it (ablations.settings.read_settings): the file's own steps, smoke-capped.
+    steps = loaded.config.total_env_steps
+    steps = min(steps, SMOKE_STEP_CAP) if profile.name == "smoke" else steps
+    rungs, _ = one_knob_ladder(loaded.config.replace(total_env_steps=steps))
+    variants = 1 + len(rungs)
+    line = (
+        f"diagnose: {loaded.name} on {loaded.config.env_id}, profile {profile.name}: your DQN and {len(rungs)} "
+        f"one-knob changes x {profile.seeds} seeds x {steps:,} env steps = {variants * profile.seeds * steps:,} "
+        f"agent-steps"
+    )
+    if args.max_seeds is not None and args.max_seeds > profile.seeds:
+        line += f" (up to {variants * args.max_seeds * steps:,} with --max-seeds {args.max_seeds})"
+    return line + f"; runs already in {args.cache} are not trained again"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         loaded = load_config_file(args.config)
-    except ConfigError as exc:
+        # The session checks the env too; checked here first, the error is the only line printed.
+        check_env(loaded.config.env_id, config_env_settings(loaded))
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(plan(loaded, args), flush=True)
     status = pytest.main(pytest_args(args, loaded.name))
     results = Path(args.out or f"diagnosis-{loaded.name}")
     # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.

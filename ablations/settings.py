@@ -70,7 +70,7 @@ class AblationSettings:
     @property
     def env_settings(self) -> dict:
         """The config file's [env] values (success threshold, reward bound) where it gives them."""
-        return _env_settings(self.config_file)
+        return config_env_settings(self.config_file)
 
     def variant(self, name: str) -> Variant:
         """A variant of this session (a diagnosis' base or rung) or a preset."""
@@ -131,11 +131,10 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
     executor, ray_address = _executor(config)
     config_file = _config_file(config.getoption("ablation_config"), config.invocation_params.dir)
     env_id = config_file.config.env_id if config_file else config.getoption("ablation_env")
-    env_settings = _env_settings(config_file)
+    env_settings = config_env_settings(config_file)
     option = "--ablation-config" if config_file else "--ablation-env"
     try:
-        env_spec(env_id)
-        require_success_threshold(env_profile(env_id, **env_settings))
+        check_env(env_id, env_settings)
     except ValueError as exc:
         raise pytest.UsageError(f"{option}: {exc}") from None
     if steps is None:
@@ -177,7 +176,15 @@ def _executor(config: pytest.Config) -> tuple[str, str | None]:
     return executor, address
 
 
-def _env_settings(config_file: ConfigFile | None) -> dict:
+def check_env(env_id: str, env_settings: dict) -> None:
+    """A ValueError (one line) unless DQN can train on env_id and its runs can be judged: a
+    registered env with discrete actions and flat observations, and a known success threshold."""
+    env_spec(env_id)
+    require_success_threshold(env_profile(env_id, **env_settings))
+
+
+def config_env_settings(config_file: ConfigFile | None) -> dict:
+    """The config file's [env] values that it gives (success threshold, reward bound)."""
     if config_file is None:
         return {}
     return {k: v for k, v in dataclasses.asdict(config_file.env).items() if v is not None}

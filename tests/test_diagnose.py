@@ -129,3 +129,21 @@ def test_bad_input_is_one_line_before_anything_trains(user_dir, text, message):
     assert errors, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (user_dir / ".ablation-cache").exists()
+
+
+def test_diagnose_says_what_it_will_train_before_it_trains():
+    from ablations.__main__ import build_parser, plan
+    from agents.configfile import load_config_file
+
+    example = ROOT / "examples" / "article-example-1.toml"
+    loaded = load_config_file(example)
+    # The README's example diagnosis: the base and nine rungs, 20 seeds x 50k steps each.
+    args = build_parser().parse_args(["diagnose", str(example), "--max-seeds", "40", "--cache", "c"])
+    assert plan(loaded, args) == (
+        "diagnose: article-example-1 on CartPole-v1, profile standard: your DQN and 9 one-knob changes x 20 seeds "
+        "x 50,000 env steps = 10,000,000 agent-steps (up to 20,000,000 with --max-seeds 40); runs already in c "
+        "are not trained again"
+    )
+    # The smoke profile caps the file's steps at 10,000 and takes 3 seeds.
+    args = build_parser().parse_args(["diagnose", str(example), "--profile", "smoke"])
+    assert "x 3 seeds x 10,000 env steps = 300,000 agent-steps;" in plan(loaded, args)
