@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations.options import EXECUTORS, PROFILES, SMOKE_STEP_CAP
-from ablations.settings import check_env, config_env_settings
+from ablations.options import EXECUTORS, PROFILES
+from ablations.settings import check_env, config_env_settings, config_file_steps
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
 
@@ -81,9 +81,7 @@ def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
     """What the diagnosis will train, before anything does: with -q, pytest prints no header, and a
     standard diagnosis runs for an hour or more."""
     profile = PROFILES[args.profile]
-    # As the session sizes it (ablations.settings.read_settings): the file's own steps, smoke-capped.
-    steps = loaded.config.total_env_steps
-    steps = min(steps, SMOKE_STEP_CAP) if profile.name == "smoke" else steps
+    steps = config_file_steps(profile.name, loaded.config.total_env_steps)
     rungs, _ = one_knob_ladder(loaded.config.replace(total_env_steps=steps))
     variants = 1 + len(rungs)
     line = (

@@ -139,9 +139,8 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         raise pytest.UsageError(f"{option}: {exc}") from None
     if steps is None:
         steps = profile.env_steps * ENV_STEP_FACTORS.get(env_id, 1)
-        if config_file is not None:  # the user's own budget; the smoke profile only checks it runs
-            own = config_file.config.total_env_steps
-            steps = min(own, SMOKE_STEP_CAP) if profile.name == "smoke" else own
+        if config_file is not None:
+            steps = config_file_steps(profile.name, config_file.config.total_env_steps)
     # Relative folders are relative to where pytest was started (as for any command-line path).
     root = Path(config.invocation_params.dir)
     settings = AblationSettings(
@@ -174,6 +173,12 @@ def _executor(config: pytest.Config) -> tuple[str, str | None]:
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise pytest.UsageError(RAY_MISSING)
     return executor, address
+
+
+def config_file_steps(profile: str, own_steps: int) -> int:
+    """A config file's env steps in a session: the user's own budget; the smoke profile only
+    checks that it runs, so it caps them."""
+    return min(own_steps, SMOKE_STEP_CAP) if profile == "smoke" else own_steps
 
 
 def check_env(env_id: str, env_settings: dict) -> None:
