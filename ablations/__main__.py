@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ablations.options import EXECUTORS, PROFILES
-from ablations.settings import check_env, config_env_settings, config_file_steps
+from ablations.settings import check_env, config_env_settings, config_file_steps, sized_config
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
 
@@ -82,7 +82,8 @@ def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
     standard diagnosis runs for an hour or more."""
     profile = PROFILES[args.profile]
     steps = config_file_steps(profile.name, loaded.config.total_env_steps)
-    rungs, _ = one_knob_ladder(loaded.config.replace(total_env_steps=steps))
+    # The base exactly as the session sizes it (ablations.settings._with_ladder), so the count is its count.
+    rungs, _ = one_knob_ladder(sized_config(loaded.config, loaded.config.env_id, steps))
     variants = 1 + len(rungs)
     line = (
         f"diagnose: {loaded.name} on {loaded.config.env_id}, profile {profile.name}: your DQN and {len(rungs)} "

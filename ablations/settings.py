@@ -86,12 +86,7 @@ class AblationSettings:
 
     def configure(self, config: AgentConfig) -> AgentConfig:
         """A variant's config resized to this session's profile and env."""
-        return config.replace(
-            env_id=self.env_id,
-            total_env_steps=self.env_steps,
-            eval_period=checkpoint_period(self.env_steps),
-            eval_episodes=EVAL_EPISODES,
-        )
+        return sized_config(config, self.env_id, self.env_steps)
 
     def describe(self) -> str:
         return (
@@ -173,6 +168,16 @@ def _executor(config: pytest.Config) -> tuple[str, str | None]:
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise pytest.UsageError(RAY_MISSING)
     return executor, address
+
+
+def sized_config(config: AgentConfig, env_id: str, env_steps: int) -> AgentConfig:
+    """config on env_id for env_steps, with the suite's checkpoints (as every session trains it)."""
+    return config.replace(
+        env_id=env_id,
+        total_env_steps=env_steps,
+        eval_period=checkpoint_period(env_steps),
+        eval_episodes=EVAL_EPISODES,
+    )
 
 
 def config_file_steps(profile: str, own_steps: int) -> int:
