@@ -4,7 +4,7 @@ One seed, an nn.Module Q-network, a deque replay buffer sampled with random.samp
 network copied every `target_sync_period` updates, gymnasium.make, and numpy/tensor conversions
 on every step: the code a user would otherwise run, ported to gymnasium 1.x (terminated and
 truncated, reset in the loop). It is a yardstick for `python -m agents.bench`, not a reference
-for correctness (that is tests/textbook_dqn.py, which follows the engine's random streams).
+for correctness (that is agents/reference.py, which follows the engine's random streams).
 """
 
 from __future__ import annotations

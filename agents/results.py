@@ -7,12 +7,14 @@ exists complete or not at all; loading reads Parquet and JSON only (never pickle
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,28 +63,86 @@ def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path]
     return target
 
 
-# The modules whose code decides what a training run produces. How it is stored is versioned
-# by RESULT_FORMAT_VERSION instead, so refactoring storage code does not invalidate runs.
-TRAINING_MODULES = (
-    "config.py",
-    "seeding.py",
-    "envs.py",
-    "networks.py",
-    "replay.py",
-    "diagnostics.py",
-    "engine.py",
-)
+# The libraries whose arithmetic the engine's bit-identity rests on (agents/networks.py): their
+# versions, and the BLAS torch calls, are part of the cache key. box2d is LunarLander-v3's physics.
+KEYED_LIBRARIES = ("torch", "numpy", "gymnasium", "box2d")
+# Where training starts: the key covers every module of this package that importing it executes.
+ENGINE_MODULE = "engine.py"
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """Names of this package's modules (relative to it, "networks") that a source imports,
+    wherever the import stands (top level, in a function, under TYPE_CHECKING)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith(f"{package}.")}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: from .x import y / from . import x
+                module = f"{package}.{module}" if module else package
+            if module == package:  # from agents import x: x may be a module
+                names |= {f"{package}.{a.name}" for a in node.names}
+            elif module.startswith(f"{package}."):
+                names.add(module)
+    return {name.split(".", 1)[1].split(".")[0] for name in names}
+
+
+def engine_closure(package_dir: Path = PACKAGE_DIR) -> tuple[str, ...]:
+    """The files of the package that `import agents.engine` executes: the package's __init__.py,
+    engine.py and, transitively, every module of the package either imports. Read from the
+    source (ast), not from sys.modules, so what else a process imported does not change it."""
+    package = package_dir.name
+    seen: set[str] = set()
+    pending = ["__init__.py", ENGINE_MODULE]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        path = package_dir / name
+        if not path.is_file():  # "from agents import X" of a name that is not a module
+            continue
+        seen.add(name)
+        pending += [f"{module}.py" for module in _imported_modules(path.read_text(encoding="utf-8"), package)]
+    return tuple(sorted(seen))
+
+
+def library_versions() -> dict[str, str | None]:
+    """The keyed libraries' versions and the BLAS torch was built with (its own build report)."""
+    versions: dict[str, str | None] = {}
+    for name in KEYED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    import torch
+
+    # torch's build report: the MKL line (its version) when built with MKL, and BLAS_INFO=<name>.
+    build = torch.__config__.show()
+    mkl = [line.strip(" -") for line in build.splitlines() if "Math Kernel Library" in line]
+    blas_info = re.search(r"BLAS_INFO=([^,\s]+)", build)
+    versions["blas"] = "; ".join([*mkl, f"BLAS_INFO={blas_info.group(1) if blas_info else '?'}"])
+    return versions
+
+
+def code_digest(package_dir: Path = PACKAGE_DIR, libraries: dict | None = None) -> str:
+    """The hash behind code_version: the engine closure's sources and the keyed libraries."""
+    digest = hashlib.sha256()
+    for name in engine_closure(package_dir):
+        digest.update(name.encode())
+        digest.update((package_dir / name).read_bytes())
+    digest.update(json.dumps(library_versions() if libraries is None else libraries, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the training code's source: cached results from other code are not reused.
-    Computed once per process, so editing the source mid-session cannot change the key."""
-    digest = hashlib.sha256()
-    for path in (PACKAGE_DIR / name for name in TRAINING_MODULES):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    """What trained a run: the source of every module training imports and the versions of the
+    libraries its arithmetic depends on, so cached results from other code are not reused.
+    Computed once per process, so editing the source mid-session cannot change the key. The
+    CPU's SIMD path is not keyed (runs on a mixed Ray cluster stay exchangeable); it is in the
+    run's package_versions."""
+    return code_digest()
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The batched engine against an independent textbook DQN (tests/textbook_dqn.py), seed for seed."""
+"""The batched engine against an independent textbook DQN (agents/reference.py), seed for seed."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 
 from agents.engine import train
 from agents.presets import get_variant
-from tests.textbook_dqn import run_textbook
+from agents.reference import run_textbook
 
 STEPS = 2_000
 

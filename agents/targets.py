@@ -1,0 +1,68 @@
+"""Target-network rules (Mnih et al. 2015; Lillicrap et al. 2016): none, a hard copy every C
+updates, or Polyak averaging, per seed; a stale target (bug_stale_target) keeps its first copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.family import SeedKnobs
+from agents.networks import MLPParams
+
+
+class TargetNetwork:
+    """The target network of every seed that has one, and when each was last synced.
+
+    Seeds without a target network in a family that has one keep their target equal to online
+    (mirrored), so the Bellman target of td_targets is theirs too. `network` is None when no
+    seed has a target network.
+    """
+
+    def __init__(self, knobs: SeedKnobs, online: MLPParams, device):
+        self.knobs = knobs
+        self.network = online.clone() if knobs.any_target else None
+        self.mirrored = torch.from_numpy(~knobs.has_target).to(device) if self.network is not None else None
+        # Polyak seeds by tau (a stale-target seed is never averaged).
+        self.polyak_groups = [
+            (tau, torch.from_numpy((knobs.tau == tau) & ~knobs.stale_target).to(device))
+            for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau) & ~knobs.stale_target]))
+        ]
+        # Without a target network, with polyak averaging or with double Q the TD targets move on
+        # every update; a plain hard target moves only when it is synced.
+        double = knobs.double_q.view(-1).cpu().numpy() if torch.is_tensor(knobs.double_q) else knobs.double_q
+        self.moves_every_update = ~knobs.hard | double
+        num_seeds = len(knobs.configs)
+        self.last_sync_update = np.zeros(num_seeds, dtype=np.int64)
+        self.last_sync_step = np.zeros(num_seeds, dtype=np.int64)
+
+    def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
+        """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
+        hard target was synced (K,) bool."""
+        knobs = self.knobs
+        synced = knobs.hard & (updates % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
+        if self.network is not None:
+            copied = torch.from_numpy(synced).to(self.mirrored.device) | self.mirrored
+            if bool(copied.all()):
+                self.network.copy_(online)
+            elif bool(copied.any()):
+                self.network.copy_seeds_(online, copied)
+            for tau, seeds_with_tau in self.polyak_groups:
+                if bool(seeds_with_tau.all()):
+                    self.network.polyak_(online, tau)
+                else:
+                    self.network.polyak_seeds_(online, tau, seeds_with_tau)
+        self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
+        return synced
+
+    def lag(self, updates: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Updates and env steps since each hard target's last sync (NaN where not hard)."""
+        hard = self.knobs.hard
+        return np.where(hard, updates - self.last_sync_update, np.nan), np.where(
+            hard, step - self.last_sync_step, np.nan
+        )
+
+    def distance(self, online: MLPParams) -> np.ndarray:
+        """How far each seed's target is from its online network (NaN without a target)."""
+        if self.network is None:
+            return np.full(len(self.knobs.configs), np.nan)
+        return np.where(self.knobs.has_target, self.network.distance(online).cpu().numpy(), np.nan)
