@@ -48,6 +48,12 @@ def _require_float(name: str, value: Any) -> float:
     return float(value)
 
 
+# The usual value of a target rule's own field when a config leaves it unset: the article's
+# (and the suite's presets') hard sync period, and the soft-update coefficient of TD3/SAC.
+DEFAULT_SYNC_PERIOD = 100
+DEFAULT_TAU = 0.005
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Every knob of a DQN agent variant; units are env steps unless a name says updates."""
@@ -65,9 +71,11 @@ class AgentConfig:
     learning_starts: int = 64
     env_steps_per_update: int = 1
     target_network: str = "hard"
-    # Gradient updates between hard copies online -> target (target_network="hard").
-    target_sync_period: int | None = 100
-    # Polyak coefficient, target <- (1 - tau) target + tau online each update (target_network="polyak").
+    # Gradient updates between hard copies online -> target (target_network="hard"); unset means
+    # DEFAULT_SYNC_PERIOD for a hard target and nothing otherwise.
+    target_sync_period: int | None = None
+    # Polyak coefficient, target <- (1 - tau) target + tau online each update (target_network="polyak");
+    # unset means DEFAULT_TAU for a polyak target and nothing otherwise.
     target_tau: float | None = None
     # Drop the bootstrap term on terminated transitions; False reproduces example 1's bug.
     terminal_masking: bool = True
@@ -180,15 +188,17 @@ class AgentConfig:
     def _validate_target(self) -> None:
         if self.target_network not in TARGET_NETWORKS:
             raise _bad("target_network", self.target_network, f"must be one of {TARGET_NETWORKS}")
+        # A field that belongs to one target rule takes that rule's usual value when unset, so a
+        # config never has to unset a default that belongs to another rule.
+        if self.target_network == "hard" and self.target_sync_period is None:
+            object.__setattr__(self, "target_sync_period", DEFAULT_SYNC_PERIOD)
+        if self.target_network == "polyak" and self.target_tau is None:
+            object.__setattr__(self, "target_tau", DEFAULT_TAU)
         if self.target_network == "hard":
-            if self.target_sync_period is None:
-                raise _bad("target_sync_period", None, "is required with target_network='hard'")
             _require_int("target_sync_period", self.target_sync_period, 1)
         elif self.target_sync_period is not None:
             raise _bad("target_sync_period", self.target_sync_period, "applies only to target_network='hard'")
         if self.target_network == "polyak":
-            if self.target_tau is None:
-                raise _bad("target_tau", None, "is required with target_network='polyak'")
             tau = _require_float("target_tau", self.target_tau)
             if not 0.0 < tau <= 1.0:
                 raise _bad("target_tau", self.target_tau, "must lie in (0, 1]")

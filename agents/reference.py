@@ -62,15 +62,8 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
     previous_terminated = False
     obs, _ = env.reset(seed=streams.env_reset_seed)
     for t in range(steps):
-        if t < config.epsilon_decay_steps:
-            frac = t / config.epsilon_decay_steps
-            epsilon = config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
-        else:
-            epsilon = config.epsilon_end
-        if config.bug_epsilon_at_end:
-            epsilon = config.epsilon_end
         u = streams.explore.random(2)
-        if u[0] < epsilon:
+        if u[0] < epsilon_at(config, t):
             action = int(u[1] * num_actions)
         else:
             with torch.no_grad():
@@ -91,44 +84,23 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
             else:
                 idx = (streams.replay.random(config.batch_size) * size).astype(np.int64)
             states = torch.as_tensor(buf_obs[idx])
-            # Multi-step windows, one sample at a time: follow the slots in insertion order until
-            # n steps, the episode's end or the newest transition; the last slot gives s' and done.
-            last = idx.copy()
-            returns = buf_reward[idx].copy()
-            discounts = np.full(len(idx), np.float32(config.gamma), dtype=np.float32)
-            for b, i in enumerate(idx):
-                newest = (position - 1) % capacity
-                for j in range(1, config.n_step):
-                    if buf_term[last[b]] or buf_trunc[last[b]] or j > (newest - i) % capacity:
-                        break
-                    slot = (i + j) % capacity
-                    returns[b] = np.float32(returns[b] + discounts[b] * buf_reward[slot])
-                    discounts[b] = np.float32(discounts[b] * np.float32(config.gamma))
-                    last[b] = slot
-            next_states = torch.as_tensor(buf_next[last])
-            rewards = torch.as_tensor(returns)
+            last, returns, discounts = n_step_windows(config, idx, buf_reward, buf_term, buf_trunc, position)
             done = np.zeros(len(idx), dtype=np.float32)
             if config.terminal_masking:
                 done = np.maximum(done, buf_term[last])
             if not config.bootstrap_on_truncation:
                 done = np.maximum(done, buf_trunc[last])
-            # The semi-gradient detaches the target; bug_target_gradient forgets to.
-            with torch.set_grad_enabled(config.bug_target_gradient):
-                evaluator = target_net if target_net is not None else q_net
-                if config.double_q:
-                    best = q_net(next_states).argmax(1, keepdim=True)
-                    bootstrap = evaluator(next_states).gather(1, best).squeeze(1)
-                else:
-                    bootstrap = evaluator(next_states).max(1)[0]
-                gamma = config.gamma if config.n_step == 1 else torch.as_tensor(discounts)
-                targets = rewards + gamma * bootstrap * (1 - torch.as_tensor(done))
-            q_values = q_net(states)
-            taken = q_values.argmax(1) if config.bug_greedy_gather else torch.as_tensor(buf_action[idx])
-            predictions = q_values[torch.arange(len(idx)), taken]
-            if config.loss == "mse":
-                loss = F.mse_loss(predictions, targets)
-            else:
-                loss = F.huber_loss(predictions, targets, delta=1.0)
+            loss = td_loss(
+                config,
+                q_net,
+                target_net,
+                states,
+                buf_action[idx],
+                returns,
+                torch.as_tensor(buf_next[last]),
+                done,
+                discounts,
+            )
             if not config.bug_no_zero_grad:
                 optimizer.zero_grad()
             loss.backward()
@@ -149,3 +121,51 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
         obs = env.reset()[0] if (terminated or truncated) else next_obs
     env.close()
     return actions, losses, q_net
+
+
+def epsilon_at(config: AgentConfig, t: int) -> float:
+    """The behaviour policy's epsilon at env step t: linear decay, then constant."""
+    if config.bug_epsilon_at_end or t >= config.epsilon_decay_steps:
+        return config.epsilon_end  # bug_epsilon_at_end skips the decay
+    frac = t / config.epsilon_decay_steps
+    return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
+
+
+def n_step_windows(config: AgentConfig, idx, buf_reward, buf_term, buf_trunc, position):
+    """Multi-step windows, one sample at a time: follow the slots in insertion order until n
+    steps, the episode's end or the newest transition; the last slot gives s' and done.
+    Returns (last slot, discounted return, gamma^n) per sample."""
+    capacity = len(buf_reward)
+    last = idx.copy()
+    returns = buf_reward[idx].copy()
+    discounts = np.full(len(idx), np.float32(config.gamma), dtype=np.float32)
+    newest = (position - 1) % capacity
+    for b, i in enumerate(idx):
+        for j in range(1, config.n_step):
+            if buf_term[last[b]] or buf_trunc[last[b]] or j > (newest - i) % capacity:
+                break
+            slot = (i + j) % capacity
+            returns[b] = np.float32(returns[b] + discounts[b] * buf_reward[slot])
+            discounts[b] = np.float32(discounts[b] * np.float32(config.gamma))
+            last[b] = slot
+    return last, returns, discounts
+
+
+def td_loss(config: AgentConfig, q_net, target_net, states, taken_actions, returns, next_states, done, discounts):
+    """The TD loss of one batch: Q(s, a) against r + gamma^n * bootstrap(s') * (1 - done)."""
+    # The semi-gradient detaches the target; bug_target_gradient forgets to.
+    with torch.set_grad_enabled(config.bug_target_gradient):
+        evaluator = target_net if target_net is not None else q_net
+        if config.double_q:
+            best = q_net(next_states).argmax(1, keepdim=True)
+            bootstrap = evaluator(next_states).gather(1, best).squeeze(1)
+        else:
+            bootstrap = evaluator(next_states).max(1)[0]
+        gamma = config.gamma if config.n_step == 1 else torch.as_tensor(discounts)
+        targets = torch.as_tensor(returns) + gamma * bootstrap * (1 - torch.as_tensor(done))
+    q_values = q_net(states)
+    taken = q_values.argmax(1) if config.bug_greedy_gather else torch.as_tensor(taken_actions)
+    predictions = q_values[torch.arange(len(states)), taken]
+    if config.loss == "mse":
+        return F.mse_loss(predictions, targets)
+    return F.huber_loss(predictions, targets, delta=1.0)

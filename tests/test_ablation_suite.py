@@ -10,6 +10,9 @@ import pytest
 
 from tests.conftest import NEEDS_BOX2D
 
+# Every test here runs pytest sessions in subprocesses (pytester).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 ABLATIONS = ROOT / "ablations"
 TINY = ["--ablation-seeds=2", "--ablation-steps=400", "-m", "claims or convergence", "-p", "no:cacheprovider"]

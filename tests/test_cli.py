@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from agents.cli import main
 from agents.presets import VARIANTS
 from agents.results import RunResult
@@ -31,6 +33,7 @@ def test_bad_arguments_give_a_clear_error(capsys):
     assert "env_id='Pendulum-v1' is invalid" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "agents", "variants"], capture_output=True, text=True, check=True)
     assert "article-naive" in out.stdout

@@ -43,6 +43,7 @@ def test_json_round_trip_preserves_config_and_hash(config):
     assert again.content_hash() == config.content_hash()
 
 
+@pytest.mark.integration
 def test_content_hash_is_stable_across_processes():
     """The hash does not depend on Python's per-process string hashing."""
     code = "from agents.presets import get_variant; print(get_variant('article-target').config.content_hash())"
@@ -105,6 +106,8 @@ BAD = [
     ({"batch_size": 2.5}, "batch_size", "2.5"),
     ({"max_grad_norm": -1.0}, "max_grad_norm", "-1.0"),
     ({"learning_starts": 10}, "learning_starts", "10"),
+    ({"target_network": "none", "target_sync_period": 50}, "target_sync_period", "50"),
+    ({"target_network": "hard", "target_tau": 0.01}, "target_tau", "0.01"),
 ]
 
 
@@ -113,6 +116,16 @@ def test_bad_values_raise_an_error_naming_field_and_value(changes, field, shown)
     with pytest.raises(ConfigError) as info:
         AgentConfig(**changes)
     assert f"{field}={shown}" in str(info.value)
+
+
+def test_a_target_rules_own_field_defaults_to_its_usual_value_only_under_that_rule():
+    assert AgentConfig(target_network="hard").target_sync_period == 100
+    assert AgentConfig(target_network="polyak").target_tau == 0.005
+    assert AgentConfig(target_network="polyak").target_sync_period is None
+    none = AgentConfig(target_network="none")
+    assert none.target_sync_period is None and none.target_tau is None
+    # the filled-in default is the same config (and hash) as writing it out
+    assert AgentConfig().content_hash() == AgentConfig(target_sync_period=100).content_hash()
 
 
 def test_unknown_field_in_json_is_named():

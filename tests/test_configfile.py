@@ -68,3 +68,13 @@ def test_train_takes_a_config_file(tmp_path, capsys):
     bad.write_text("gamma = 2\n")
     assert main(["train", "--config", str(bad)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {bad}: gamma=2 is invalid: must lie in [0, 1]"
+
+
+def test_a_five_line_file_without_a_target_network_is_accepted(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'env_id = "CartPole-v1"\ntotal_env_steps = 5000\ntarget_network = "none"\n'
+        "learning_rate = 0.001\nreplay_capacity = 10000\n"
+    )
+    config = load_config_file(path).config
+    assert config.target_network == "none" and config.target_sync_period is None

@@ -60,6 +60,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.integration
 def test_the_installed_suite_is_collected_from_an_empty_directory(user_dir, installed):
     article = run("-m", "pytest", "--pyargs", "ablations", "--collect-only", "-q", "-p", "no:cacheprovider")
     assert article.returncode == 0, article.stdout + article.stderr
@@ -77,6 +78,7 @@ def test_the_installed_suite_is_collected_from_an_empty_directory(user_dir, inst
     assert str(installed) in run("-c", "import ablations; print(ablations.__file__)").stdout
 
 
+@pytest.mark.integration
 def test_the_plugin_stays_out_of_other_pytest_sessions(user_dir):
     (user_dir / "test_other.py").write_text(
         "import sys\n\ndef test_untouched():\n    assert 'torch' not in sys.modules\n"
@@ -87,6 +89,7 @@ def test_the_plugin_stays_out_of_other_pytest_sessions(user_dir):
     assert not (user_dir / "ablation-results").exists()
 
 
+@pytest.mark.integration
 def test_diagnose_writes_a_report_whose_first_screen_is_the_diagnosis(user_dir):
     result = run("-m", "ablations", "diagnose", "tiny.toml", "--profile", "smoke", "--workers", "0")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -111,6 +114,7 @@ def test_diagnose_writes_a_report_whose_first_screen_is_the_diagnosis(user_dir):
     assert 'id="diagnosis-bugs"' in html and "Bug catalogue." in html
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("text", "message"),
     [

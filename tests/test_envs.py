@@ -83,6 +83,7 @@ def test_acrobot_square_rounds_as_numpy_scalar_power_does():
     assert (x * x != expected).any(), "no value where x * x and libm's pow differ: the check proves nothing"
 
 
+@pytest.mark.integration
 def test_the_equality_checks_hold_at_numpy_baseline_dispatch_too():
     # numpy picks its loops by CPU at import (np.power takes SVML on AVX-512), so an equality
     # that holds on one CI machine can fail on another. Rerun the checks above in a process with

@@ -78,6 +78,7 @@ def test_without_ray_the_executor_option_says_how_to_install_it(monkeypatch):
         _executor(SimpleNamespace(getoption=options.__getitem__))
 
 
+@pytest.mark.integration
 def test_a_ray_address_without_the_ray_executor_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess(
         str(ABLATIONS), "--ablation-ray-address=10.0.0.1:6379", "-p", "no:cacheprovider"
@@ -128,6 +129,7 @@ def _assert_same_entries(ray_cache: RunCache, local_cache: RunCache, names: list
         assert ray_meta == local_meta
 
 
+@pytest.mark.integration
 @needs_ray
 def test_runs_trained_on_ray_equal_local_runs_bit_for_bit(local_ray, tmp_path):
     # Two families (no replay: naive, masked, target-only; replay: replay, target), so tasks
@@ -157,6 +159,7 @@ def _task_workers() -> list[int]:
     return pids
 
 
+@pytest.mark.integration
 @needs_ray
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray's worker processes through /proc")
 def test_a_worker_killed_mid_task_has_its_task_retried_and_the_results_are_complete(local_ray, tmp_path):
@@ -188,6 +191,7 @@ def test_a_worker_killed_mid_task_has_its_task_retried_and_the_results_are_compl
     _assert_same_entries(ray_cache, local_cache, names)
 
 
+@pytest.mark.integration
 @needs_ray
 def test_an_unreachable_cluster_is_one_line_before_anything_trains(pytester, tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
@@ -207,6 +211,7 @@ def test_an_unreachable_cluster_is_one_line_before_anything_trains(pytester, tmp
     assert not (tmp_path / ".ablation-cache").exists()
 
 
+@pytest.mark.integration
 @needs_ray
 def test_the_suite_on_ray_writes_the_same_results_as_the_local_executor(pytester, tmp_path):
     # Two variants of different families, no HTML report: the session's result files are the

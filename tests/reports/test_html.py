@@ -47,6 +47,7 @@ def test_report_is_self_contained_and_escapes_result_text(report):
     assert "Holds here too (CartPole-v1, 4 seeds per cell x 1,000 steps), at a much smaller scale" in literature
 
 
+@pytest.mark.integration
 def test_command_line_entry_point(results_dir, tmp_path):
     out = tmp_path / "cli.html"
     done = subprocess.run(
@@ -58,6 +59,7 @@ def test_command_line_entry_point(results_dir, tmp_path):
     assert bad.returncode == 2 and "not a results folder" in bad.stderr
 
 
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(report, tmp_path):
     if CHROMIUM is None:
         pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
