@@ -1,5 +1,8 @@
 """`python -m ablations diagnose my-dqn.toml`: a thin wrapper around the pytest suite.
 
+`python -m ablations lint my-dqn.toml` reads the config only (agents/lint.py): one finding a
+line, exit 0 with none, 1 with findings, 2 on bad input. `diagnose` prints the same lint first.
+
 It checks the config file first (one line on any problem, nothing trained), then runs
 `pytest --pyargs ablations --ablation-config FILE` on all cores and prints where the report is.
 Verdicts on the changes (a change that hurts is a failed test) are findings, not errors: the
@@ -19,11 +22,14 @@ from ablations.options import EXECUTORS, PROFILES
 from ablations.settings import check_env, config_env_settings, config_file_steps, sized_config
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
+from agents.lint import lint
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ablations", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    lint_command = sub.add_parser("lint", help="check your DQN's config for known problems, without training")
+    lint_command.add_argument("config", help="your DQN as a TOML file (see examples/)")
     diagnose = sub.add_parser("diagnose", help="train your DQN and the one-knob ladder around it; write the report")
     diagnose.add_argument("config", help="your DQN as a TOML file (see examples/)")
     diagnose.add_argument(
@@ -95,6 +101,11 @@ def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
     return line + f"; runs already in {args.cache} are not trained again"
 
 
+def lint_lines(loaded: ConfigFile) -> list[str]:
+    """The config's lint findings as printed: 'lint: FILE: field = value: why; fix'."""
+    return [f"lint: {loaded.path.name}: {finding.line()}" for finding in lint(loaded.config)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -104,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(plan(loaded, args), flush=True)
+    findings = lint_lines(loaded)
+    if args.command == "lint":
+        print("\n".join(findings) if findings else f"lint: {loaded.path.name}: no finding")
+        return 1 if findings else 0
+    print("\n".join([*findings, plan(loaded, args)]), flush=True)
     status = pytest.main(pytest_args(args, loaded.name))
     results = Path(args.out or f"diagnosis-{loaded.name}")
     # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.

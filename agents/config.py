@@ -211,6 +211,13 @@ class AgentConfig:
     def uses_replay(self) -> bool:
         return self.replay_capacity is not None
 
+    @property
+    def gradient_updates(self) -> int:
+        """Gradient updates the run makes: one at every step s (1-based) with s >= learning_starts
+        and s a multiple of env_steps_per_update (the engine's schedule)."""
+        every = self.env_steps_per_update
+        return max(0, self.total_env_steps // every - (self.learning_starts - 1) // every)
+
     def epsilon(self, env_step: int) -> float:
         """Exploration rate at a 0-based env step: linear from start to end, then constant."""
         if env_step >= self.epsilon_decay_steps or self.bug_epsilon_at_end:

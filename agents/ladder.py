@@ -10,6 +10,7 @@ when replay goes) and the target network (double Q goes when the target goes, si
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,8 +22,14 @@ from agents.config import AgentConfig, ConfigError
 REPLAY_ON = {"replay_capacity": 10_000, "batch_size": 64, "learning_starts": 64}
 TARGET_SYNC_PERIOD = 100
 GRAD_CLIP_NORM = 10.0
-LR_FACTORS = (0.3, 3.0)
-SYNC_FACTORS = (0.1, 10.0)
+# Log grids around the base, wide enough that a rate or period 100x off has a rung within 10x of
+# its fix on the first ladder (and reaches it in the repair path's next round).
+LR_FACTORS = (0.01, 0.1, 0.3, 3.0, 10.0)
+SYNC_FACTORS = (0.01, 0.1, 0.3, 3.0, 10.0)
+# A learning start beyond this share of the run leaves too few updates; the rung moves it to
+# LEARNING_START_SHARE of the run (CleanRL's 10k of 500k steps), at least one batch.
+LATE_LEARNING_START = 0.1
+LEARNING_START_SHARE = 0.02
 EPSILON_SCHEDULE = {"epsilon_start": 1.0, "epsilon_end": 0.05, "decay_fraction": 0.5}
 
 
@@ -76,9 +83,11 @@ def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict]
         period = max(1, round(base.target_sync_period * factor))
         if period == base.target_sync_period:
             return f"sync period x{factor:g}: rounds to the same period"
+        if period > base.gradient_updates and period > base.target_sync_period:
+            return f"sync period x{factor:g}: {period} updates is longer than the run's {base.gradient_updates}"
         return (
             f"sync-x{factor:g}",
-            f"Syncing the target every {period} updates instead of {base.target_sync_period}",
+            f"Syncing the target every {period} update{'s' if period > 1 else ''} instead of {base.target_sync_period}",
             {"target_sync_period": period},
         )
 
@@ -112,6 +121,18 @@ def _learning_rate(factor: float):
         return (f"lr-x{factor:g}", description, {"learning_rate": rate})
 
     return change
+
+
+def _learning_start(base: AgentConfig):
+    if base.learning_starts <= LATE_LEARNING_START * base.total_env_steps:
+        return f"learning start: {base.learning_starts} is within the first {LATE_LEARNING_START:.0%} of the run"
+    start = max(base.batch_size, round(LEARNING_START_SHARE * base.total_env_steps))
+    return (
+        "early-start",
+        f"Learning from step {start} instead of {base.learning_starts} ({LEARNING_START_SHARE:.0%} of the "
+        f"{base.total_env_steps:,}-step run)",
+        {"learning_starts": start},
+    )
 
 
 def _exploration(base: AgentConfig):
@@ -149,15 +170,23 @@ CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str], ...] = (
     ),
     _replay,
     _target,
-    _sync_period(SYNC_FACTORS[0]),
-    _sync_period(SYNC_FACTORS[1]),
+    *(_sync_period(factor) for factor in SYNC_FACTORS),
     _double_q,
     _loss,
     _clipping,
-    _learning_rate(LR_FACTORS[0]),
-    _learning_rate(LR_FACTORS[1]),
+    *(_learning_rate(factor) for factor in LR_FACTORS),
+    _learning_start,
     _exploration,
 )
+
+
+def _changes(base: AgentConfig, config: AgentConfig) -> str:
+    """Every field a rung changes, as 'field old -> new', so a rung that sets several says so."""
+    return ", ".join(
+        f"{f.name} {getattr(base, f.name)!r} -> {getattr(config, f.name)!r}"
+        for f in dataclasses.fields(config)
+        if getattr(base, f.name) != getattr(config, f.name)
+    )
 
 
 def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
@@ -176,5 +205,7 @@ def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
             skipped.append(f"{key}: {exc}")
             continue
         if config != base:
+            if len(fields) > 1:  # several fields: the sentence names each (and only what changed)
+                description = f"{description}; changes {_changes(base, config)}"
             rungs.append(Rung(key, description, config))
     return rungs, skipped

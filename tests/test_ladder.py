@@ -33,6 +33,8 @@ def check_ladder(base: AgentConfig) -> None:
         changed = changed_fields(base, rung.config)
         assert changed, rung.key
         assert changed <= ONE_KNOB.get(rung.key, changed if len(changed) == 1 else set()), (rung.key, changed)
+        if len(changed) > 1:  # a rung that sets several fields names every one in its sentence
+            assert all(name in rung.description for name in changed), (rung.key, rung.description)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -48,16 +50,22 @@ def test_example_3_ladder():
         "bootstrap-on-truncation",
         "no-replay",
         "no-target",
+        "sync-x0.01",
         "sync-x0.1",
+        "sync-x0.3",
+        "sync-x3",
         "sync-x10",
         "double-q",
         "huber",
         "clip",
+        "lr-x0.01",
+        "lr-x0.1",
         "lr-x0.3",
         "lr-x3",
+        "lr-x10",
         "eps-decay",
     ]
-    assert skipped == []
+    assert skipped == ["learning start: 64 is within the first 10% of the run"]
     by_key = {r.key: r.config for r in rungs}
     assert by_key["sync-x0.1"].target_sync_period == 10 and by_key["sync-x10"].target_sync_period == 1000
     assert by_key["lr-x3"].learning_rate == pytest.approx(3e-3)
@@ -70,7 +78,7 @@ def test_knobs_without_a_valid_rung_are_listed_with_the_reason():
     assert "target" in keys and "replay" in keys and "terminal-masking" in keys
     assert not keys & {"double-q", "sync-x0.1", "sync-x10"}
     assert any(line.startswith("double Q: needs a target network") for line in skipped)
-    assert sum(line.startswith("sync period") for line in skipped) == 2
+    assert sum(line.startswith("sync period") for line in skipped) == 5
     # Removing a target network that double Q relies on removes double Q with it.
     no_target = {r.key: r.config for r in one_knob_ladder(get_variant("replay-target-double").config)[0]}["no-target"]
     assert no_target.target_network == "none" and not no_target.double_q
@@ -124,3 +132,18 @@ def test_bug_matches_rank_the_signature_the_base_shows():
     assert matches[0]["bug"] in ("unmasked-terminals", "terminal-shift") and matches[0]["matches"]
     ordinary = pd.DataFrame({"late_max_abs_q": [50.0] * 5, "late_return": [200.0] * 5})
     assert not any(m["matches"] for m in bug_matches(ordinary, neighbours))
+
+
+def test_the_learning_rate_grid_reaches_a_rate_100x_too_large():
+    base = get_variant("article-target").config.replace(learning_rate=0.5)
+    rates = sorted(r.config.learning_rate for r in one_knob_ladder(base)[0] if r.key.startswith("lr-"))
+    assert rates[0] == pytest.approx(0.005) and rates[-1] == pytest.approx(5.0)
+    assert any("0.005" in r.description for r in one_knob_ladder(base)[0] if r.key == "lr-x0.01")
+
+
+def test_a_late_learning_start_gets_a_rung_and_a_sync_beyond_the_run_none():
+    base = get_variant("article-target").config.replace(total_env_steps=10_000, learning_starts=20_000)
+    rungs, skipped = one_knob_ladder(base)
+    early = {r.key: r for r in rungs}["early-start"]
+    assert early.config.learning_starts == 200 and "200 instead of 20000" in early.description
+    assert any("longer than the run's 0" in line for line in skipped)
