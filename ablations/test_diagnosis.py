@@ -14,7 +14,9 @@ import pytest
 from ablations.collect import record
 from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts
 from ablations.helpers import report_settled, seed_summary
+from agents.lint import lint
 from reports import stats
+from reports.symptoms import symptoms
 
 pytestmark = pytest.mark.diagnosis
 
@@ -68,6 +70,9 @@ def test_base_learns(ablation_settings, ablation_runs, base_name, record_propert
         late_returns=summary["late_return"].tolist(),
         late_return_iqm=stats.iqm(summary["late_return"]),
         skipped_rungs=list(ablation_settings.skipped_rungs),
+        # The config as the user wrote it (before the session sized it), and what its runs showed.
+        lint=[finding.to_dict() for finding in lint(ablation_settings.config_file.config)],
+        symptoms=[symptom.to_dict() for symptom in symptoms(run.checkpoints, run.env_profile, run.config.gamma)],
         bugs_in_config=bugs_in_config(run.config),
         bug_matches=bug_matches(summary, rungs),
     )

@@ -310,6 +310,9 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "base": base_sentence(base),
             "skipped": base.get("skipped_rungs") or [],
             "bugs": bug_sentence(base),
+            # What the config and the runs say on their own, before any change is tried.
+            "lint": [f"{f['field']} = {f['value']}: {f['why']}; {f['fix']}." for f in base.get("lint") or []],
+            "symptoms": [s["sentence"] for s in base.get("symptoms") or []],
             "changes": [
                 {"verdict": row["verdict"], "sentence": change_sentence(row)}
                 for _, row in tables["diagnosis"].iterrows()
