@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from ablations.options import EXECUTORS, PROFILES
-from ablations.settings import check_env, config_env_settings, config_file_steps, sized_config
+from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
 from agents.lint import lint
@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose = sub.add_parser("diagnose", help="train your DQN and the one-knob ladder around it; write the report")
     diagnose.add_argument("config", help="your DQN as a TOML file (see examples/)")
     diagnose.add_argument(
-        "--profile", choices=sorted(PROFILES), default="standard", help="seeds per variant (default standard: 20)"
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help="run size (default quick: the fewest seeds that can settle a change, doubled on demand, "
+        "at most 20k steps; standard: 20 seeds x your steps)",
     )
     diagnose.add_argument("--out", default=None, help="results folder (default diagnosis-<name>)")
     diagnose.add_argument("--cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
@@ -91,13 +95,14 @@ def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
     # The base exactly as the session sizes it (ablations.settings._with_ladder), so the count is its count.
     rungs, _ = one_knob_ladder(sized_config(loaded.config, loaded.config.env_id, steps))
     variants = 1 + len(rungs)
+    seeds, max_seeds = diagnosis_seeds(profile.name, len(rungs), None, args.max_seeds)
     line = (
         f"diagnose: {loaded.name} on {loaded.config.env_id}, profile {profile.name}: your DQN and {len(rungs)} "
-        f"one-knob changes x {profile.seeds} seeds x {steps:,} env steps = {variants * profile.seeds * steps:,} "
+        f"one-knob changes x {seeds} seeds x {steps:,} env steps = {variants * seeds * steps:,} "
         f"agent-steps"
     )
-    if args.max_seeds is not None and args.max_seeds > profile.seeds:
-        line += f" (up to {variants * args.max_seeds * steps:,} with --max-seeds {args.max_seeds})"
+    if max_seeds is not None and max_seeds > seeds:
+        line += f" (up to {variants * max_seeds * steps:,} with seeds on demand up to {max_seeds})"
     return line + f"; runs already in {args.cache} are not trained again"
 
 

@@ -19,13 +19,18 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", 3, 10_000),  # CI: a few minutes on 2 cores; most claims inconclusive
+    # diagnose's default: in a diagnosis the seeds are the fewest that can settle a strong effect
+    # among the ladder's changes (reports.stats.seeds_to_settle), doubled on demand once.
+    "quick": Profile("quick", 8, 10_000),
     "standard": Profile("standard", 20, 50_000),  # the main job
     "paper": Profile("paper", 100, 100_000),  # tight intervals
 }
 DEFAULT_PROFILE = "smoke"
 EXECUTORS = ("local", "ray")
-# With a config file (a diagnosis), the smoke profile caps the config's own steps at this.
-SMOKE_STEP_CAP = PROFILES["smoke"].env_steps
+# With a config file (a diagnosis), the smoke and quick profiles cap the config's own steps:
+# smoke only checks that it runs; quick keeps a diagnosis within minutes on a laptop (about
+# 20 variants x 16 seeds x 20k steps at most, at 2,000-4,000 agent-steps per CPU-second).
+STEP_CAPS = {"smoke": PROFILES["smoke"].env_steps, "quick": 20_000}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -34,7 +39,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--ablation-profile",
         choices=sorted(PROFILES),
         default=DEFAULT_PROFILE,
-        help="run size: smoke (3 seeds x 10k steps), standard (20 x 50k), paper (100 x 100k). Default smoke.",
+        help="run size: smoke (3 seeds x 10k steps), quick (8 x 10k; a diagnosis: seeds that can settle, "
+        "doubled on demand, steps capped at 20k), standard (20 x 50k), paper (100 x 100k). Default smoke.",
     )
     group.addoption("--ablation-seeds", type=int, default=None, help="seeds per variant (overrides the profile)")
     group.addoption("--ablation-steps", type=int, default=None, help="env steps per seed (overrides the profile)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ablations.options import PROFILES, SMOKE_STEP_CAP
+from ablations.options import PROFILES, STEP_CAPS
 from ablations.remote import RAY_MISSING
 from agents.config import AgentConfig, ConfigError
 from agents.configfile import ConfigFile, load_config_file
@@ -18,7 +18,7 @@ from agents.envprofile import env_profile, require_success_threshold
 from agents.envs import env_spec
 from agents.ladder import one_knob_ladder
 from agents.presets import Variant, get_variant
-from reports.stats import seed_stages
+from reports.stats import seed_stages, seeds_to_settle
 
 EVAL_EPISODES = 10
 # Env steps per seed relative to the profile's (which are sized for CartPole-v1): a budget in
@@ -90,9 +90,11 @@ class AblationSettings:
 
     def describe(self) -> str:
         return (
-            (f"diagnosis of {self.config_file.path} ({len(self.session_variants) - 1} rungs); "
-            if self.diagnosis
-            else "")
+            (
+                f"diagnosis of {self.config_file.path} ({len(self.session_variants) - 1} rungs); "
+                if self.diagnosis
+                else ""
+            )
             + f"ablation profile: {self.profile} ({len(self.seeds)} seeds x {self.env_steps:,} env steps, "
             f"{self.env_id}); results -> {self.out_dir}; cache -> {self.cache_dir}"
             + ("; retraining everything" if self.rerun else "")
@@ -158,7 +160,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         executor=executor,
         ray_address=ray_address,
     )
-    return _with_ladder(settings) if config_file else settings
+    return _with_ladder(settings, seeds) if config_file else settings
 
 
 def _executor(config: pytest.Config) -> tuple[str, str | None]:
@@ -181,9 +183,19 @@ def sized_config(config: AgentConfig, env_id: str, env_steps: int) -> AgentConfi
 
 
 def config_file_steps(profile: str, own_steps: int) -> int:
-    """A config file's env steps in a session: the user's own budget; the smoke profile only
-    checks that it runs, so it caps them."""
-    return min(own_steps, SMOKE_STEP_CAP) if profile == "smoke" else own_steps
+    """A config file's env steps in a session: the user's own budget, capped by the smoke and
+    quick profiles (options.STEP_CAPS)."""
+    return min(own_steps, STEP_CAPS.get(profile, own_steps))
+
+
+def diagnosis_seeds(profile: str, changes: int, seeds: int | None, max_seeds: int | None) -> tuple[int, int | None]:
+    """A diagnosis' first seed count and its seeds on demand. The quick profile starts at the
+    fewest seeds that can settle a strong effect among 2 x changes directions, and doubles once;
+    seeds or max_seeds given on the command line win."""
+    if profile != "quick" or seeds is not None:
+        return seeds if seeds is not None else PROFILES[profile].seeds, max_seeds
+    first = seeds_to_settle(2 * max(1, changes))
+    return first, max(max_seeds or 0, 2 * first)
 
 
 def check_env(env_id: str, env_settings: dict) -> None:
@@ -209,11 +221,19 @@ def _config_file(path: str | None, invocation_dir: Path) -> ConfigFile | None:
         raise pytest.UsageError(f"--ablation-config: {exc}") from None
 
 
-def _with_ladder(settings: AblationSettings) -> AblationSettings:
+def _with_ladder(settings: AblationSettings, seeds_option: int | None) -> AblationSettings:
     """The diagnosis' variants: the base sized to the session, then its one-knob ladder."""
     loaded = settings.config_file
     base_config = settings.configure(loaded.config)
     base = Variant(loaded.name, base_config, f"Your DQN ({loaded.path.name}) as given.", None)
     rungs, skipped = one_knob_ladder(base_config)
     variants = [base] + [Variant(f"{loaded.name}+{rung.key}", rung.config, rung.description, None) for rung in rungs]
-    return dataclasses.replace(settings, session_variants=tuple(variants), skipped_rungs=tuple(skipped))
+    profile = settings.profile.removesuffix(" (overridden)")
+    seeds, max_seeds = diagnosis_seeds(profile, len(rungs), seeds_option, settings.max_seeds)
+    return dataclasses.replace(
+        settings,
+        seeds=tuple(range(seeds)),
+        max_seeds=max_seeds if max_seeds and max_seeds > seeds else None,
+        session_variants=tuple(variants),
+        skipped_rungs=tuple(skipped),
+    )

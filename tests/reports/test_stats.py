@@ -257,3 +257,16 @@ def test_stratified_rank_test_uses_a_normal_approximation_that_agrees_with_permu
     # Far in the tail the approximation reaches levels a 9,999-resample permutation cannot.
     separated = [(rng.normal(3, 1, 20), rng.normal(0, 1, 20)) for _ in range(4)]
     assert S.stratified_rank_greater(separated) < 1e-6 < 1 / 10_000 <= S.stratified_permutation_greater(separated)
+
+
+def test_seeds_to_settle_is_the_fewest_at_which_complete_separation_passes_the_first_look():
+    from math import comb
+
+    from reports.stats import mann_whitney_greater, seeds_to_settle, stage_levels
+
+    assert seeds_to_settle(38) == 8
+    level = stage_levels([8, 16])[0] / 38
+    assert 1 / comb(16, 8) <= level < 1 / comb(14, 7)
+    # The exact test reaches that p: every seed of one variant above every seed of the other.
+    assert mann_whitney_greater(np.arange(8) + 100.0, np.arange(8)) == pytest.approx(1 / comb(16, 8))
+    assert seeds_to_settle(1) < seeds_to_settle(38) < seeds_to_settle(1_000)
