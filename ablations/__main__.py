@@ -12,6 +12,7 @@ command exits 0 when the diagnosis was made, and non-zero on bad input or a cras
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import pandas as pd
 import pytest
 
 from ablations.options import EXECUTORS, PROFILES
+from ablations.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path, train_alone
 from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
 from agents.lint import lint
+from reports.html import build_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at most 20k steps; standard: 20 seeds x your steps)",
     )
     diagnose.add_argument("--out", default=None, help="results folder (default diagnosis-<name>)")
+    diagnose.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="repair path: apply the best change and diagnose again, at most N times (default 3; 0: no repair)",
+    )
     diagnose.add_argument("--cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")
     diagnose.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto: one per core)")
     diagnose.add_argument("--max-seeds", type=int, default=None, help="seeds on demand for unsettled changes")
@@ -58,12 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pytest_args(args: argparse.Namespace, name: str) -> list[str]:
-    out = args.out or f"diagnosis-{name}"
+def pytest_args(args: argparse.Namespace, name: str, config: str | None = None, out: str | None = None) -> list[str]:
+    """The pytest command line of a diagnosis session (of args.config, or of a repair round's)."""
+    out = out or args.out or f"diagnosis-{name}"
     command = [
         "--pyargs",
         "ablations",
-        f"--ablation-config={args.config}",
+        f"--ablation-config={config or args.config}",
         f"--ablation-profile={args.profile}",
         f"--ablation-out={out}",
         f"--ablation-cache={args.cache}",
@@ -134,7 +144,42 @@ def main(argv: list[str] | None = None) -> int:
     if len(crashed):
         print(f"error: {len(crashed)} test(s) crashed: {', '.join(crashed['test'])}", file=sys.stderr)
         return 1
+    if args.rounds > 0:
+        status = repair(loaded, args, results)
+        if status:
+            return status
     print(f"diagnosis: {(results / 'report.html').resolve()}")
+    return 0
+
+
+def repair(loaded: ConfigFile, args: argparse.Namespace, results: Path) -> int:
+    """The repair path from round 1's results (ablations.repair); each later round is a pytest
+    session of its own process (pytest.main runs once per process), then round 1's report is
+    rebuilt with the path."""
+
+    def run_round(config: Path, out: Path) -> None:
+        command = [sys.executable, "-m", "pytest", *pytest_args(args, loaded.name, str(config), str(out))]
+        print(f"repair: diagnosing {config.name}", flush=True)
+        done = subprocess.run(command)
+        if (
+            done.returncode not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+            or not (out / "report.html").exists()
+        ):
+            raise RepairFailed(f"the session for {config} failed (exit {done.returncode})")
+
+    steps_per_seed = config_file_steps(args.profile, loaded.config.total_env_steps)
+    try:
+        steps = repair_path(
+            loaded, results, args.rounds, run_round, lambda config, seeds: train_alone(config, seeds, steps_per_seed)
+        )
+    except RepairFailed as exc:
+        print(f"error: repair path: {exc}", file=sys.stderr)
+        return 1
+    for step in steps:
+        print(f"repair: {path_line(step)}")
+    build_report(results)
+    if (results / REPAIRED_FILE).exists():
+        print(f"repaired config: {(results / REPAIRED_FILE).resolve()}")
     return 0
 
 

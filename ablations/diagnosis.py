@@ -18,6 +18,9 @@ from reports import stats
 from reports.metrics import SEED_OUTCOMES, seed_outcomes
 
 DIAGNOSIS_MODULE = "test_diagnosis.py"
+# "Your DQN trains" when at least this share of its seeds converge (late return at or above the
+# env's success threshold): a majority, fixed before any diagnosis was run.
+LEARNS_SHARE = 0.5
 RUNG_METRIC = "late return: the change vs your DQN (P(change > base), one-sided Mann-Whitney U)"
 
 

@@ -12,17 +12,13 @@ from __future__ import annotations
 import pytest
 
 from ablations.collect import record
-from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts
+from ablations.diagnosis import LEARNS_SHARE, bug_matches, bugs_in_config, outcome_counts
 from ablations.helpers import report_settled, seed_summary
 from agents.lint import lint
 from reports import stats
 from reports.symptoms import symptoms
 
 pytestmark = pytest.mark.diagnosis
-
-# "Your DQN trains" when at least this share of its seeds converge (late return at or above the
-# env's success threshold): a majority, fixed before any diagnosis was run.
-LEARNS_SHARE = 0.5
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

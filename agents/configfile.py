@@ -19,6 +19,7 @@ null). Every problem is one line naming the file, the key and the value.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass
@@ -102,3 +103,28 @@ def _env_settings(path: Path, table: Any) -> EnvSettings:
             raise _problem(path, f"env.{key}", value, "must be > 0")
         values[key] = float(value)
     return EnvSettings(**values)
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"none"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip form: 0.001, 1e-05, 10.0 are all TOML floats
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def config_file_text(name: str, config: AgentConfig, env: EnvSettings, header: str = "") -> str:
+    """A config file that load_config_file reads back to the same name, config and [env]. Written
+    by hand because the file is one flat table of scalars and lists (the standard library reads
+    TOML but does not write it); every field is written, so the file says exactly what trains."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines.append(f"name = {json.dumps(name)}")
+    lines += [f"{field} = {_toml_value(value)}" for field, value in config.to_dict().items()]
+    given = {k: v for k, v in dataclasses.asdict(env).items() if v is not None}
+    if given:
+        lines += ["", "[env]", *(f"{key} = {_toml_value(value)}" for key, value in given.items())]
+    return "\n".join(lines) + "\n"

@@ -78,8 +78,8 @@ def _target(base: AgentConfig) -> tuple[str, str, dict]:
 
 def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict] | str]:
     def change(base: AgentConfig):
-        if base.target_network != "hard":
-            return f"sync period x{factor:g}: the base has no hard-synced target network"
+        if base.target_network != "hard":  # one line for the whole grid (the list dedupes it)
+            return "sync period: the base has no hard-synced target network"
         period = max(1, round(base.target_sync_period * factor))
         if period == base.target_sync_period:
             return f"sync period x{factor:g}: rounds to the same period"
@@ -196,7 +196,8 @@ def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
     for change in CHANGES:
         outcome = change(base)
         if isinstance(outcome, str):
-            skipped.append(outcome)
+            if outcome not in skipped:
+                skipped.append(outcome)
             continue
         key, description, fields = outcome
         try:

@@ -306,6 +306,17 @@ def diagnosis_base(results: Results) -> dict | None:
     return {"outcome": row["outcome"], **(json.loads(row["details"]) if row["details"] else {})}
 
 
+def repair_path(results: Results) -> dict | None:
+    """The diagnosis' repair path (repair-path.json, written by `diagnose`), or None."""
+    path = results.directory / "repair-path.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a readable repair path ({exc})") from None
+
+
 def diagnosis(results: Results) -> pd.DataFrame:
     """The rungs of a diagnosis ranked by their effect on late return: P(change > base) first,
     then the change in late-return IQM; crashed rungs last."""

@@ -21,6 +21,7 @@ from reports.aggregate import (
     diagnosis_base,
     export_tables,
     load_results,
+    repair_path,
 )
 from reports.figures import render_figures
 
@@ -313,6 +314,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             # What the config and the runs say on their own, before any change is tried.
             "lint": [f"{f['field']} = {f['value']}: {f['why']}; {f['fix']}." for f in base.get("lint") or []],
             "symptoms": [s["sentence"] for s in base.get("symptoms") or []],
+            "repair": repair_path(results),
             "changes": [
                 {"verdict": row["verdict"], "sentence": change_sentence(row)}
                 for _, row in tables["diagnosis"].iterrows()

@@ -1,0 +1,206 @@
+"""The repair path of a diagnosis: apply the best change, ladder again from there, until it trains.
+
+Round r diagnoses a config (the user's, then the last round's plus its chosen change). The
+change applied is the best one that settled as helping (the ladder's ranking: P(improvement)
+first), or, if none settled, the best by P(improvement) that lifts the late-return IQM,
+labelled as unsettled. The path stops when the base trains (a majority of its seeds converge),
+when no change helps, or after the last round, whose chosen change is then checked by training
+that config alone. Each round is a results folder of its own; the path and the final config
+(`repaired.toml`) are written beside the first round's report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ablations.diagnosis import LEARNS_SHARE
+from ablations.settings import config_env_settings, sized_config
+from agents.config import AgentConfig
+from agents.configfile import ConfigFile, config_file_text
+from agents.engine import train
+from agents.envprofile import env_profile
+from agents.results import RunResult
+from reports import stats
+from reports.aggregate import diagnosis, diagnosis_base, load_results
+from reports.html import write_text_atomically
+from reports.metrics import per_seed, seed_outcomes
+
+SETTLED = "settled"
+UNSETTLED = "best P(improvement), not settled"
+PATH_FILE = "repair-path.json"
+REPAIRED_FILE = "repaired.toml"
+# Fields the session sizes to its profile: a rung never changes them, and the repaired config
+# keeps the user's own.
+SIZING_FIELDS = ("env_id", "total_env_steps", "eval_period", "eval_episodes")
+
+
+class RepairFailed(RuntimeError):
+    """A round's session crashed: the path stops, and the rounds before it stay on disk."""
+
+
+@dataclass(frozen=True)
+class RepairStep:
+    """One round of the path: the config diagnosed, what became of it, and the change chosen."""
+
+    round: int
+    config_file: str
+    results: str
+    trains: bool
+    learned: int
+    seeds: int
+    late_return_iqm: float | None
+    change: str | None = None  # the rung's sentence
+    rung: str | None = None
+    chosen_as: str | None = None  # SETTLED or UNSETTLED
+    change_iqm: float | None = None
+    change_learned: int | None = None
+    p_improvement: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_adjusted: float | None = None
+    fields: dict | None = None  # field -> new value
+
+
+def path_line(step: RepairStep) -> str:
+    """One line of the path as printed and reported: the round, what became of it, its change."""
+    iqm = "" if step.late_return_iqm is None else f", late return IQM {step.late_return_iqm:.3g}"
+    state = f"round {step.round}: {step.learned} of {step.seeds} seeds converge{iqm}"
+    if step.change is None:
+        return state + (": it trains." if step.trains else ": no change helps; the path stops here.")
+    p_adj = "" if step.p_adjusted is None else f", Holm-adjusted p = {step.p_adjusted:.2g}"
+    return (
+        f"{state}; applying ({step.chosen_as}): {step.change} (IQM {step.change_iqm:.3g}, "
+        f"{step.change_learned} of {step.seeds} learn, P(improvement) = {step.p_improvement:.2f}{p_adj})"
+    )
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def choose_change(table) -> tuple[dict, str] | None:
+    """The change to apply from a ranked diagnosis table (reports.aggregate.diagnosis), and
+    how it was chosen; None when no change helps."""
+    supported = table[table["verdict"] == "supported"]
+    if len(supported):
+        return supported.iloc[0].to_dict(), SETTLED
+    lifts = table[
+        (table["effect_size"].astype(float) > 0.5)
+        & (table["change_iqm"].astype(float) > table["base_iqm"].astype(float))
+    ]
+    if len(lifts):
+        return lifts.iloc[0].to_dict(), UNSETTLED
+    return None
+
+
+def rung_fields(meta: dict, base: str, rung: str) -> dict:
+    """What the rung changed, field by field, read from the round's recorded variant configs."""
+    variants = meta["variants"]
+    before, after = variants[base]["config"], variants[f"{base}+{rung}"]["config"]
+    return {k: v for k, v in after.items() if before.get(k) != v and k not in SIZING_FIELDS}
+
+
+def read_round(results_dir: Path) -> tuple[dict, object, dict]:
+    """A finished round's base row, ranked changes and metadata."""
+    results = load_results(results_dir)
+    return diagnosis_base(results) or {}, diagnosis(results), results.meta
+
+
+def repair_path(
+    loaded: ConfigFile,
+    out: Path,
+    rounds: int,
+    run_round: Callable[[Path, Path], None],
+    check_trains: Callable[[ConfigFile, int], dict],
+) -> list[RepairStep]:
+    """Diagnose, apply, repeat. `out` holds round 1's results already; run_round(config_file,
+    results_dir) runs the ladder of a later round; check_trains(config_file, seeds) trains the
+    last round's repaired config alone and returns the figures of its base row."""
+    steps: list[RepairStep] = []
+    current, config_path, results_dir = loaded, loaded.path, out
+    for number in range(1, rounds + 2):
+        if number > rounds:  # after the last ladder: does its chosen change train?
+            figures = check_trains(current, steps[-1].seeds)
+            steps.append(RepairStep(round=number, config_file=str(config_path), results="", **figures))
+            break
+        if number > 1:
+            run_round(config_path, results_dir)
+        base, table, meta = read_round(results_dir)
+        outcomes = base.get("outcomes") or {}
+        figures = {
+            "round": number,
+            "config_file": str(config_path),
+            "results": str(results_dir),
+            "trains": base.get("outcome") == "passed",
+            "learned": int(outcomes.get("converged", 0)),
+            "seeds": int(sum(outcomes.values())),
+            "late_return_iqm": _number(base.get("late_return_iqm")),
+        }
+        chosen = None if figures["trains"] else choose_change(table)
+        if chosen is None:
+            steps.append(RepairStep(**figures))
+            break
+        row, how = chosen
+        fields = rung_fields(meta, base["base_variant"], row["rung"])
+        steps.append(
+            RepairStep(
+                **figures,
+                change=row["change"],
+                rung=row["rung"],
+                chosen_as=how,
+                change_iqm=_number(row["change_iqm"]),
+                change_learned=None if row["change_learned"] is None else int(row["change_learned"]),
+                p_improvement=_number(row["effect_size"]),
+                ci_low=_number(row["ci_low"]),
+                ci_high=_number(row["ci_high"]),
+                p_adjusted=_number(row["p_adjusted"]),
+                fields=fields,
+            )
+        )
+        config = AgentConfig.from_dict({**current.config.to_dict(), **fields})
+        current = ConfigFile(current.path, f"{loaded.name}-r{number + 1}", config, current.env)
+        config_path = out / f"round-{number + 1}.toml"
+        header = f"Round {number + 1} of the repair path of {loaded.path.name}: {row['change']}"
+        write_text_atomically(config_path, config_file_text(current.name, current.config, current.env, header))
+        results_dir = out / f"round-{number + 1}"
+    write_path(out, loaded, current, steps)
+    return steps
+
+
+def train_alone(loaded: ConfigFile, seeds: int, env_steps: int) -> dict:
+    """Train a config alone over seeds 0..seeds-1, sized as a session sizes it, and say whether it
+    trains by the diagnosis' rule (a majority of seeds converge): the path's last check."""
+    sized = sized_config(loaded.config, loaded.config.env_id, env_steps)
+    profile = env_profile(sized.env_id, **config_env_settings(loaded))
+    run = RunResult.from_record(loaded.name, train(sized, list(range(seeds))))
+    summary = per_seed(run.checkpoints, profile, sized.gamma)
+    learned = int(seed_outcomes(summary, profile.success_threshold).eq("converged").sum())
+    return {
+        "trains": learned >= LEARNS_SHARE * seeds,
+        "learned": learned,
+        "seeds": seeds,
+        "late_return_iqm": stats.iqm(summary["late_return"]),
+    }
+
+
+def write_path(out: Path, loaded: ConfigFile, final: ConfigFile, steps: list[RepairStep]) -> None:
+    """repair-path.json (every round) and, when a change was applied, repaired.toml."""
+    record = {
+        "config_file": str(loaded.path),
+        "repaired": REPAIRED_FILE if final.config != loaded.config else None,
+        "steps": [{**asdict(s), "line": path_line(s)} for s in steps],
+    }
+    write_text_atomically(out / PATH_FILE, json.dumps(record, indent=2))
+    if final.config != loaded.config:
+        changes = "; ".join(s.change for s in steps if s.change)
+        header = (
+            f"{loaded.path.name} repaired by `python -m ablations diagnose` ({len(steps) - 1} change(s)):\n"
+            f"{changes}\n"
+            + ("It trains: a majority of its seeds converged." if steps[-1].trains else "It does not train yet.")
+        )
+        write_text_atomically(
+            out / REPAIRED_FILE, config_file_text(loaded.name + "-repaired", final.config, final.env, header)
+        )

@@ -1,0 +1,136 @@
+"""The repair path: which change it applies, when it stops, and the files it leaves."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ablations.repair as repair
+from agents.configfile import config_file_text, load_config_file
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "article-example-1.toml"
+
+
+def table(*rows) -> pd.DataFrame:
+    """A ranked diagnosis table (reports.aggregate.diagnosis) of (rung, verdict, P, base IQM, IQM)."""
+    return pd.DataFrame(
+        [
+            {
+                "rung": rung,
+                "change": f"change {rung}",
+                "verdict": verdict,
+                "effect_size": p,
+                "ci_low": p - 0.1,
+                "ci_high": min(1.0, p + 0.1),
+                "p_adjusted": 0.01 if verdict == "supported" else 1.0,
+                "base_iqm": base,
+                "change_iqm": iqm,
+                "base_learned": 0,
+                "change_learned": 4,
+                "seeds": 8,
+            }
+            for rung, verdict, p, base, iqm in rows
+        ]
+    )
+
+
+def test_a_settled_change_wins_over_a_larger_unsettled_one():
+    ranked = table(("lr-x3", "inconclusive", 0.9, 9.0, 300.0), ("terminal-masking", "supported", 0.8, 9.0, 200.0))
+    row, how = repair.choose_change(ranked)
+    assert row["rung"] == "terminal-masking" and how == repair.SETTLED
+
+
+def test_without_a_settled_change_the_best_lift_is_applied_and_labelled():
+    ranked = table(("huber", "inconclusive", 0.5, 9.0, 9.0), ("clip", "inconclusive", 0.6, 9.0, 20.0))
+    row, how = repair.choose_change(ranked)
+    assert row["rung"] == "clip" and how == repair.UNSETTLED
+    # P(improvement) above 0.5 but a lower IQM, or a hurt: nothing helps.
+    assert repair.choose_change(table(("a", "inconclusive", 0.6, 9.0, 8.0), ("b", "refuted", 0.1, 9.0, 1.0))) is None
+
+
+def test_the_rung_fields_leave_out_what_the_session_sized():
+    meta = {
+        "variants": {
+            "mine": {"config": {"terminal_masking": False, "total_env_steps": 20_000, "gamma": 0.99}},
+            "mine+terminal-masking": {"config": {"terminal_masking": True, "total_env_steps": 20_000, "gamma": 0.99}},
+        }
+    }
+    assert repair.rung_fields(meta, "mine", "terminal-masking") == {"terminal_masking": True}
+
+
+def base_row(trains: bool, learned: int) -> dict:
+    outcomes = {"converged": learned, "soft-diverged": 8 - learned}
+    return {"outcome": "passed" if trains else "failed", "outcomes": outcomes, "late_return_iqm": 9.0,
+            "base_variant": "article-example-1"}  # fmt: skip
+
+
+def meta_for(base: str, rung: str, fields: dict) -> dict:
+    config = load_config_file(EXAMPLE).config.to_dict()
+    return {"variants": {base: {"config": config}, f"{base}+{rung}": {"config": {**config, **fields}}}}
+
+
+@pytest.fixture
+def rounds(monkeypatch):
+    """Scripted rounds: results folder -> (base row, ranked table, meta)."""
+    script = {}
+    monkeypatch.setattr(repair, "read_round", lambda results_dir: script[Path(results_dir).name])
+    return script
+
+
+def test_the_path_applies_the_change_and_stops_when_the_config_trains(tmp_path, rounds):
+    loaded = load_config_file(EXAMPLE)
+    rounds[tmp_path.name] = (
+        base_row(False, 0),
+        table(("terminal-masking", "supported", 1.0, 9.3, 217.0)),
+        meta_for("article-example-1", "terminal-masking", {"terminal_masking": True}),
+    )
+    rounds["round-2"] = (base_row(True, 6), table(), {})
+    ran = []
+    steps = repair.repair_path(loaded, tmp_path, 3, lambda c, o: ran.append((c.name, o.name)), None)
+    assert ran == [("round-2.toml", "round-2")]
+    assert [(s.round, s.trains, s.rung) for s in steps] == [(1, False, "terminal-masking"), (2, True, None)]
+    repaired = load_config_file(tmp_path / repair.REPAIRED_FILE)
+    assert repaired.config == loaded.config.replace(terminal_masking=True)
+    assert load_config_file(tmp_path / "round-2.toml").config == repaired.config
+    path = json.loads((tmp_path / repair.PATH_FILE).read_text())
+    assert path["repaired"] == repair.REPAIRED_FILE
+    assert "applying (settled): change terminal-masking" in path["steps"][0]["line"]
+    assert path["steps"][1]["line"].endswith("it trains.")
+
+
+def test_after_the_last_round_its_change_is_checked_alone(tmp_path, rounds):
+    loaded = load_config_file(EXAMPLE)
+    rounds[tmp_path.name] = (
+        base_row(False, 0),
+        table(("terminal-masking", "supported", 1.0, 9.3, 217.0)),
+        meta_for("article-example-1", "terminal-masking", {"terminal_masking": True}),
+    )
+    checked = []
+
+    def check(config, seeds):
+        checked.append((config.config.terminal_masking, seeds))
+        return {"trains": False, "learned": 3, "seeds": seeds, "late_return_iqm": 200.0}
+
+    steps = repair.repair_path(loaded, tmp_path, 1, lambda c, o: pytest.fail("no second ladder"), check)
+    assert checked == [(True, 8)]
+    assert [s.round for s in steps] == [1, 2] and not steps[-1].trains
+    assert "It does not train yet." in (tmp_path / repair.REPAIRED_FILE).read_text()
+
+
+def test_when_nothing_helps_the_path_stops_without_a_repaired_config(tmp_path, rounds):
+    rounds[tmp_path.name] = (base_row(False, 0), table(("huber", "refuted", 0.2, 9.0, 5.0)), {})
+    steps = repair.repair_path(load_config_file(EXAMPLE), tmp_path, 3, None, None)
+    assert len(steps) == 1 and steps[0].change is None
+    assert "no change helps" in repair.path_line(steps[0])
+    assert not (tmp_path / repair.REPAIRED_FILE).exists()
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("examples/**/*.toml")), ids=lambda p: p.stem)
+def test_a_written_config_file_reads_back_the_same(path, tmp_path):
+    loaded = load_config_file(path)
+    copy = tmp_path / "copy.toml"
+    copy.write_text(config_file_text(loaded.name, loaded.config, loaded.env, "a header\nof two lines"))
+    again = load_config_file(copy)
+    assert (again.name, again.config, again.env) == (loaded.name, loaded.config, loaded.env)
