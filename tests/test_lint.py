@@ -129,3 +129,15 @@ def test_the_lint_command_exits_0_1_or_2(tmp_path, capsys):
     assert main(["lint", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "learning_rate" in err
+
+
+def test_every_known_cause_file_states_its_cause_for_the_benchmark():
+    import pandas as pd
+
+    from ablations.known_causes import markdown_table, stated_cause
+
+    causes = {path.stem: stated_cause(path) for path in KNOWN_CAUSES.glob("*.toml")}
+    assert all(causes.values()) and not any(c.startswith("#") for c in causes.values())
+
+    table = markdown_table(pd.DataFrame([{"config": "a", "wall_s": 1.5, "error": None}]))
+    assert table == "| config | wall_s | error |\n| --- | --- | --- |\n| a | 1.5 |  |\n"
