@@ -31,7 +31,6 @@ import pandas as pd
 
 from agents.presets import FACTORIAL_KNOBS, factorial_variant
 from reports import factorial, stats
-from reports.metrics import SUCCESS_THRESHOLDS_SHOWN
 
 ERROR = "error"
 # A "consistent" failure: the agent learns in fewer than 20% of seeds. Fixed before any result.
@@ -241,9 +240,8 @@ def _target_helps_convergence(s: Summaries, alpha: float) -> Evidence:
     verdict = stats.compare_rates_greater(
         int(target["success"].sum()), len(target), int(replay["success"].sum()), len(replay), alpha
     )
-    env_id = target.attrs.get("env_id", "CartPole-v1")
     by_threshold = {}
-    for shown in SUCCESS_THRESHOLDS_SHOWN.get(env_id, ()):
+    for shown in target.attrs.get("success_thresholds_shown", ()):
         column = f"success_{shown:g}"
         at = stats.compare_rates_greater(
             int(target[column].sum()), len(target), int(replay[column].sum()), len(replay), alpha

@@ -204,7 +204,11 @@ def settle_family(config: pytest.Config, runs: RunCache, claims: list, family: s
             if (name, count) not in summaries:
                 run = runs.get(settings.variant(name), count)
                 summary = seed_summary(run)
-                summary.attrs.update(env_id=settings.env_id, success_threshold=run.env_profile.success_threshold)
+                summary.attrs.update(
+                    env_id=settings.env_id,
+                    success_threshold=run.env_profile.success_threshold,
+                    success_thresholds_shown=run.env_profile.success_thresholds_shown,
+                )
                 summaries[name, count] = summary
         return {name: summaries[name, count] for name in names}
 

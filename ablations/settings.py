@@ -21,12 +21,6 @@ from agents.presets import Variant, get_variant
 from reports.stats import seed_stages, seeds_to_settle
 
 EVAL_EPISODES = 10
-# Env steps per seed relative to the profile's (which are sized for CartPole-v1): a budget in
-# which a standard DQN learns the env. Acrobot-v1 and LunarLander-v3 episodes are up to 500 and
-# 1,000 steps and DQNs commonly need 100k and 500k steps on them; MountainCar-v0 needs a
-# goal found by exploration, which the article's constant epsilon = 0.1 rarely gives: its
-# variants stay as the article writes them, so their failure there is the finding, not the budget.
-ENV_STEP_FACTORS = {"CartPole-v1": 1, "Acrobot-v1": 2, "MountainCar-v0": 4, "LunarLander-v3": 5}
 
 
 def checkpoint_period(env_steps: int) -> int:
@@ -135,7 +129,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
     except ValueError as exc:
         raise pytest.UsageError(f"{option}: {exc}") from None
     if steps is None:
-        steps = profile.env_steps * ENV_STEP_FACTORS.get(env_id, 1)
+        steps = profile.env_steps * env_profile(env_id, **env_settings).step_budget_factor
         if config_file is not None:
             steps = config_file_steps(profile.name, config_file.config.total_env_steps)
     # Relative folders are relative to where pytest was started (as for any command-line path).

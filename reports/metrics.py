@@ -24,9 +24,7 @@ SOFT_DIVERGENCE_MARGIN = 0.10
 SOFT_DIVERGENCE_MARGINS = (0.0, 0.05, 0.10, 0.25, 0.5, 1.0, 9.0)
 # A seed "learns" when its late return reaches the env profile's success threshold
 # (agents/envprofile.py: 250 on CartPole-v1, gymnasium's reward_threshold elsewhere, or the
-# config file's). Reports also show CartPole-v1 at 195 (CartPole-v0's solved threshold) and
-# 475 (CartPole-v1's registered reward_threshold).
-SUCCESS_THRESHOLDS_SHOWN = {"CartPole-v1": (195.0, 250.0, 475.0)}
+# config file's); the profile's success_thresholds_shown are reported beside it.
 # Learn-then-collapse: the best checkpoint reached the profile's collapse peak and the late
 # return fell below COLLAPSE_FRACTION of that best.
 COLLAPSE_FRACTION = 0.5
@@ -116,7 +114,7 @@ def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
         out["overshoot"] = (out["peak_max_abs_q"] > bound) & ~out["soft_diverged"]
     if profile.success_threshold is not None:
         out["success"] = out["late_return"] >= profile.success_threshold
-    for shown in SUCCESS_THRESHOLDS_SHOWN.get(profile.env_id, ()):
+    for shown in profile.success_thresholds_shown:
         out[f"success_{shown:g}"] = out["late_return"] >= shown
     peak = profile.collapse_peak
     if peak is not None:
