@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from ablations.options import EXECUTORS, PROFILES
-from ablations.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path, train_alone
+from ablations.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
 from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
 from agents.configfile import ConfigFile, load_config_file
 from agents.ladder import one_knob_ladder
@@ -167,11 +167,8 @@ def repair(loaded: ConfigFile, args: argparse.Namespace, results: Path) -> int:
         ):
             raise RepairFailed(f"the session for {config} failed (exit {done.returncode})")
 
-    steps_per_seed = config_file_steps(args.profile, loaded.config.total_env_steps)
     try:
-        steps = repair_path(
-            loaded, results, args.rounds, run_round, lambda config, seeds: train_alone(config, seeds, steps_per_seed)
-        )
+        steps = repair_path(loaded, results, args.rounds, run_round)
     except RepairFailed as exc:
         print(f"error: repair path: {exc}", file=sys.stderr)
         return 1

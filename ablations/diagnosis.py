@@ -18,10 +18,13 @@ from reports import stats
 from reports.metrics import SEED_OUTCOMES, seed_outcomes
 
 DIAGNOSIS_MODULE = "test_diagnosis.py"
-# "Your DQN trains" when at least this share of its seeds converge (late return at or above the
-# env's success threshold): a majority, fixed before any diagnosis was run.
-LEARNS_SHARE = 0.5
 RUNG_METRIC = "late return: the change vs your DQN (P(change > base), one-sided Mann-Whitney U)"
+
+
+def trains(converged: int, seeds: int) -> bool:
+    """"Your DQN trains": a majority of its seeds (more than half) converge, i.e. end with a late
+    return at or above the env's success threshold. Fixed before any diagnosis was run."""
+    return 2 * converged > seeds
 
 
 def outcome_counts(summary, success_threshold: float) -> dict[str, int]:

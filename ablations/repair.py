@@ -4,8 +4,8 @@ Round r diagnoses a config (the user's, then the last round's plus its chosen ch
 change applied is the best one that settled as helping (the ladder's ranking: P(improvement)
 first), or, if none settled, the best by P(improvement) that lifts the late-return IQM,
 labelled as unsettled. The path stops when the base trains (a majority of its seeds converge),
-when no change helps, or after the last round, whose chosen change is then checked by training
-that config alone. Each round is a results folder of its own; the path and the final config
+when no change helps, when the chosen rung already trains, or after the last round. Each round
+is a results folder of its own; the path and the final config
 (`repaired.toml`) are written beside the first round's report.
 """
 
@@ -16,17 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ablations.diagnosis import LEARNS_SHARE
-from ablations.settings import config_env_settings, sized_config
+from ablations.diagnosis import trains
 from agents.config import AgentConfig
 from agents.configfile import ConfigFile, config_file_text
-from agents.engine import train
-from agents.envprofile import env_profile
-from agents.results import RunResult
-from reports import stats
 from reports.aggregate import diagnosis, diagnosis_base, load_results
 from reports.html import write_text_atomically
-from reports.metrics import per_seed, seed_outcomes
 
 SETTLED = "settled"
 UNSETTLED = "best P(improvement), not settled"
@@ -52,28 +46,34 @@ class RepairStep:
     learned: int
     seeds: int
     late_return_iqm: float | None
+    env_steps: int | None = None  # per seed, as the session sized the config (a profile may cap it)
     change: str | None = None  # the rung's sentence
     rung: str | None = None
     chosen_as: str | None = None  # SETTLED or UNSETTLED
     change_iqm: float | None = None
     change_learned: int | None = None
+    change_seeds: int | None = None  # the rung's seeds (more than the base's when added on demand)
     p_improvement: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
     p_adjusted: float | None = None
     fields: dict | None = None  # field -> new value
+    from_rung: str | None = None  # this config's runs are that rung of the round before
 
 
 def path_line(step: RepairStep) -> str:
     """One line of the path as printed and reported: the round, what became of it, its change."""
     iqm = "" if step.late_return_iqm is None else f", late return IQM {step.late_return_iqm:.3g}"
     state = f"round {step.round}: {step.learned} of {step.seeds} seeds converge{iqm}"
+    if step.from_rung is not None:
+        state += f" (its runs are round {step.round - 1}'s {step.from_rung} rung, on the same seeds)"
+        return state + (": it trains." if step.trains else ": it does not train yet; the rounds ran out.")
     if step.change is None:
         return state + (": it trains." if step.trains else ": no change helps; the path stops here.")
     p_adj = "" if step.p_adjusted is None else f", Holm-adjusted p = {step.p_adjusted:.2g}"
     return (
         f"{state}; applying ({step.chosen_as}): {step.change} (IQM {step.change_iqm:.3g}, "
-        f"{step.change_learned} of {step.seeds} learn, P(improvement) = {step.p_improvement:.2f}{p_adj})"
+        f"{step.change_learned} of {step.change_seeds} learn, P(improvement) = {step.p_improvement:.2f}{p_adj})"
     )
 
 
@@ -110,22 +110,16 @@ def read_round(results_dir: Path) -> tuple[dict, object, dict]:
 
 
 def repair_path(
-    loaded: ConfigFile,
-    out: Path,
-    rounds: int,
-    run_round: Callable[[Path, Path], None],
-    check_trains: Callable[[ConfigFile, int], dict],
+    loaded: ConfigFile, out: Path, rounds: int, run_round: Callable[[Path, Path], None]
 ) -> list[RepairStep]:
     """Diagnose, apply, repeat. `out` holds round 1's results already; run_round(config_file,
-    results_dir) runs the ladder of a later round; check_trains(config_file, seeds) trains the
-    last round's repaired config alone and returns the figures of its base row."""
+    results_dir) runs the ladder of a later round. A round's chosen rung is the next config trained
+    on the same seeds (mixed families are bit-identical to training alone), so when that rung
+    already trains, or the rounds run out, the path ends on the rung's own figures: no session
+    is spent re-training a config whose runs are on disk."""
     steps: list[RepairStep] = []
     current, config_path, results_dir = loaded, loaded.path, out
-    for number in range(1, rounds + 2):
-        if number > rounds:  # after the last ladder: does its chosen change train?
-            figures = check_trains(current, steps[-1].seeds)
-            steps.append(RepairStep(round=number, config_file=str(config_path), results="", **figures))
-            break
+    for number in range(1, rounds + 1):
         if number > 1:
             run_round(config_path, results_dir)
         base, table, meta = read_round(results_dir)
@@ -138,6 +132,9 @@ def repair_path(
             "learned": int(outcomes.get("converged", 0)),
             "seeds": int(sum(outcomes.values())),
             "late_return_iqm": _number(base.get("late_return_iqm")),
+            "env_steps": ((meta.get("variants") or {}).get(base.get("base_variant")) or {}).get("config", {}).get(
+                "total_env_steps"
+            ),
         }
         chosen = None if figures["trains"] else choose_change(table)
         if chosen is None:
@@ -153,6 +150,7 @@ def repair_path(
                 chosen_as=how,
                 change_iqm=_number(row["change_iqm"]),
                 change_learned=None if row["change_learned"] is None else int(row["change_learned"]),
+                change_seeds=int(row["seeds"]),
                 p_improvement=_number(row["effect_size"]),
                 ci_low=_number(row["ci_low"]),
                 ci_high=_number(row["ci_high"]),
@@ -165,25 +163,25 @@ def repair_path(
         config_path = out / f"round-{number + 1}.toml"
         header = f"Round {number + 1} of the repair path of {loaded.path.name}: {row['change']}"
         write_text_atomically(config_path, config_file_text(current.name, current.config, current.env, header))
+        converged, seeds = int(row["change_converged"] or 0), int(row["seeds"])
+        if trains(converged, seeds) or number == rounds:
+            steps.append(
+                RepairStep(
+                    round=number + 1,
+                    config_file=str(config_path),
+                    results=str(results_dir),
+                    trains=trains(converged, seeds),
+                    learned=converged,
+                    seeds=seeds,
+                    late_return_iqm=_number(row["change_iqm"]),
+                    env_steps=figures["env_steps"],
+                    from_rung=row["rung"],
+                )
+            )
+            break
         results_dir = out / f"round-{number + 1}"
     write_path(out, loaded, current, steps)
     return steps
-
-
-def train_alone(loaded: ConfigFile, seeds: int, env_steps: int) -> dict:
-    """Train a config alone over seeds 0..seeds-1, sized as a session sizes it, and say whether it
-    trains by the diagnosis' rule (a majority of seeds converge): the path's last check."""
-    sized = sized_config(loaded.config, loaded.config.env_id, env_steps)
-    profile = env_profile(sized.env_id, **config_env_settings(loaded))
-    run = RunResult.from_record(loaded.name, train(sized, list(range(seeds))))
-    summary = per_seed(run.checkpoints, profile, sized.gamma)
-    learned = int(seed_outcomes(summary, profile.success_threshold).eq("converged").sum())
-    return {
-        "trains": learned >= LEARNS_SHARE * seeds,
-        "learned": learned,
-        "seeds": seeds,
-        "late_return_iqm": stats.iqm(summary["late_return"]),
-    }
 
 
 def write_path(out: Path, loaded: ConfigFile, final: ConfigFile, steps: list[RepairStep]) -> None:
@@ -199,7 +197,8 @@ def write_path(out: Path, loaded: ConfigFile, final: ConfigFile, steps: list[Rep
         header = (
             f"{loaded.path.name} repaired by `python -m ablations diagnose` ({len(steps) - 1} change(s)):\n"
             f"{changes}\n"
-            + ("It trains: a majority of its seeds converged." if steps[-1].trains else "It does not train yet.")
+            + ("It trains: a majority of its seeds converged" if steps[-1].trains else "It does not train yet")
+            + (f" at {steps[-1].env_steps:,} env steps per seed." if steps[-1].env_steps else ".")
         )
         write_text_atomically(
             out / REPAIRED_FILE, config_file_text(loaded.name + "-repaired", final.config, final.env, header)

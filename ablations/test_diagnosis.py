@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from ablations.collect import record
-from ablations.diagnosis import LEARNS_SHARE, bug_matches, bugs_in_config, outcome_counts
+from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts, trains
 from ablations.helpers import report_settled, seed_summary
 from agents.lint import lint
 from reports import stats
@@ -73,7 +73,7 @@ def test_base_learns(ablation_settings, ablation_runs, base_name, record_propert
         bug_matches=bug_matches(summary, rungs),
     )
     described = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-    assert learned >= LEARNS_SHARE * len(summary), (
+    assert trains(learned, len(summary)), (
         f"{base_name} does not train: {learned} of {len(summary)} seeds converge (late return >= {threshold:g}); "
         f"{described}"
     )

@@ -276,6 +276,7 @@ DIAGNOSIS_COLUMNS = [
     "change_iqm",
     "base_learned",
     "change_learned",
+    "change_converged",
     "seeds",
     "error",
 ]
@@ -334,6 +335,7 @@ def diagnosis(results: Results) -> pd.DataFrame:
                 "change_iqm": changed.get("late_return_iqm"),
                 "base_learned": base.get("learned"),
                 "change_learned": changed.get("learned"),
+                "change_converged": (changed.get("outcomes") or {}).get("converged"),
                 "seeds": changed.get("seeds"),
                 "error": details.get("error"),
             }

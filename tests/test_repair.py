@@ -7,14 +7,16 @@ import pandas as pd
 import pytest
 
 import ablations.repair as repair
+from ablations.diagnosis import trains
 from agents.configfile import config_file_text, load_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "article-example-1.toml"
 
 
-def table(*rows) -> pd.DataFrame:
-    """A ranked diagnosis table (reports.aggregate.diagnosis) of (rung, verdict, P, base IQM, IQM)."""
+def table(*rows, converged: int = 4, seeds: int = 8) -> pd.DataFrame:
+    """A ranked diagnosis table (reports.aggregate.diagnosis) of (rung, verdict, P, base IQM, IQM);
+    `converged` of each rung's `seeds` converge."""
     return pd.DataFrame(
         [
             {
@@ -28,8 +30,9 @@ def table(*rows) -> pd.DataFrame:
                 "base_iqm": base,
                 "change_iqm": iqm,
                 "base_learned": 0,
-                "change_learned": 4,
-                "seeds": 8,
+                "change_learned": converged,
+                "change_converged": converged,
+                "seeds": seeds,
             }
             for rung, verdict, p, base, iqm in rows
         ]
@@ -79,16 +82,21 @@ def rounds(monkeypatch):
     return script
 
 
-def test_the_path_applies_the_change_and_stops_when_the_config_trains(tmp_path, rounds):
-    loaded = load_config_file(EXAMPLE)
+def first_round(rounds, tmp_path, converged: int, seeds: int = 8) -> None:
+    """Round 1: example 1 does not train on 8 seeds; masking terminals settles, `converged` of `seeds`."""
     rounds[tmp_path.name] = (
         base_row(False, 0),
-        table(("terminal-masking", "supported", 1.0, 9.3, 217.0)),
+        table(("terminal-masking", "supported", 1.0, 9.3, 217.0), converged=converged, seeds=seeds),
         meta_for("article-example-1", "terminal-masking", {"terminal_masking": True}),
     )
+
+
+def test_the_path_applies_the_change_and_stops_when_the_next_base_trains(tmp_path, rounds):
+    loaded = load_config_file(EXAMPLE)
+    first_round(rounds, tmp_path, converged=8, seeds=16)  # half is not a majority: a second round
     rounds["round-2"] = (base_row(True, 6), table(), {})
     ran = []
-    steps = repair.repair_path(loaded, tmp_path, 3, lambda c, o: ran.append((c.name, o.name)), None)
+    steps = repair.repair_path(loaded, tmp_path, 3, lambda c, o: ran.append((c.name, o.name)))
     assert ran == [("round-2.toml", "round-2")]
     assert [(s.round, s.trains, s.rung) for s in steps] == [(1, False, "terminal-masking"), (2, True, None)]
     repaired = load_config_file(tmp_path / repair.REPAIRED_FILE)
@@ -96,32 +104,33 @@ def test_the_path_applies_the_change_and_stops_when_the_config_trains(tmp_path, 
     assert load_config_file(tmp_path / "round-2.toml").config == repaired.config
     path = json.loads((tmp_path / repair.PATH_FILE).read_text())
     assert path["repaired"] == repair.REPAIRED_FILE
-    assert "applying (settled): change terminal-masking" in path["steps"][0]["line"]
+    assert "applying (settled): change terminal-masking (IQM 217, 8 of 16 learn" in path["steps"][0]["line"]
     assert path["steps"][1]["line"].endswith("it trains.")
 
 
-def test_after_the_last_round_its_change_is_checked_alone(tmp_path, rounds):
-    loaded = load_config_file(EXAMPLE)
-    rounds[tmp_path.name] = (
-        base_row(False, 0),
-        table(("terminal-masking", "supported", 1.0, 9.3, 217.0)),
-        meta_for("article-example-1", "terminal-masking", {"terminal_masking": True}),
-    )
-    checked = []
+def test_a_rung_that_already_trains_ends_the_path_without_another_session(tmp_path, rounds):
+    first_round(rounds, tmp_path, converged=5)
+    steps = repair.repair_path(load_config_file(EXAMPLE), tmp_path, 3, lambda c, o: pytest.fail("no second ladder"))
+    last = steps[-1]
+    assert (last.round, last.trains, last.learned, last.seeds, last.from_rung) == (2, True, 5, 8, "terminal-masking")
+    assert last.results == str(tmp_path) and last.late_return_iqm == 217.0
+    assert "round 1's terminal-masking rung" in repair.path_line(last)
+    assert "It trains: a majority of its seeds converged at 50,000 env steps per seed." in (
+        tmp_path / repair.REPAIRED_FILE
+    ).read_text()
 
-    def check(config, seeds):
-        checked.append((config.config.terminal_masking, seeds))
-        return {"trains": False, "learned": 3, "seeds": seeds, "late_return_iqm": 200.0}
 
-    steps = repair.repair_path(loaded, tmp_path, 1, lambda c, o: pytest.fail("no second ladder"), check)
-    assert checked == [(True, 8)]
+def test_after_the_last_round_the_path_ends_on_its_rung(tmp_path, rounds):
+    first_round(rounds, tmp_path, converged=3)
+    steps = repair.repair_path(load_config_file(EXAMPLE), tmp_path, 1, lambda c, o: pytest.fail("no second ladder"))
     assert [s.round for s in steps] == [1, 2] and not steps[-1].trains
-    assert "It does not train yet." in (tmp_path / repair.REPAIRED_FILE).read_text()
+    assert steps[-1].learned == 3 and "the rounds ran out" in repair.path_line(steps[-1])
+    assert "It does not train yet at 50,000 env steps per seed." in (tmp_path / repair.REPAIRED_FILE).read_text()
 
 
 def test_when_nothing_helps_the_path_stops_without_a_repaired_config(tmp_path, rounds):
     rounds[tmp_path.name] = (base_row(False, 0), table(("huber", "refuted", 0.2, 9.0, 5.0)), {})
-    steps = repair.repair_path(load_config_file(EXAMPLE), tmp_path, 3, None, None)
+    steps = repair.repair_path(load_config_file(EXAMPLE), tmp_path, 3, None)
     assert len(steps) == 1 and steps[0].change is None
     assert "no change helps" in repair.path_line(steps[0])
     assert not (tmp_path / repair.REPAIRED_FILE).exists()
@@ -134,3 +143,10 @@ def test_a_written_config_file_reads_back_the_same(path, tmp_path):
     copy.write_text(config_file_text(loaded.name, loaded.config, loaded.env, "a header\nof two lines"))
     again = load_config_file(copy)
     assert (again.name, again.config, again.env) == (loaded.name, loaded.config, loaded.env)
+
+
+@pytest.mark.parametrize(
+    ("converged", "seeds", "expected"), [(4, 8, False), (5, 8, True), (2, 3, True), (1, 2, False), (0, 0, False)]
+)
+def test_it_trains_when_more_than_half_of_its_seeds_converge(converged, seeds, expected):
+    assert trains(converged, seeds) is expected
