@@ -1,4 +1,4 @@
-"""Command line: `python -m agents variants`, `python -m agents bugs` and `python -m agents train ...`."""
+"""Command line: `python -m agents variants`, `bugs`, `train ...` and `import {sb3,rl-zoo,cleanrl} SOURCE`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from agents.bugs import describe_catalogue
 from agents.config import ConfigError
 from agents.configfile import load_config_file
 from agents.engine import train
+from agents.importers import SOURCES, SourceError, import_source, imported_toml
 from agents.presets import VARIANTS, get_variant
 from agents.results import RunResult
 from agents.seeding import parse_seeds
@@ -46,7 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the variant's)")
     run.add_argument("--out", help="directory to save the run into (Parquet + JSON)")
     run.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    bring = sub.add_parser(
+        "import", help="turn a Stable-Baselines3, rl-baselines3-zoo or CleanRL DQN config into a config file of ours"
+    )
+    bring.add_argument("source", choices=SOURCES, help="sb3: DQN(...) keywords; rl-zoo: a dqn.yml; cleanrl: Args")
+    bring.add_argument("file", help="JSON or a Python dict literal (sb3, cleanrl), YAML (rl-zoo), or CleanRL's flags")
+    bring.add_argument("--env", help="the env id (rl-zoo: which entry; sb3: if the keywords have no env)")
+    bring.add_argument("--steps", type=_positive_int, help="sb3: total_timesteps, if the keywords have none")
+    bring.add_argument("-o", "--output", help="the TOML to write (default: print it)")
     return parser
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """`python -m agents import`: the TOML on stdout or in --output; one line and exit 2 on a key
+    it cannot run exactly."""
+    try:
+        text = imported_toml(import_source(args.source, Path(args.file), args.env, args.steps))
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        print(text, end="")
+        return 0
+    out = Path(args.output)
+    try:
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as exc:
+        print(f"error: -o={args.output!r}: cannot write ({exc.strerror})", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (lint it: python -m ablations lint {out})")
+    return 0
 
 
 def summary_lines(result: RunResult) -> list[str]:
@@ -93,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bugs":
         print("\n".join(describe_catalogue()))
         return 0
+    if args.command == "import":
+        return import_command(args)
     if args.command == "variants":
         width = max(len(name) for name in VARIANTS)
         for name, variant in VARIANTS.items():

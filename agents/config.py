@@ -23,6 +23,15 @@ BUG_FIELDS = (
     "bug_terminal_shift",
 )
 TARGET_NETWORKS = ("none", "hard", "polyak")
+# What a hard target's sync period counts: gradient updates (the article's and Mnih et al.'s
+# rule, checked after each update), or env steps on the step clock, checked at every env step
+# before that step's updates (Stable-Baselines3's order: its _on_step syncs, then the burst of
+# gradient steps runs) or after them (CleanRL's order: update, then sync, in one iteration).
+SYNC_UNITS = ("updates", "env_steps", "env_steps_after_updates")
+# The clock the update, learning-start and env-step sync conditions read at the step just
+# taken: the number of env steps taken so far (SB3's num_timesteps; 1 at the first step), or
+# the 0-based index of that step (CleanRL's global_step; 0 at the first step).
+STEP_CLOCKS = ("steps_taken", "step_index")
 
 
 class ConfigError(ValueError):
@@ -52,6 +61,7 @@ def _require_float(name: str, value: Any) -> float:
 # (and the suite's presets') hard sync period, and the soft-update coefficient of TD3/SAC.
 DEFAULT_SYNC_PERIOD = 100
 DEFAULT_TAU = 0.005
+TARGET_RULE_FIELDS = ("target_sync_period", "target_sync_unit", "target_tau")
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,20 @@ class AgentConfig:
     batch_size: int = 64
     # None = no replay: each update learns from the transition just observed (article example 1).
     replay_capacity: int | None = 10_000
-    # Transitions stored before the first gradient update.
+    # The first gradient update comes at the first step whose clock (step_clock) reaches this.
     learning_starts: int = 64
+    # Env steps between training steps: a training step runs when the clock is a multiple of it.
     env_steps_per_update: int = 1
+    # Gradient updates per training step, each on a fresh batch (SB3's gradient_steps); -1
+    # means as many as env steps between training steps (SB3's -1 with one env).
+    gradient_steps: int = 1
+    step_clock: str = "steps_taken"
     target_network: str = "hard"
     # Gradient updates between hard copies online -> target (target_network="hard"); unset means
     # DEFAULT_SYNC_PERIOD for a hard target and nothing otherwise.
     target_sync_period: int | None = None
+    # What target_sync_period counts (SYNC_UNITS); unset means "updates" for a hard target.
+    target_sync_unit: str | None = None
     # Polyak coefficient, target <- (1 - tau) target + tau online each update (target_network="polyak");
     # unset means DEFAULT_TAU for a polyak target and nothing otherwise.
     target_tau: float | None = None
@@ -97,6 +114,12 @@ class AgentConfig:
     epsilon_end: float = 0.1
     # Env steps of linear decay from epsilon_start to epsilon_end; 0 = constant epsilon_end.
     epsilon_decay_steps: int = 0
+    # Or the decay as a fraction of total_env_steps (SB3's and CleanRL's exploration_fraction),
+    # so it keeps its share of a run a profile shortens; exclusive with epsilon_decay_steps.
+    epsilon_decay_fraction: float | None = None
+    # Uniformly random actions at every step before learning starts (the clock below
+    # learning_starts), whatever epsilon says: SB3's warm-up.
+    random_warmup: bool = False
     hidden_sizes: tuple[int, ...] = (64, 64)
     # LayerNorm (no learnable scale or shift) after every hidden layer, before its ReLU.
     layer_norm: bool = False
@@ -136,10 +159,11 @@ class AgentConfig:
                     self.replay_capacity,
                     f"must be >= batch_size={self.batch_size}",
                 )
+        # learning_starts may be below batch_size: batches are drawn with replacement from what
+        # is stored (SB3's zoo configs start learning at once).
         _require_int("learning_starts", self.learning_starts, 1)
-        if self.learning_starts < self.batch_size:
-            raise _bad("learning_starts", self.learning_starts, f"must be >= batch_size={self.batch_size}")
         _require_int("env_steps_per_update", self.env_steps_per_update, 1)
+        self._validate_schedule()
         self._validate_target()
         if not isinstance(self.terminal_masking, bool):
             raise _bad("terminal_masking", self.terminal_masking, "must be a bool")
@@ -171,7 +195,6 @@ class AgentConfig:
             value = _require_float(name, getattr(self, name))
             if not 0.0 <= value <= 1.0:
                 raise _bad(name, getattr(self, name), "must lie in [0, 1]")
-        _require_int("epsilon_decay_steps", self.epsilon_decay_steps, 0)
         if isinstance(self.hidden_sizes, list):
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes:
@@ -185,6 +208,24 @@ class AgentConfig:
         if not isinstance(self.device, str) or not self.device:
             raise _bad("device", self.device, "must be a torch device string such as 'cpu' or 'cuda'")
 
+    def _validate_schedule(self) -> None:
+        """When updates happen and how exploration decays (the fields other libraries set)."""
+        if self.gradient_steps == -1:
+            object.__setattr__(self, "gradient_steps", self.env_steps_per_update)
+        _require_int("gradient_steps", self.gradient_steps, 1)
+        if self.step_clock not in STEP_CLOCKS:
+            raise _bad("step_clock", self.step_clock, f"must be one of {STEP_CLOCKS}")
+        if not isinstance(self.random_warmup, bool):
+            raise _bad("random_warmup", self.random_warmup, "must be a bool")
+        _require_int("epsilon_decay_steps", self.epsilon_decay_steps, 0)
+        if self.epsilon_decay_fraction is not None:
+            fraction = _require_float("epsilon_decay_fraction", self.epsilon_decay_fraction)
+            if not 0.0 < fraction <= 1.0:
+                raise _bad("epsilon_decay_fraction", self.epsilon_decay_fraction, "must lie in (0, 1] or be None")
+            if self.epsilon_decay_steps:
+                why = "set either it or epsilon_decay_steps, not both"
+                raise _bad("epsilon_decay_fraction", self.epsilon_decay_fraction, why)
+
     def _validate_target(self) -> None:
         if self.target_network not in TARGET_NETWORKS:
             raise _bad("target_network", self.target_network, f"must be one of {TARGET_NETWORKS}")
@@ -192,12 +233,18 @@ class AgentConfig:
         # config never has to unset a default that belongs to another rule.
         if self.target_network == "hard" and self.target_sync_period is None:
             object.__setattr__(self, "target_sync_period", DEFAULT_SYNC_PERIOD)
+        if self.target_network == "hard" and self.target_sync_unit is None:
+            object.__setattr__(self, "target_sync_unit", "updates")
         if self.target_network == "polyak" and self.target_tau is None:
             object.__setattr__(self, "target_tau", DEFAULT_TAU)
         if self.target_network == "hard":
             _require_int("target_sync_period", self.target_sync_period, 1)
+            if self.target_sync_unit not in SYNC_UNITS:
+                raise _bad("target_sync_unit", self.target_sync_unit, f"must be one of {SYNC_UNITS}")
         elif self.target_sync_period is not None:
             raise _bad("target_sync_period", self.target_sync_period, "applies only to target_network='hard'")
+        elif self.target_sync_unit is not None:
+            raise _bad("target_sync_unit", self.target_sync_unit, "applies only to target_network='hard'")
         if self.target_network == "polyak":
             tau = _require_float("target_tau", self.target_tau)
             if not 0.0 < tau <= 1.0:
@@ -211,18 +258,37 @@ class AgentConfig:
     def uses_replay(self) -> bool:
         return self.replay_capacity is not None
 
+    def clock(self, env_step: int) -> int:
+        """The step clock (step_clock) once the 0-based env step `env_step` has been taken."""
+        return env_step + 1 if self.step_clock == "steps_taken" else env_step
+
+    def trains_at(self, clock: int) -> bool:
+        """Whether a training step (gradient_steps updates) runs at this clock value."""
+        return clock >= self.learning_starts and clock % self.env_steps_per_update == 0
+
     @property
     def gradient_updates(self) -> int:
-        """Gradient updates the run makes: one at every step s (1-based) with s >= learning_starts
-        and s a multiple of env_steps_per_update (the engine's schedule)."""
-        every = self.env_steps_per_update
-        return max(0, self.total_env_steps // every - (self.learning_starts - 1) // every)
+        """Gradient updates the run makes: gradient_steps at every clock value c <= the last
+        step's with c >= learning_starts and c a multiple of env_steps_per_update."""
+        every, last = self.env_steps_per_update, self.clock(self.total_env_steps - 1)
+        return self.gradient_steps * max(0, last // every - (self.learning_starts - 1) // every)
+
+    @property
+    def decay_steps(self) -> float:
+        """Env steps of the epsilon decay (a fraction of the run when epsilon_decay_fraction is set)."""
+        if self.epsilon_decay_fraction is not None:
+            return self.epsilon_decay_fraction * self.total_env_steps
+        return self.epsilon_decay_steps
 
     def epsilon(self, env_step: int) -> float:
-        """Exploration rate at a 0-based env step: linear from start to end, then constant."""
-        if env_step >= self.epsilon_decay_steps or self.bug_epsilon_at_end:
+        """Exploration rate at a 0-based env step: 1 during a random warm-up, else linear from
+        start to end over decay_steps, then constant."""
+        if self.random_warmup and self.clock(env_step) < self.learning_starts:
+            return 1.0
+        decay = self.decay_steps
+        if env_step >= decay or self.bug_epsilon_at_end:
             return self.epsilon_end
-        fraction = env_step / self.epsilon_decay_steps
+        fraction = env_step / decay
         return self.epsilon_start + fraction * (self.epsilon_end - self.epsilon_start)
 
     # --- serialisation --------------------------------------------------------------
@@ -252,4 +318,10 @@ class AgentConfig:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> AgentConfig:
+        """A copy with `changes`; switching the target rule drops the old rule's own fields
+        (their usual values for the new rule fill in) unless `changes` sets them."""
+        rule = changes.get("target_network", self.target_network)
+        if rule != self.target_network:
+            for name in TARGET_RULE_FIELDS:
+                changes.setdefault(name, None)
         return dataclasses.replace(self, **changes)

@@ -102,18 +102,23 @@ def train_family(
         next_obs, truncated = torch.from_numpy(result.next_obs), torch.from_numpy(result.truncated)
         buffer.add(obs_tensor, torch.from_numpy(actions), reward, next_obs, terminated, truncated, t)
         recorder.env_step(t, actions, result)
-        obs, step = result.obs, t + 1
-        # update, sync
-        if step >= config.learning_starts and step % config.env_steps_per_update == 0:
-            batch = sample_batch(buffer, replay_uniforms, knobs, config.uses_replay)
-            update = gradient_step(knobs, bugs, online, target.network, optimizer, batch)
-            updates += 1
-            synced = target.after_update(online, updates, step)
-            if on_update is not None:
-                on_update(step, updates, online, target.network)
-            diverged = recorder.gradient_update(step, batch, update, synced, online, target)
-            if diverged.any():
-                _stop_seeds(diverged, online, target.network, optimizer)
+        obs, step, clock = result.obs, t + 1, config.clock(t)
+        # sync (env-step periods, SB3's order), update (a burst of gradient_steps), sync
+        if "env_steps" in target.env_step_units:
+            target.at_env_step(online, clock, step, updates, "env_steps")
+        if config.trains_at(clock):
+            for _ in range(config.gradient_steps):
+                batch = sample_batch(buffer, replay_uniforms, knobs, config.uses_replay)
+                update = gradient_step(knobs, bugs, online, target.network, optimizer, batch)
+                updates += 1
+                synced = target.after_update(online, updates, step)
+                if on_update is not None:
+                    on_update(step, updates, online, target.network)
+                diverged = recorder.gradient_update(step, batch, update, synced, online, target)
+                if diverged.any():
+                    _stop_seeds(diverged, online, target.network, optimizer)
+        if "env_steps_after_updates" in target.env_step_units:
+            target.at_env_step(online, clock, step, updates, "env_steps_after_updates")
         # record
         all_finished = recorder.end_of_step(step, updates, online, target, buffer)
         if progress is not None:

@@ -27,6 +27,8 @@ FAMILY_FIELDS = (
     "batch_size",
     "learning_starts",
     "env_steps_per_update",
+    "gradient_steps",
+    "step_clock",
     "hidden_sizes",
     "layer_norm",
     "eval_period",
@@ -80,6 +82,7 @@ class SeedKnobs:
     has_target: np.ndarray  # (K,) bool
     hard: np.ndarray  # (K,) bool
     sync_period: np.ndarray  # (K,) int, 0 where not hard
+    sync_unit: np.ndarray  # (K,) str: config.SYNC_UNITS, "" where not hard
     tau: np.ndarray  # (K,) float, nan where not polyak
     capacity: int | np.ndarray  # (K,)
     n_step: int | np.ndarray  # (K,)
@@ -110,6 +113,7 @@ class SeedKnobs:
             has_target=np.array([c.target_network != "none" for c in configs]),
             hard=np.array([c.target_network == "hard" for c in configs]),
             sync_period=np.array([c.target_sync_period or 0 for c in configs]),
+            sync_unit=np.array([c.target_sync_unit or "" for c in configs]),
             tau=np.array([np.nan if c.target_tau is None else c.target_tau for c in configs]),
             capacity=_shared_or_array([c.replay_capacity or 1 for c in configs]),
             n_step=_shared_or_array([c.n_step for c in configs]),
@@ -133,7 +137,14 @@ class SeedKnobs:
         """(a config, the seeds sharing its epsilon schedule), grouped once."""
         groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(self.configs):
-            schedule = (c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.bug_epsilon_at_end)
+            schedule = (
+                c.epsilon_start,
+                c.epsilon_end,
+                c.epsilon_decay_steps,
+                c.epsilon_decay_fraction,
+                c.random_warmup,
+                c.bug_epsilon_at_end,
+            )
             groups.setdefault(schedule, []).append(i)
         return [(self.configs[seeds[0]], np.asarray(seeds)) for seeds in groups.values()]
 

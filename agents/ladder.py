@@ -83,11 +83,14 @@ def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict]
         period = max(1, round(base.target_sync_period * factor))
         if period == base.target_sync_period:
             return f"sync period x{factor:g}: rounds to the same period"
-        if period > base.gradient_updates and period > base.target_sync_period:
-            return f"sync period x{factor:g}: {period} updates is longer than the run's {base.gradient_updates}"
+        # The period counts updates or env steps (target_sync_unit); the run has that many of each.
+        by_updates = base.target_sync_unit == "updates"
+        unit, run = ("update", base.gradient_updates) if by_updates else ("env step", base.total_env_steps)
+        if period > run and period > base.target_sync_period:
+            return f"sync period x{factor:g}: {period} {unit}s is longer than the run's {run}"
         return (
             f"sync-x{factor:g}",
-            f"Syncing the target every {period} update{'s' if period > 1 else ''} instead of {base.target_sync_period}",
+            f"Syncing the target every {period} {unit}{'s' if period > 1 else ''} instead of {base.target_sync_period}",
             {"target_sync_period": period},
         )
 
@@ -136,7 +139,7 @@ def _learning_start(base: AgentConfig):
 
 
 def _exploration(base: AgentConfig):
-    if base.epsilon_decay_steps == 0 or base.epsilon_start == base.epsilon_end:
+    if base.decay_steps == 0 or base.epsilon_start == base.epsilon_end:
         s = EPSILON_SCHEDULE
         steps = max(1, int(base.total_env_steps * s["decay_fraction"]))
         return (
@@ -148,7 +151,7 @@ def _exploration(base: AgentConfig):
     return (
         "eps-constant",
         f"Constant exploration at {base.epsilon_end:g} instead of decaying from {base.epsilon_start:g}",
-        {"epsilon_start": base.epsilon_end, "epsilon_decay_steps": 0},
+        {"epsilon_start": base.epsilon_end, "epsilon_decay_steps": 0, "epsilon_decay_fraction": None},
     )
 
 

@@ -80,19 +80,33 @@ def no_update(c: AgentConfig) -> list[Finding]:
     ]
 
 
+def _syncs_after_learning_starts(c: AgentConfig) -> int:
+    """Hard syncs once updates have begun: every C-th update, or every clock multiple of C from
+    learning_starts on when the period counts env steps (earlier ones copy an untrained network)."""
+    if c.target_sync_unit == "updates":
+        return c.gradient_updates // c.target_sync_period
+    last = c.clock(c.total_env_steps - 1)
+    return max(0, last // c.target_sync_period - (c.learning_starts - 1) // c.target_sync_period)
+
+
 def never_synced(c: AgentConfig) -> list[Finding]:
     # A hard target synced less often than once per run is the random initial network all along:
     # the TD targets never improve (the stale-target bug, by configuration).
-    if c.target_network != "hard" or c.gradient_updates == 0 or c.target_sync_period <= c.gradient_updates:
+    if c.target_network != "hard" or c.gradient_updates == 0 or _syncs_after_learning_starts(c) > 0:
         return []
+    if c.target_sync_unit == "updates":
+        run = f"the run makes only {c.gradient_updates:,} gradient updates"
+        fix = f"sync every 100-1,000 updates (at most {max(1, c.gradient_updates // 10):,} here, ten syncs a run)"
+    else:
+        run = f"no multiple of it falls between learning_starts={c.learning_starts:,} and the run's last env step"
+        fix = f"sync every at most {max(1, c.total_env_steps // 10):,} env steps here (ten syncs a run)"
     return [
         Finding(
             "never-synced",
             "target_sync_period",
             c.target_sync_period,
-            f"the target network is never synced: the run makes only {c.gradient_updates:,} gradient updates, "
-            "so every target comes from the initial random network",
-            f"sync every 100-1,000 updates (at most {max(1, c.gradient_updates // 10):,} here, ten syncs a run)",
+            f"the target network is never synced: {run}, so every target comes from the initial random network",
+            fix,
         )
     ]
 
@@ -119,7 +133,7 @@ def random_behaviour(c: AgentConfig) -> list[Finding]:
     # acting well, so states a good policy reaches are never in the buffer.
     if c.epsilon_end < RANDOM_EPSILON:
         return []
-    decays = c.epsilon_decay_steps > 0 and c.epsilon_start != c.epsilon_end and not c.bug_epsilon_at_end
+    decays = c.decay_steps > 0 and c.epsilon_start != c.epsilon_end and not c.bug_epsilon_at_end
     how = f"ends at {c.epsilon_end:g}" if decays else f"stays at {c.epsilon_end:g} (no decay)"
     return [
         Finding(
@@ -134,7 +148,7 @@ def random_behaviour(c: AgentConfig) -> list[Finding]:
 
 def decay_beyond_run(c: AgentConfig) -> list[Finding]:
     # A decay longer than the run stops part way: the schedule's end value is never used.
-    if c.epsilon_decay_steps <= c.total_env_steps or c.epsilon_start == c.epsilon_end or c.bug_epsilon_at_end:
+    if c.decay_steps <= c.total_env_steps or c.epsilon_start == c.epsilon_end or c.bug_epsilon_at_end:
         return []
     reached = c.epsilon(c.total_env_steps - 1)
     return [

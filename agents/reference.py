@@ -38,27 +38,36 @@ def make_q_network(
     return nn.Sequential(*layers)
 
 
+class TextbookBuffer:
+    """A ring buffer of transitions in numpy arrays (one slot without replay)."""
+
+    def __init__(self, capacity: int, obs_dim: int):
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.action = np.zeros(capacity, dtype=np.int64)
+        self.reward = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.truncated = np.zeros(capacity, dtype=np.float32)
+        self.size = self.position = 0
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        i = self.position
+        self.obs[i], self.next_obs[i], self.action[i] = obs, next_obs, action
+        self.reward[i], self.terminated[i], self.truncated[i] = reward, terminated, truncated
+        self.position = (i + 1) % len(self.reward)
+        self.size = min(self.size + 1, len(self.reward))
+
+
 def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int], list[float], nn.Module]:
     """Train one seed for `steps` env steps; return the actions taken, the losses and the network."""
     streams = seed_streams(seed)
     env = gym.make(config.env_id)
-    obs_dim = env.observation_space.shape[0]
-    num_actions = env.action_space.n
+    obs_dim, num_actions = env.observation_space.shape[0], env.action_space.n
     q_net = make_q_network(obs_dim, config.hidden_sizes, num_actions, streams.init, config.layer_norm)
     target_net = copy.deepcopy(q_net) if config.target_network != "none" else None
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
-
-    capacity = config.replay_capacity or 1
-    buf_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-    buf_next = np.zeros((capacity, obs_dim), dtype=np.float32)
-    buf_action = np.zeros(capacity, dtype=np.int64)
-    buf_reward = np.zeros(capacity, dtype=np.float32)
-    buf_term = np.zeros(capacity, dtype=np.float32)
-    buf_trunc = np.zeros(capacity, dtype=np.float32)
-    size = position = 0
-
+    buffer = TextbookBuffer(config.replay_capacity or 1, obs_dim)
     actions, losses = [], []
-    updates = 0
     previous_terminated = False
     obs, _ = env.reset(seed=streams.env_reset_seed)
     for t in range(steps):
@@ -70,64 +79,82 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
                 action = int(q_net(torch.as_tensor(obs).unsqueeze(0)).argmax(1).item())
         actions.append(action)
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        buf_obs[position], buf_next[position], buf_action[position] = obs, next_obs, action
         stored_terminated = terminated
         if config.bug_terminal_shift:
             stored_terminated, previous_terminated = previous_terminated, terminated
-        buf_reward[position], buf_term[position], buf_trunc[position] = reward, stored_terminated, truncated
-        position = (position + 1) % capacity
-        size = min(size + 1, capacity)
-
-        if t + 1 >= config.learning_starts and (t + 1) % config.env_steps_per_update == 0:
-            if config.replay_capacity is None:
-                idx = np.array([0])
-            else:
-                idx = (streams.replay.random(config.batch_size) * size).astype(np.int64)
-            states = torch.as_tensor(buf_obs[idx])
-            last, returns, discounts = n_step_windows(config, idx, buf_reward, buf_term, buf_trunc, position)
-            done = np.zeros(len(idx), dtype=np.float32)
-            if config.terminal_masking:
-                done = np.maximum(done, buf_term[last])
-            if not config.bootstrap_on_truncation:
-                done = np.maximum(done, buf_trunc[last])
-            loss = td_loss(
-                config,
-                q_net,
-                target_net,
-                states,
-                buf_action[idx],
-                returns,
-                torch.as_tensor(buf_next[last]),
-                done,
-                discounts,
-            )
-            if not config.bug_no_zero_grad:
-                optimizer.zero_grad()
-            loss.backward()
-            if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
-            optimizer.step()
-            losses.append(loss.item())
-            updates += 1
-            if config.bug_stale_target:
-                pass  # the target keeps its first copy
-            elif config.target_network == "hard" and updates % config.target_sync_period == 0:
-                target_net.load_state_dict(q_net.state_dict())
-            elif config.target_network == "polyak":
-                with torch.no_grad():
-                    for tp, op in zip(target_net.parameters(), q_net.parameters()):
-                        tp.mul_(1 - config.target_tau).add_(op, alpha=config.target_tau)
-
+        buffer.add(obs, action, reward, next_obs, stored_terminated, truncated)
+        # The step clock: the number of steps taken (SB3) or the index of this one (CleanRL).
+        clock = t + 1 if config.step_clock == "steps_taken" else t
+        env_step_sync(config, "env_steps", clock, q_net, target_net)  # SB3: before the updates
+        if clock >= config.learning_starts and clock % config.env_steps_per_update == 0:
+            for _ in range(config.gradient_steps):
+                losses.append(textbook_update(config, streams.replay, buffer, q_net, target_net, optimizer))
+                after_update(config, len(losses), q_net, target_net)
+        env_step_sync(config, "env_steps_after_updates", clock, q_net, target_net)  # CleanRL: after
         obs = env.reset()[0] if (terminated or truncated) else next_obs
     env.close()
     return actions, losses, q_net
 
 
+def textbook_update(config: AgentConfig, replay_rng, buffer: TextbookBuffer, q_net, target_net, optimizer) -> float:
+    """One gradient update on a fresh batch (the latest transition without replay); its loss."""
+    if config.replay_capacity is None:
+        idx = np.array([0])
+    else:
+        idx = (replay_rng.random(config.batch_size) * buffer.size).astype(np.int64)
+    last, returns, discounts = n_step_windows(
+        config, idx, buffer.reward, buffer.terminated, buffer.truncated, buffer.position
+    )
+    done = np.zeros(len(idx), dtype=np.float32)
+    if config.terminal_masking:
+        done = np.maximum(done, buffer.terminated[last])
+    if not config.bootstrap_on_truncation:
+        done = np.maximum(done, buffer.truncated[last])
+    states, next_states = torch.as_tensor(buffer.obs[idx]), torch.as_tensor(buffer.next_obs[last])
+    loss = td_loss(config, q_net, target_net, states, buffer.action[idx], returns, next_states, done, discounts)
+    if not config.bug_no_zero_grad:
+        optimizer.zero_grad()
+    loss.backward()
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+    optimizer.step()
+    return loss.item()
+
+
+def after_update(config: AgentConfig, updates: int, q_net, target_net) -> None:
+    """The target rules applied after gradient update number `updates`."""
+    if config.bug_stale_target:
+        return  # the target keeps its first copy
+    if config.target_network == "hard" and config.target_sync_unit == "updates":
+        if updates % config.target_sync_period == 0:
+            target_net.load_state_dict(q_net.state_dict())
+    elif config.target_network == "polyak":
+        with torch.no_grad():
+            for tp, op in zip(target_net.parameters(), q_net.parameters()):
+                tp.mul_(1 - config.target_tau).add_(op, alpha=config.target_tau)
+
+
+def env_step_sync(config: AgentConfig, unit: str, clock: int, q_net, target_net) -> None:
+    """A hard copy when the sync period counts env steps in `unit` and divides the clock."""
+    if config.bug_stale_target or config.target_network != "hard" or config.target_sync_unit != unit:
+        return
+    if clock % config.target_sync_period == 0:
+        target_net.load_state_dict(q_net.state_dict())
+
+
 def epsilon_at(config: AgentConfig, t: int) -> float:
-    """The behaviour policy's epsilon at env step t: linear decay, then constant."""
-    if config.bug_epsilon_at_end or t >= config.epsilon_decay_steps:
+    """The behaviour policy's epsilon at env step t: 1 in a random warm-up, then linear decay,
+    then constant."""
+    clock = t + 1 if config.step_clock == "steps_taken" else t
+    if config.random_warmup and clock < config.learning_starts:
+        return 1.0  # SB3 samples the action space until learning starts
+    if config.epsilon_decay_fraction is not None:
+        decay = config.epsilon_decay_fraction * config.total_env_steps
+    else:
+        decay = config.epsilon_decay_steps
+    if config.bug_epsilon_at_end or t >= decay:
         return config.epsilon_end  # bug_epsilon_at_end skips the decay
-    frac = t / config.epsilon_decay_steps
+    frac = t / decay
     return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
 
 

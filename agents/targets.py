@@ -1,5 +1,6 @@
 """Target-network rules (Mnih et al. 2015; Lillicrap et al. 2016): none, a hard copy every C
-updates, or Polyak averaging, per seed; a stale target (bug_stale_target) keeps its first copy."""
+updates or every C env steps (before or after that step's updates), or Polyak averaging, per
+seed; a stale target (bug_stale_target) keeps its first copy."""
 
 from __future__ import annotations
 
@@ -30,22 +31,44 @@ class TargetNetwork:
         # Without a target network, with polyak averaging or with double Q the TD targets move on
         # every update; a plain hard target moves only when it is synced.
         double = knobs.double_q.view(-1).cpu().numpy() if torch.is_tensor(knobs.double_q) else knobs.double_q
-        self.moves_every_update = ~knobs.hard | double
+        # Env-step syncs happen between updates, where no batch is at hand: their seeds' drift is
+        # measured on the window's updates instead.
+        self.moves_every_update = ~knobs.hard | double | (knobs.sync_unit != "updates")
         num_seeds = len(knobs.configs)
         self.last_sync_update = np.zeros(num_seeds, dtype=np.int64)
         self.last_sync_step = np.zeros(num_seeds, dtype=np.int64)
+        # Which env-step sync units some seed uses: the engine calls at_env_step only for these.
+        self.env_step_units = [u for u in ("env_steps", "env_steps_after_updates") if (knobs.sync_unit == u).any()]
+
+    def _due(self, unit: str, count: int) -> np.ndarray:
+        """Hard seeds whose period, counted in `unit`, divides `count` (K,) bool."""
+        knobs = self.knobs
+        return (knobs.sync_unit == unit) & (count % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
+
+    def _copy(self, online: MLPParams, synced: np.ndarray, mirror: bool) -> None:
+        """Hard-copy online into the synced seeds' targets (and the mirrored seeds' after an update)."""
+        copied = torch.from_numpy(synced).to(self.mirrored.device)
+        if mirror:
+            copied = copied | self.mirrored
+        if bool(copied.all()):
+            self.network.copy_(online)
+        elif bool(copied.any()):
+            self.network.copy_seeds_(online, copied)
+
+    def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
+        """Sync the seeds whose period counts env steps in `unit` ("env_steps" before the step's
+        updates, "env_steps_after_updates" after them) and is due at this clock value."""
+        synced = self._due(unit, clock)
+        if synced.any():
+            self._copy(online, synced, mirror=False)
+            self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
 
     def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
         """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
-        hard target was synced (K,) bool."""
-        knobs = self.knobs
-        synced = knobs.hard & (updates % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
+        hard target was synced by it (K,) bool."""
+        synced = self._due("updates", updates)
         if self.network is not None:
-            copied = torch.from_numpy(synced).to(self.mirrored.device) | self.mirrored
-            if bool(copied.all()):
-                self.network.copy_(online)
-            elif bool(copied.any()):
-                self.network.copy_seeds_(online, copied)
+            self._copy(online, synced, mirror=True)
             for tau, seeds_with_tau in self.polyak_groups:
                 if bool(seeds_with_tau.all()):
                     self.network.polyak_(online, tau)

@@ -105,7 +105,14 @@ BAD = [
     ({"hidden_sizes": (64, 0)}, "hidden_sizes", "(64, 0)"),
     ({"batch_size": 2.5}, "batch_size", "2.5"),
     ({"max_grad_norm": -1.0}, "max_grad_norm", "-1.0"),
-    ({"learning_starts": 10}, "learning_starts", "10"),
+    ({"learning_starts": 0}, "learning_starts", "0"),
+    ({"gradient_steps": 0}, "gradient_steps", "0"),
+    ({"step_clock": "episodes"}, "step_clock", "'episodes'"),
+    ({"target_sync_unit": "episodes"}, "target_sync_unit", "'episodes'"),
+    ({"target_network": "polyak", "target_sync_unit": "env_steps"}, "target_sync_unit", "'env_steps'"),
+    ({"epsilon_decay_fraction": 1.5}, "epsilon_decay_fraction", "1.5"),
+    ({"epsilon_decay_fraction": 0.5, "epsilon_decay_steps": 100}, "epsilon_decay_fraction", "0.5"),
+    ({"random_warmup": 1}, "random_warmup", "1"),
     ({"target_network": "none", "target_sync_period": 50}, "target_sync_period", "50"),
     ({"target_network": "hard", "target_tau": 0.01}, "target_tau", "0.01"),
 ]
@@ -152,3 +159,34 @@ def test_article_presets_reproduce_the_article_switches():
     for config in (naive, replay, target):
         assert config.epsilon(0) == config.epsilon(10**6) == 0.1
         assert config.loss == "mse" and config.hidden_sizes == (64, 64) and config.learning_rate == 1e-3
+
+
+def test_the_schedules_of_other_libraries_read_as_they_do_there():
+    # SB3's gradient_steps = -1: one update per env step collected; its clock counts steps taken.
+    sb3 = AgentConfig(total_env_steps=100, learning_starts=11, env_steps_per_update=4, gradient_steps=-1)
+    assert sb3.gradient_steps == 4
+    assert [c for c in range(1, 101) if sb3.trains_at(c)][:3] == [12, 16, 20]
+    assert sb3.gradient_updates == 4 * len(range(12, 101, 4))
+    # CleanRL's clock is the step's index: the last step of a 100-step run is clock 99.
+    cleanrl = sb3.replace(step_clock="step_index", gradient_steps=1)
+    assert cleanrl.clock(99) == 99 and cleanrl.gradient_updates == len(range(12, 100, 4))
+    # A batch may be larger than what is stored when learning starts (drawn with replacement).
+    assert AgentConfig(batch_size=128, learning_starts=1).learning_starts == 1
+
+
+def test_exploration_as_a_fraction_of_the_run_and_a_random_warm_up():
+    config = AgentConfig(
+        total_env_steps=1_000, epsilon_start=1.0, epsilon_end=0.0, epsilon_decay_fraction=0.5, learning_starts=10
+    )
+    assert config.decay_steps == 500.0
+    assert [config.epsilon(t) for t in (0, 250, 500, 900)] == [1.0, 0.5, 0.0, 0.0]
+    warm = config.replace(random_warmup=True, epsilon_start=0.2)
+    # Steps taken 1..9 are before learning starts (clock < 10): random; from clock 10 the schedule.
+    assert warm.epsilon(8) == 1.0 and warm.epsilon(9) == config.replace(epsilon_start=0.2).epsilon(9)
+
+
+def test_switching_the_target_rule_drops_the_old_rules_own_fields():
+    hard = AgentConfig(target_sync_period=500, target_sync_unit="env_steps")
+    assert hard.replace(target_network="polyak").target_tau == 0.005
+    assert hard.replace(target_network="none").target_sync_period is None
+    assert hard.replace(learning_rate=0.01).target_sync_period == 500

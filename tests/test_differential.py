@@ -52,6 +52,34 @@ CASES = {
     "bug-epsilon-at-end": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, bug_epsilon_at_end=True
     ),
+    # Stable-Baselines3's schedule: a random warm-up, then bursts of gradient steps every 8 env
+    # steps; the hard target synced every 24 env steps before the burst; Huber, clip at 10.
+    "sb3-bursts-env-step-sync": get_variant("article-target").config.replace(
+        env_steps_per_update=8,
+        gradient_steps=4,
+        target_sync_unit="env_steps",
+        target_sync_period=24,
+        loss="huber",
+        max_grad_norm=0.1,
+        random_warmup=True,
+        learning_starts=101,
+        epsilon_start=1.0,
+        epsilon_end=0.05,
+        epsilon_decay_fraction=0.1,
+    ),
+    # CleanRL's: the step-index clock, an update every 10 steps, the sync after it (every 50).
+    "cleanrl-clock-sync-after-update": get_variant("article-target").config.replace(
+        step_clock="step_index",
+        env_steps_per_update=10,
+        gradient_steps=3,
+        target_sync_unit="env_steps_after_updates",
+        target_sync_period=50,
+        learning_starts=101,
+        epsilon_start=1.0,
+        epsilon_end=0.05,
+        epsilon_decay_fraction=0.5,
+        hidden_sizes=(120, 84),
+    ),
     "decaying-epsilon-every-4-steps": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, env_steps_per_update=4, learning_starts=200
     ),
@@ -79,3 +107,12 @@ def test_engine_matches_textbook_inside_a_batch():
     ref_actions, ref_losses, _ = run_textbook(config.replace(total_env_steps=STEPS), 7, STEPS)
     assert record.trace_actions[:, 1].tolist() == ref_actions
     np.testing.assert_array_equal(record.trace_losses[:, 1], np.asarray(ref_losses, dtype=np.float32))
+
+
+def test_the_env_step_sync_order_changes_the_losses():
+    """Syncing before or after a step's updates is a real difference (a check that the two
+    differential cases above exercise it, not a claim)."""
+    before = CASES["sb3-bursts-env-step-sync"].replace(target_sync_period=16)
+    after = before.replace(target_sync_unit="env_steps_after_updates")
+    losses = [engine_trace(config, [7]).trace_losses[:, 0] for config in (before, after)]
+    assert not np.array_equal(*losses)

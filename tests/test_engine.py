@@ -234,6 +234,15 @@ REPLAY_FAMILY = {
     "bug-no-zero-grad": get_variant("article-target").config.replace(bug_no_zero_grad=True, max_grad_norm=1.0),
     "bug-stale-target": get_variant("article-target").config.replace(bug_stale_target=True),
     "bug-terminal-shift": get_variant("article-target").config.replace(bug_terminal_shift=True),
+    # Target syncs counted in env steps (before or after the step's update) beside syncs counted
+    # in updates; exploration as a fraction of the run with a random warm-up.
+    "sync-env-steps": get_variant("article-target").config.replace(target_sync_unit="env_steps", target_sync_period=70),
+    "sync-env-steps-after": get_variant("article-target").config.replace(
+        target_sync_unit="env_steps_after_updates", target_sync_period=70
+    ),
+    "fraction-warm-up": get_variant("article-target").config.replace(
+        epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_fraction=0.3, random_warmup=True
+    ),
     # Every seed hard-diverges within 100 steps: its rows stop there, as alone.
     "diverges": get_variant("article-replay").config.replace(
         learning_rate=50.0, gamma=1.0, terminal_masking=False, bootstrap_on_truncation=True
@@ -249,7 +258,22 @@ NO_REPLAY_FAMILY = {
 }
 
 
-@pytest.mark.parametrize("family", [REPLAY_FAMILY, NO_REPLAY_FAMILY], ids=["replay", "no-replay"])
+# Bursts of updates on CleanRL's clock (the family shares the schedule), every target rule.
+_BURSTS = get_variant("article-target").config.replace(
+    env_steps_per_update=8, gradient_steps=-1, step_clock="step_index", learning_starts=100
+)
+BURST_FAMILY = {
+    "hard-updates": _BURSTS,
+    "hard-env-steps": _BURSTS.replace(target_sync_unit="env_steps", target_sync_period=40),
+    "hard-env-steps-after": _BURSTS.replace(target_sync_unit="env_steps_after_updates", target_sync_period=40),
+    "polyak": _BURSTS.replace(target_network="polyak"),
+    "no-target": _BURSTS.replace(target_network="none"),
+}
+
+
+@pytest.mark.parametrize(
+    "family", [REPLAY_FAMILY, NO_REPLAY_FAMILY, BURST_FAMILY], ids=["replay", "no-replay", "bursts"]
+)
 def test_each_member_of_a_mixed_family_is_bit_identical_to_its_solo_run(family):
     seeds = [5, 6]
     configs = {name: config.replace(**SHORT) for name, config in family.items()}

@@ -15,8 +15,8 @@ from agents.presets import VARIANTS, get_variant
 ONE_KNOB = {
     "replay": {"replay_capacity", "batch_size", "learning_starts"},
     "no-replay": {"replay_capacity", "batch_size", "learning_starts", "n_step"},
-    "target": {"target_network", "target_sync_period"},
-    "no-target": {"target_network", "target_sync_period", "target_tau", "double_q"},
+    "target": {"target_network", "target_sync_period", "target_sync_unit"},
+    "no-target": {"target_network", "target_sync_period", "target_sync_unit", "target_tau", "double_q"},
     "eps-decay": {"epsilon_start", "epsilon_end", "epsilon_decay_steps"},
     "eps-constant": {"epsilon_start", "epsilon_decay_steps"},
 }

@@ -29,6 +29,20 @@ DEFECTS = [
         {"learning_starts": 64, "env_steps_per_update": 20_000},
     ),
     ("never-synced", {"target_sync_period": 19_502}, "target_sync_period", {"target_sync_period": 19_501}),
+    # Counted in env steps: a multiple of the period must fall between learning_starts and the
+    # last step's clock (20,000 steps taken; CleanRL's index clock ends at 19,999).
+    (
+        "never-synced",
+        {"target_sync_unit": "env_steps", "target_sync_period": 20_001},
+        "target_sync_period",
+        {"target_sync_unit": "env_steps", "target_sync_period": 20_000},
+    ),
+    (
+        "never-synced",
+        {"step_clock": "step_index", "target_sync_unit": "env_steps_after_updates", "target_sync_period": 20_000},
+        "target_sync_period",
+        {"step_clock": "step_index", "target_sync_unit": "env_steps_after_updates", "target_sync_period": 19_999},
+    ),
     (
         "target-barely-moves",
         {"target_network": "polyak", "target_sync_period": None, "target_tau": 5e-5},
