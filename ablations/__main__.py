@@ -22,19 +22,29 @@ import pytest
 from ablations.options import EXECUTORS, PROFILES
 from ablations.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
 from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
-from agents.configfile import ConfigFile, load_config_file
+from agents.configfile import ConfigFile, EnvSettings, load_config_file
+from agents.importers import SOURCES, import_source, imported_toml
 from agents.ladder import one_knob_ladder
 from agents.lint import lint
-from reports.html import build_report
+from reports.html import build_report, write_text_atomically
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ablations", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lint_command = sub.add_parser("lint", help="check your DQN's config for known problems, without training")
-    lint_command.add_argument("config", help="your DQN as a TOML file (see examples/)")
     diagnose = sub.add_parser("diagnose", help="train your DQN and the one-knob ladder around it; write the report")
-    diagnose.add_argument("config", help="your DQN as a TOML file (see examples/)")
+    for command in (lint_command, diagnose):
+        command.add_argument("config", help="your DQN as a TOML file (see examples/), or a --from source file")
+        command.add_argument(
+            "--from",
+            dest="source",
+            choices=SOURCES,
+            default=None,
+            help="the file is a Stable-Baselines3, rl-baselines3-zoo or CleanRL config (python -m agents import)",
+        )
+        command.add_argument("--env", default=None, help="with --from: the env id (rl-zoo: which entry)")
+        command.add_argument("--steps", type=int, default=None, help="with --from sb3: total_timesteps if not given")
     diagnose.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -121,10 +131,24 @@ def lint_lines(loaded: ConfigFile) -> list[str]:
     return [f"lint: {loaded.path.name}: {finding.line()}" for finding in lint(loaded.config)]
 
 
+def load_config(args: argparse.Namespace) -> ConfigFile:
+    """The config file, or (--from) the imported source written as one beside the results folder
+    (diagnose) and read back, so the session trains exactly the file the user can open."""
+    if args.source is None:
+        return load_config_file(args.config)
+    imported = import_source(args.source, Path(args.config), args.env, args.steps)
+    if args.command == "lint":
+        return ConfigFile(Path(args.config), imported.name, imported.config, EnvSettings())
+    path = Path(f"{args.out or f'diagnosis-{imported.name}'}.toml")
+    write_text_atomically(path, imported_toml(imported))
+    print(f"imported: {args.source} {args.config} -> {path}")
+    return load_config_file(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        loaded = load_config_file(args.config)
+        loaded = load_config(args)
         # The session checks the env too; checked here first, the error is the only line printed.
         check_env(loaded.config.env_id, config_env_settings(loaded))
     except ValueError as exc:
@@ -135,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(findings) if findings else f"lint: {loaded.path.name}: no finding")
         return 1 if findings else 0
     print("\n".join([*findings, plan(loaded, args)]), flush=True)
-    status = pytest.main(pytest_args(args, loaded.name))
+    status = pytest.main(pytest_args(args, loaded.name, str(loaded.path)))
     results = Path(args.out or f"diagnosis-{loaded.name}")
     # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not (results / "report.html").exists():

@@ -118,3 +118,16 @@ def test_the_import_command_writes_a_toml_with_provenance_and_fails_in_one_line(
         "error: tau=0.2 cannot be imported: soft updates every target_update_interval env steps are not supported"
     ]
     assert main(["import", "rl-zoo", str(ZOO)]) == 2  # four envs and no --env
+
+
+def test_lint_takes_the_sources_directly(capsys):
+    from ablations.__main__ import main as ablations_main
+
+    assert ablations_main(["lint", "--from", "cleanrl", str(IMPORTS / "cleanrl-defaults.txt")]) == 0
+    assert ablations_main(["lint", "--from", "rl-zoo", str(ZOO), "--env", "Acrobot-v1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "lint: cleanrl-defaults.txt: no finding",
+        "lint: rl-zoo-dqn.yml: no finding",
+    ]
+    assert ablations_main(["lint", "--from", "sb3", str(ZOO)]) == 2  # YAML is not a keyword set
+    assert "neither a JSON object nor a Python dict literal" in capsys.readouterr().err

@@ -75,7 +75,7 @@ DEFECTS = [
     ("learning-rate", {"learning_rate": 9.9e-6}, "learning_rate", {"learning_rate": 1e-5}),
     ("short-horizon", {"gamma": 0.89}, "gamma", {"gamma": 0.9}),
     ("no-discount", {"gamma": 1.0}, "gamma", {"gamma": 1.0, "bootstrap_on_truncation": False}),
-    ("small-buffer", {"replay_capacity": 499}, "replay_capacity", {"replay_capacity": 500}),
+    ("small-buffer", {"replay_capacity": 249}, "replay_capacity", {"replay_capacity": 250}),
     ("long-n-step", {"n_step": 11}, "n_step", {"n_step": 10}),
     ("no-evaluation", {"eval_episodes": 0}, "eval_episodes", {"eval_episodes": 1}),
 ]
