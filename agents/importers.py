@@ -236,6 +236,16 @@ def _hidden_sizes(kwargs: dict) -> tuple[int, ...] | None:
     return tuple(arch)
 
 
+def _shared_fields(args: dict) -> dict:
+    """The fields SB3 and CleanRL name alike: gamma, learning_rate, batch_size, buffer_size."""
+    return {
+        "gamma": _number("gamma", args["gamma"]),
+        "learning_rate": _number("learning_rate", args["learning_rate"]),
+        "batch_size": _number("batch_size", args["batch_size"], integer=True),
+        "replay_capacity": _number("buffer_size", args["buffer_size"], integer=True),
+    }
+
+
 def _origins(source: str, default: str, args: dict, given: dict) -> dict[str, str]:
     """Where each argument's value came from: the source file, or the library's default."""
     return {k: (f"{source}: {k}={given[k]!r}" if k in given else f"{default} {k}={v!r}") for k, v in args.items()}
@@ -312,11 +322,8 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
     fields = {
         "env_id": env_id,
         "total_env_steps": steps,
-        "gamma": _number("gamma", args["gamma"]),
-        "learning_rate": _number("learning_rate", args["learning_rate"]),
+        **_shared_fields(args),
         "loss": "huber",
-        "batch_size": _number("batch_size", args["batch_size"], integer=True),
-        "replay_capacity": _number("buffer_size", args["buffer_size"], integer=True),
         # SB3 trains once num_timesteps > learning_starts; our clock (steps taken) must reach L + 1.
         "learning_starts": learning_starts + 1,
         "env_steps_per_update": every,
@@ -399,11 +406,8 @@ def from_cleanrl(overrides: dict) -> Imported:
     fields = {
         "env_id": str(args["env_id"]),
         "total_env_steps": _number("total_timesteps", args["total_timesteps"], integer=True),
-        "gamma": _number("gamma", args["gamma"]),
-        "learning_rate": _number("learning_rate", args["learning_rate"]),
+        **_shared_fields(args),
         "loss": "mse",
-        "batch_size": _number("batch_size", args["batch_size"], integer=True),
-        "replay_capacity": _number("buffer_size", args["buffer_size"], integer=True),
         "learning_starts": learning_starts + 1,
         "env_steps_per_update": _number("train_frequency", args["train_frequency"], integer=True),
         "gradient_steps": 1,
