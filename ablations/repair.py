@@ -81,6 +81,11 @@ def _number(value) -> float | None:
     return None if value is None or value != value else float(value)
 
 
+def _recorded_config(meta: dict, variant: str | None) -> dict:
+    """A variant's config as the round's metadata recorded it ({} where it did not)."""
+    return ((meta.get("variants") or {}).get(variant) or {}).get("config") or {}
+
+
 def choose_change(table) -> tuple[dict, str] | None:
     """The change to apply from a ranked diagnosis table (reports.aggregate.diagnosis), and
     how it was chosen; None when no change helps."""
@@ -132,9 +137,7 @@ def repair_path(
             "learned": int(outcomes.get("converged", 0)),
             "seeds": int(sum(outcomes.values())),
             "late_return_iqm": _number(base.get("late_return_iqm")),
-            "env_steps": ((meta.get("variants") or {}).get(base.get("base_variant")) or {}).get("config", {}).get(
-                "total_env_steps"
-            ),
+            "env_steps": _recorded_config(meta, base.get("base_variant")).get("total_env_steps"),
         }
         chosen = None if figures["trains"] else choose_change(table)
         if chosen is None:

@@ -266,12 +266,15 @@ class AgentConfig:
         """Whether a training step (gradient_steps updates) runs at this clock value."""
         return clock >= self.learning_starts and clock % self.env_steps_per_update == 0
 
+    def multiples_after_start(self, period: int) -> int:
+        """Clock values c of the run with c >= learning_starts and c a multiple of `period`."""
+        last = self.clock(self.total_env_steps - 1)
+        return max(0, last // period - (self.learning_starts - 1) // period)
+
     @property
     def gradient_updates(self) -> int:
-        """Gradient updates the run makes: gradient_steps at every clock value c <= the last
-        step's with c >= learning_starts and c a multiple of env_steps_per_update."""
-        every, last = self.env_steps_per_update, self.clock(self.total_env_steps - 1)
-        return self.gradient_steps * max(0, last // every - (self.learning_starts - 1) // every)
+        """Gradient updates the run makes: gradient_steps at every training step (trains_at)."""
+        return self.gradient_steps * self.multiples_after_start(self.env_steps_per_update)
 
     @property
     def decay_steps(self) -> float:

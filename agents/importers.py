@@ -292,17 +292,7 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
             raise _refuse(key, value, "vectorised, wrapped or normalised envs are not supported (one plain env)")
     args = {**SB3_DEFAULTS, **{k: v for k, v in given.items() if k in SB3_DEFAULTS}}
     origin = _origins(source, "SB3 default", args, given)
-    if args["policy"] != "MlpPolicy":
-        raise _refuse("policy", args["policy"], "only MlpPolicy (flat observations, an MLP Q-network)")
-    for key in ("replay_buffer_class", "replay_buffer_kwargs"):
-        if args[key]:
-            raise _refuse(key, args[key], "only SB3's default uniform ReplayBuffer")
-    if args["optimize_memory_usage"]:
-        raise _refuse("optimize_memory_usage", True, "stores next observations differently; not supported")
-    if _number("n_steps", args["n_steps"], integer=True) != 1:
-        raise _refuse("n_steps", args["n_steps"], "SB3's n-step buffer is not mapped yet (use 1)")
-    if _number("tau", args["tau"]) != 1.0:
-        raise _refuse("tau", args["tau"], "soft updates every target_update_interval env steps are not supported")
+    _refuse_what_sb3_runs_differently(args)
     train_freq = args["train_freq"]
     if isinstance(train_freq, (list, tuple)):
         if len(train_freq) != 2 or train_freq[1] != "step":
@@ -377,6 +367,21 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
     differences.append("epsilon and the Polyak copy with tau=1 equal SB3's up to float rounding")
     name = f"{source}-dqn-{env_id}".lower()
     return _build(name, source, fields, notes, differences)
+
+
+def _refuse_what_sb3_runs_differently(args: dict) -> None:
+    """SB3 settings with no exact counterpart here: another policy or buffer, n-step, soft updates."""
+    if args["policy"] != "MlpPolicy":
+        raise _refuse("policy", args["policy"], "only MlpPolicy (flat observations, an MLP Q-network)")
+    for key in ("replay_buffer_class", "replay_buffer_kwargs"):
+        if args[key]:
+            raise _refuse(key, args[key], "only SB3's default uniform ReplayBuffer")
+    if args["optimize_memory_usage"]:
+        raise _refuse("optimize_memory_usage", True, "stores next observations differently; not supported")
+    if _number("n_steps", args["n_steps"], integer=True) != 1:
+        raise _refuse("n_steps", args["n_steps"], "SB3's n-step buffer is not mapped yet (use 1)")
+    if _number("tau", args["tau"]) != 1.0:
+        raise _refuse("tau", args["tau"], "soft updates every target_update_interval env steps are not supported")
 
 
 def from_zoo(entry: dict, env_id: str) -> Imported:

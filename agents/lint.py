@@ -85,8 +85,7 @@ def _syncs_after_learning_starts(c: AgentConfig) -> int:
     learning_starts on when the period counts env steps (earlier ones copy an untrained network)."""
     if c.target_sync_unit == "updates":
         return c.gradient_updates // c.target_sync_period
-    last = c.clock(c.total_env_steps - 1)
-    return max(0, last // c.target_sync_period - (c.learning_starts - 1) // c.target_sync_period)
+    return c.multiples_after_start(c.target_sync_period)
 
 
 def never_synced(c: AgentConfig) -> list[Finding]:

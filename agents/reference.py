@@ -83,8 +83,7 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
         if config.bug_terminal_shift:
             stored_terminated, previous_terminated = previous_terminated, terminated
         buffer.add(obs, action, reward, next_obs, stored_terminated, truncated)
-        # The step clock: the number of steps taken (SB3) or the index of this one (CleanRL).
-        clock = t + 1 if config.step_clock == "steps_taken" else t
+        clock = step_clock(config, t)
         env_step_sync(config, "env_steps", clock, q_net, target_net)  # SB3: before the updates
         if clock >= config.learning_starts and clock % config.env_steps_per_update == 0:
             for _ in range(config.gradient_steps):
@@ -142,11 +141,15 @@ def env_step_sync(config: AgentConfig, unit: str, clock: int, q_net, target_net)
         target_net.load_state_dict(q_net.state_dict())
 
 
+def step_clock(config: AgentConfig, t: int) -> int:
+    """The clock after env step t: the number of steps taken (SB3) or t itself (CleanRL)."""
+    return t + 1 if config.step_clock == "steps_taken" else t
+
+
 def epsilon_at(config: AgentConfig, t: int) -> float:
     """The behaviour policy's epsilon at env step t: 1 in a random warm-up, then linear decay,
     then constant."""
-    clock = t + 1 if config.step_clock == "steps_taken" else t
-    if config.random_warmup and clock < config.learning_starts:
+    if config.random_warmup and step_clock(config, t) < config.learning_starts:
         return 1.0  # SB3 samples the action space until learning starts
     if config.epsilon_decay_fraction is not None:
         decay = config.epsilon_decay_fraction * config.total_env_steps

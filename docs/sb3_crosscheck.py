@@ -30,16 +30,16 @@ from agents.engine import train  # noqa: E402
 from agents.envprofile import env_profile  # noqa: E402
 from agents.importers import import_source  # noqa: E402
 from reports import stats  # noqa: E402
-from reports.metrics import LATE_FRACTION  # noqa: E402
+from reports.metrics import late_checkpoints, late_count  # noqa: E402
 
 ZOO = ROOT / "examples" / "imports" / "rl-zoo-dqn.yml"
 EVAL_EPISODES = 10
 
 
 def late_steps(total: int, period: int) -> list[int]:
-    """The checkpoint steps of the last LATE_FRACTION of the run (as reports.metrics picks them)."""
+    """SB3's checkpoint steps that reports.metrics.late_checkpoints would pick (known before it trains)."""
     steps = list(range(period, total + 1, period))
-    return steps[-max(1, int(round(len(steps) * LATE_FRACTION))) :]
+    return steps[-late_count(len(steps)) :]
 
 
 def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
@@ -86,8 +86,7 @@ def ours(env_id: str, seeds: list[int], steps: int | None) -> list[dict]:
     import pandas as pd
 
     frame = pd.DataFrame(record.checkpoints)
-    late = frame[frame["env_step"].isin(late_steps(config.total_env_steps, config.eval_period))]
-    by_seed = late.groupby("seed")["eval_return"].mean()
+    by_seed = late_checkpoints(frame).groupby("seed")["eval_return"].mean()
     return [{"seed": int(s), "late_return": float(by_seed[s]), "wall_s": wall / len(seeds)} for s in seeds]
 
 

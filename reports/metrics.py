@@ -63,11 +63,15 @@ def soft_divergence_bound(
     return reward / (1.0 - gamma) * (1.0 + margin)
 
 
+def late_count(checkpoints: int) -> int:
+    """How many of a run's checkpoints are late: the last LATE_FRACTION, at least the final one."""
+    return max(1, int(round(checkpoints * LATE_FRACTION)))
+
+
 def late_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
     """Rows of the last LATE_FRACTION of each variant's checkpoints (at least the final one)."""
     steps = np.sort(checkpoints["env_step"].unique())
-    count = max(1, int(round(len(steps) * LATE_FRACTION)))
-    return checkpoints[checkpoints["env_step"].isin(steps[-count:])]
+    return checkpoints[checkpoints["env_step"].isin(steps[-late_count(len(steps)) :])]
 
 
 def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
