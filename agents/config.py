@@ -23,8 +23,9 @@ BUG_FIELDS = (
     "bug_terminal_shift",
 )
 TARGET_NETWORKS = ("none", "hard", "polyak")
-# What a hard target's sync period counts: gradient updates (the article's and Mnih et al.'s
-# rule, checked after each update), or env steps on the step clock, checked at every env step
+# What a target's sync period counts (a hard copy, or a Polyak average, every C of them):
+# gradient updates (the article's and Mnih et al.'s rule, checked after each update), or env
+# steps on the step clock, checked at every env step
 # before that step's updates (Stable-Baselines3's order: its _on_step syncs, then the burst of
 # gradient steps runs) or after them (CleanRL's order: update, then sync, in one iteration).
 SYNC_UNITS = ("updates", "env_steps", "env_steps_after_updates")
@@ -58,8 +59,10 @@ def _require_float(name: str, value: Any) -> float:
 
 
 # The usual value of a target rule's own field when a config leaves it unset: the article's
-# (and the suite's presets') hard sync period, and the soft-update coefficient of TD3/SAC.
+# (and the suite's presets') hard sync period, and the soft-update coefficient of TD3/SAC,
+# which averages after every update.
 DEFAULT_SYNC_PERIOD = 100
+DEFAULT_POLYAK_PERIOD = 1
 DEFAULT_TAU = 0.005
 TARGET_RULE_FIELDS = ("target_sync_period", "target_sync_unit", "target_tau")
 
@@ -86,13 +89,14 @@ class AgentConfig:
     gradient_steps: int = 1
     step_clock: str = "steps_taken"
     target_network: str = "hard"
-    # Gradient updates between hard copies online -> target (target_network="hard"); unset means
-    # DEFAULT_SYNC_PERIOD for a hard target and nothing otherwise.
+    # Units (target_sync_unit) between syncs of the target: hard copies online -> target, or
+    # Polyak averages; unset means DEFAULT_SYNC_PERIOD for a hard target, DEFAULT_POLYAK_PERIOD
+    # for a polyak one, and nothing without a target.
     target_sync_period: int | None = None
-    # What target_sync_period counts (SYNC_UNITS); unset means "updates" for a hard target.
+    # What target_sync_period counts (SYNC_UNITS); unset means "updates" under a target rule.
     target_sync_unit: str | None = None
-    # Polyak coefficient, target <- (1 - tau) target + tau online each update (target_network="polyak");
-    # unset means DEFAULT_TAU for a polyak target and nothing otherwise.
+    # Polyak coefficient, target <- (1 - tau) target + tau online at each sync (target_network=
+    # "polyak"); unset means DEFAULT_TAU for a polyak target and nothing otherwise.
     target_tau: float | None = None
     # Drop the bootstrap term on terminated transitions; False reproduces example 1's bug.
     terminal_masking: bool = True
@@ -231,20 +235,21 @@ class AgentConfig:
             raise _bad("target_network", self.target_network, f"must be one of {TARGET_NETWORKS}")
         # A field that belongs to one target rule takes that rule's usual value when unset, so a
         # config never has to unset a default that belongs to another rule.
-        if self.target_network == "hard" and self.target_sync_period is None:
-            object.__setattr__(self, "target_sync_period", DEFAULT_SYNC_PERIOD)
-        if self.target_network == "hard" and self.target_sync_unit is None:
-            object.__setattr__(self, "target_sync_unit", "updates")
-        if self.target_network == "polyak" and self.target_tau is None:
-            object.__setattr__(self, "target_tau", DEFAULT_TAU)
-        if self.target_network == "hard":
+        if self.target_network != "none":
+            if self.target_sync_period is None:
+                period = DEFAULT_SYNC_PERIOD if self.target_network == "hard" else DEFAULT_POLYAK_PERIOD
+                object.__setattr__(self, "target_sync_period", period)
+            if self.target_sync_unit is None:
+                object.__setattr__(self, "target_sync_unit", "updates")
             _require_int("target_sync_period", self.target_sync_period, 1)
             if self.target_sync_unit not in SYNC_UNITS:
                 raise _bad("target_sync_unit", self.target_sync_unit, f"must be one of {SYNC_UNITS}")
         elif self.target_sync_period is not None:
-            raise _bad("target_sync_period", self.target_sync_period, "applies only to target_network='hard'")
+            raise _bad("target_sync_period", self.target_sync_period, "needs a target network (hard or polyak)")
         elif self.target_sync_unit is not None:
-            raise _bad("target_sync_unit", self.target_sync_unit, "applies only to target_network='hard'")
+            raise _bad("target_sync_unit", self.target_sync_unit, "needs a target network (hard or polyak)")
+        if self.target_network == "polyak" and self.target_tau is None:
+            object.__setattr__(self, "target_tau", DEFAULT_TAU)
         if self.target_network == "polyak":
             tau = _require_float("target_tau", self.target_tau)
             if not 0.0 < tau <= 1.0:

@@ -81,8 +81,8 @@ class SeedKnobs:
     learning_rate: float | list[float]
     has_target: np.ndarray  # (K,) bool
     hard: np.ndarray  # (K,) bool
-    sync_period: np.ndarray  # (K,) int, 0 where not hard
-    sync_unit: np.ndarray  # (K,) str: config.SYNC_UNITS, "" where not hard
+    sync_period: np.ndarray  # (K,) int, 0 without a target
+    sync_unit: np.ndarray  # (K,) str: config.SYNC_UNITS, "" without a target
     tau: np.ndarray  # (K,) float, nan where not polyak
     capacity: int | np.ndarray  # (K,)
     n_step: int | np.ndarray  # (K,)

@@ -246,6 +246,18 @@ def _shared_fields(args: dict) -> dict:
     }
 
 
+def _target_rule(tau_value, tau_origin: str, when: str) -> tuple[dict, dict]:
+    """The target fields and their notes for a source's tau: 1 is a hard copy, a tau in (0, 1)
+    a Polyak average, each at the source's sync times (`when`, the sync period's note)."""
+    tau = _number("tau", tau_value)
+    if not 0.0 < tau <= 1.0:
+        raise _refuse("tau", tau_value, "must lie in (0, 1] (1 is a hard copy)")
+    if tau == 1.0:
+        return {"target_network": "hard"}, {"target_network": f"{tau_origin}: a hard copy"}
+    fields = {"target_network": "polyak", "target_tau": tau}
+    return fields, {"target_network": f"{tau_origin} < 1: a Polyak average {when}", "target_tau": tau_origin}
+
+
 def _origins(source: str, default: str, args: dict, given: dict) -> dict[str, str]:
     """Where each argument's value came from: the source file, or the library's default."""
     return {k: (f"{source}: {k}={given[k]!r}" if k in given else f"{default} {k}={v!r}") for k, v in args.items()}
@@ -309,6 +321,10 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
     kwargs_policy = _policy_kwargs(args["policy_kwargs"])
     hidden = _hidden_sizes(kwargs_policy) or (64, 64)
     steps = _number("total_timesteps", total, integer=True)
+    target_fields, target_notes = _target_rule(args["tau"], origin["tau"], "at each sync")
+    n_step = _number("n_steps", args["n_steps"], integer=True)
+    if n_step < 1:
+        raise _refuse("n_steps", args["n_steps"], "must be >= 1 (1: one-step targets)")
     fields = {
         "env_id": env_id,
         "total_env_steps": steps,
@@ -319,7 +335,7 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
         "env_steps_per_update": every,
         "gradient_steps": gradient_steps,
         "step_clock": "steps_taken",
-        "target_network": "hard",
+        **target_fields,
         "target_sync_period": _number("target_update_interval", args["target_update_interval"], integer=True),
         "target_sync_unit": "env_steps",
         "max_grad_norm": _number("max_grad_norm", args["max_grad_norm"]),
@@ -328,6 +344,7 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
         "epsilon_decay_fraction": fraction,
         "random_warmup": True,
         "hidden_sizes": hidden,
+        "n_step": n_step,
     }
     notes = {
         "env_id": f"{source}: env" if "env" in kwargs else ("rl-zoo: the entry" if source == "rl-zoo" else "--env"),
@@ -343,7 +360,7 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
         "env_steps_per_update": origin["train_freq"],
         "gradient_steps": origin["gradient_steps"] + (f" (-1: {every} per rollout)" if gradient_steps == -1 else ""),
         "step_clock": "SB3 counts num_timesteps, the steps taken",
-        "target_network": f"{origin['tau']}: a hard copy",
+        **target_notes,
         "target_sync_period": origin["target_update_interval"],
         "target_sync_unit": "SB3's _on_step syncs at every env step, before the step's gradient steps",
         "max_grad_norm": origin["max_grad_norm"],
@@ -351,6 +368,8 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
         "epsilon_end": origin["exploration_final_eps"],
         "epsilon_decay_fraction": origin["exploration_fraction"],
         "random_warmup": "SB3 samples the action space while num_timesteps < learning_starts",
+        # SB3's NStepReplayBuffer: a window stops at an episode's end (inclusive) or the newest transition.
+        **({"n_step": f"{origin['n_steps']}: SB3's NStepReplayBuffer windows"} if n_step > 1 else {}),
         "hidden_sizes": origin["policy_kwargs"] if kwargs_policy.get("net_arch") else "SB3 default net_arch=[64, 64]",
     }
     differences = []
@@ -364,13 +383,19 @@ def from_sb3(kwargs: dict, env_id: str | None, total_timesteps: int | None, sour
             "with learning_starts=0 SB3 acts greedily at the very first step (its exploration rate is 0 "
             "until the first _on_step); this config explores from the first step"
         )
-    differences.append("epsilon and the Polyak copy with tau=1 equal SB3's up to float rounding")
+    differences.append("epsilon equals SB3's up to float rounding")
+    if fields["target_network"] == "polyak":
+        differences.append("the Polyak average runs SB3's polyak_update operations (mul_, then add_ with alpha)")
+    if n_step > 1:
+        differences.append(
+            "n-step returns equal SB3's up to float rounding (it sums gamma**k * r_k at once; this adds step by step)"
+        )
     name = f"{source}-dqn-{env_id}".lower()
     return _build(name, source, fields, notes, differences)
 
 
 def _refuse_what_sb3_runs_differently(args: dict) -> None:
-    """SB3 settings with no exact counterpart here: another policy or buffer, n-step, soft updates."""
+    """SB3 settings with no exact counterpart here: another policy or buffer layout."""
     if args["policy"] != "MlpPolicy":
         raise _refuse("policy", args["policy"], "only MlpPolicy (flat observations, an MLP Q-network)")
     for key in ("replay_buffer_class", "replay_buffer_kwargs"):
@@ -378,10 +403,6 @@ def _refuse_what_sb3_runs_differently(args: dict) -> None:
             raise _refuse(key, args[key], "only SB3's default uniform ReplayBuffer")
     if args["optimize_memory_usage"]:
         raise _refuse("optimize_memory_usage", True, "stores next observations differently; not supported")
-    if _number("n_steps", args["n_steps"], integer=True) != 1:
-        raise _refuse("n_steps", args["n_steps"], "SB3's n-step buffer is not mapped yet (use 1)")
-    if _number("tau", args["tau"]) != 1.0:
-        raise _refuse("tau", args["tau"], "soft updates every target_update_interval env steps are not supported")
 
 
 def from_zoo(entry: dict, env_id: str) -> Imported:
@@ -397,7 +418,8 @@ def from_zoo(entry: dict, env_id: str) -> Imported:
 def from_cleanrl(overrides: dict) -> Imported:
     """CleanRL dqn.py Args (CLEANRL_DEFAULTS fill the rest): at global_step t (0-based), act
     epsilon-greedy on linear_schedule, store, and once t > learning_starts update every
-    train_frequency steps and then hard-copy the target every target_network_frequency steps."""
+    train_frequency steps and then update the target (a copy, or a Polyak average when tau < 1)
+    every target_network_frequency steps."""
     unknown = sorted(set(overrides) - set(CLEANRL_DEFAULTS) - CLEANRL_INERT)
     if unknown:
         raise _refuse(unknown[0], overrides[unknown[0]], "not an Args field of CleanRL's dqn.py")
@@ -405,8 +427,7 @@ def from_cleanrl(overrides: dict) -> Imported:
     origin = _origins("cleanrl", "CleanRL default", args, overrides)
     if _number("num_envs", args["num_envs"], integer=True) != 1:
         raise _refuse("num_envs", args["num_envs"], "one env only")
-    if _number("tau", args["tau"]) != 1.0:
-        raise _refuse("tau", args["tau"], "soft updates every target_network_frequency steps are not supported")
+    target_fields, target_notes = _target_rule(args["tau"], origin["tau"], "after the step's update")
     learning_starts = _number("learning_starts", args["learning_starts"], integer=True)
     fields = {
         "env_id": str(args["env_id"]),
@@ -417,7 +438,7 @@ def from_cleanrl(overrides: dict) -> Imported:
         "env_steps_per_update": _number("train_frequency", args["train_frequency"], integer=True),
         "gradient_steps": 1,
         "step_clock": "step_index",
-        "target_network": "hard",
+        **target_fields,
         "target_sync_period": _number("target_network_frequency", args["target_network_frequency"], integer=True),
         "target_sync_unit": "env_steps_after_updates",
         "max_grad_norm": None,
@@ -440,22 +461,27 @@ def from_cleanrl(overrides: dict) -> Imported:
         "env_steps_per_update": origin["train_frequency"],
         "gradient_steps": "CleanRL: one update per training step",
         "step_clock": "CleanRL tests global_step, the 0-based index of the step",
-        "target_network": f"{origin['tau']}: a hard copy",
+        **target_notes,
         "target_sync_period": origin["target_network_frequency"],
-        "target_sync_unit": "CleanRL copies after the step's update",
+        "target_sync_unit": "CleanRL updates the target after the step's update",
         "max_grad_norm": "CleanRL does not clip gradients",
         "epsilon_start": origin["start_e"],
         "epsilon_end": origin["end_e"],
         "epsilon_decay_fraction": origin["exploration_fraction"],
         "hidden_sizes": "CleanRL's QNetwork: 120, 84",
     }
-    differences = (
-        "CleanRL syncs only once global_step > learning_starts; earlier copies here are of the untrained "
-        "network onto its own copy, which changes nothing",
+    differences = [
+        "CleanRL syncs only once global_step > learning_starts; earlier syncs here are of the untrained "
+        "network onto its own copy, which changes nothing"
+        + (" but float rounding (an average of two equal tensors)" if fields["target_network"] == "polyak" else ""),
         "epsilon (max(slope * t + start_e, end_e)) equals CleanRL's up to float rounding",
-    )
+    ]
+    if fields["target_network"] == "polyak":
+        differences.append(
+            "the average tau * q + (1 - tau) * target equals CleanRL's up to float rounding (other operation order)"
+        )
     name = f"cleanrl-dqn-{fields['env_id']}".lower()
-    return _build(name, "cleanrl", fields, notes, list(differences))
+    return _build(name, "cleanrl", fields, notes, differences)
 
 
 def import_source(source: str, path: Path, env_id: str | None = None, steps: int | None = None) -> Imported:

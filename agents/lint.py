@@ -81,8 +81,9 @@ def no_update(c: AgentConfig) -> list[Finding]:
 
 
 def _syncs_after_learning_starts(c: AgentConfig) -> int:
-    """Hard syncs once updates have begun: every C-th update, or every clock multiple of C from
-    learning_starts on when the period counts env steps (earlier ones copy an untrained network)."""
+    """Target syncs (copies or averages) once updates have begun: every C-th update, or every
+    clock multiple of C from learning_starts on when the period counts env steps (earlier ones
+    sync an untrained network onto its own copy)."""
     if c.target_sync_unit == "updates":
         return c.gradient_updates // c.target_sync_period
     return c.multiples_after_start(c.target_sync_period)
@@ -111,18 +112,19 @@ def never_synced(c: AgentConfig) -> list[Finding]:
 
 
 def target_barely_moves(c: AgentConfig) -> list[Finding]:
-    # Polyak averaging moves the target by a share tau per update: with tau x updates < 1 the
-    # target keeps most of its random initial weights for the whole run.
-    if c.target_network != "polyak" or c.gradient_updates == 0 or c.target_tau * c.gradient_updates >= 1:
+    # Polyak averaging moves the target by a share tau per average (one per update by default):
+    # with tau x averages < 1 the target keeps most of its random initial weights all run.
+    averages = _syncs_after_learning_starts(c) if c.target_network == "polyak" else 0
+    if c.target_network != "polyak" or c.gradient_updates == 0 or c.target_tau * averages >= 1:
         return []
     return [
         Finding(
             "target-barely-moves",
             "target_tau",
             c.target_tau,
-            f"tau x updates = {c.target_tau * c.gradient_updates:.2g} < 1: the target keeps most of its initial "
-            "random weights all run",
-            f"raise target_tau to at least {10 / c.gradient_updates:.2g} (0.005 with >= 2,000 updates)",
+            f"tau x averages = {c.target_tau * averages:.2g} < 1 ({averages:,} averages after learning starts): "
+            "the target keeps most of its initial random weights all run",
+            f"raise target_tau to at least {10 / max(averages, 1):.2g} (0.005 with >= 2,000 averages)",
         )
     ]
 

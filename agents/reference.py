@@ -84,12 +84,12 @@ def run_textbook(config: AgentConfig, seed: int, steps: int) -> tuple[list[int],
             stored_terminated, previous_terminated = previous_terminated, terminated
         buffer.add(obs, action, reward, next_obs, stored_terminated, truncated)
         clock = step_clock(config, t)
-        env_step_sync(config, "env_steps", clock, q_net, target_net)  # SB3: before the updates
+        sync_target(config, "env_steps", clock, q_net, target_net)  # SB3: before the updates
         if clock >= config.learning_starts and clock % config.env_steps_per_update == 0:
             for _ in range(config.gradient_steps):
                 losses.append(textbook_update(config, streams.replay, buffer, q_net, target_net, optimizer))
-                after_update(config, len(losses), q_net, target_net)
-        env_step_sync(config, "env_steps_after_updates", clock, q_net, target_net)  # CleanRL: after
+                sync_target(config, "updates", len(losses), q_net, target_net)
+        sync_target(config, "env_steps_after_updates", clock, q_net, target_net)  # CleanRL: after
         obs = env.reset()[0] if (terminated or truncated) else next_obs
     env.close()
     return actions, losses, q_net
@@ -120,25 +120,19 @@ def textbook_update(config: AgentConfig, replay_rng, buffer: TextbookBuffer, q_n
     return loss.item()
 
 
-def after_update(config: AgentConfig, updates: int, q_net, target_net) -> None:
-    """The target rules applied after gradient update number `updates`."""
-    if config.bug_stale_target:
-        return  # the target keeps its first copy
-    if config.target_network == "hard" and config.target_sync_unit == "updates":
-        if updates % config.target_sync_period == 0:
-            target_net.load_state_dict(q_net.state_dict())
-    elif config.target_network == "polyak":
+def sync_target(config: AgentConfig, unit: str, count: int, q_net, target_net) -> None:
+    """The target rule at a count of `unit` (updates done, or the step clock): a hard copy or a
+    Polyak average when the sync period counts that unit and divides the count."""
+    if config.bug_stale_target or config.target_network == "none" or config.target_sync_unit != unit:
+        return  # a stale target keeps its first copy
+    if count % config.target_sync_period != 0:
+        return
+    if config.target_network == "hard":
+        target_net.load_state_dict(q_net.state_dict())
+    else:
         with torch.no_grad():
             for tp, op in zip(target_net.parameters(), q_net.parameters()):
                 tp.mul_(1 - config.target_tau).add_(op, alpha=config.target_tau)
-
-
-def env_step_sync(config: AgentConfig, unit: str, clock: int, q_net, target_net) -> None:
-    """A hard copy when the sync period counts env steps in `unit` and divides the clock."""
-    if config.bug_stale_target or config.target_network != "hard" or config.target_sync_unit != unit:
-        return
-    if clock % config.target_sync_period == 0:
-        target_net.load_state_dict(q_net.state_dict())
 
 
 def step_clock(config: AgentConfig, t: int) -> int:

@@ -1,6 +1,6 @@
-"""Target-network rules (Mnih et al. 2015; Lillicrap et al. 2016): none, a hard copy every C
-updates or every C env steps (before or after that step's updates), or Polyak averaging, per
-seed; a stale target (bug_stale_target) keeps its first copy."""
+"""Target-network rules (Mnih et al. 2015; Lillicrap et al. 2016): none, a hard copy or a Polyak
+average every C updates or every C env steps (before or after that step's updates), per seed;
+a stale target (bug_stale_target) keeps its first copy."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ class TargetNetwork:
         self.knobs = knobs
         self.network = online.clone() if knobs.any_target else None
         self.mirrored = torch.from_numpy(~knobs.has_target).to(device) if self.network is not None else None
-        # Polyak seeds by tau (a stale-target seed is never averaged).
+        # Polyak seeds by tau (a stale-target seed is never averaged), (K,) bool each.
         self.polyak_groups = [
-            (tau, torch.from_numpy((knobs.tau == tau) & ~knobs.stale_target).to(device))
+            (tau, (knobs.tau == tau) & ~knobs.stale_target)
             for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau) & ~knobs.stale_target]))
         ]
         # Without a target network, with polyak averaging or with double Q the TD targets move on
@@ -41,39 +41,43 @@ class TargetNetwork:
         self.env_step_units = [u for u in ("env_steps", "env_steps_after_updates") if (knobs.sync_unit == u).any()]
 
     def _due(self, unit: str, count: int) -> np.ndarray:
-        """Hard seeds whose period, counted in `unit`, divides `count` (K,) bool."""
+        """Seeds with a target whose period, counted in `unit`, divides `count` (K,) bool."""
         knobs = self.knobs
         return (knobs.sync_unit == unit) & (count % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
 
-    def _copy(self, online: MLPParams, synced: np.ndarray, mirror: bool) -> None:
-        """Hard-copy online into the synced seeds' targets (and the mirrored seeds' after an update)."""
-        copied = torch.from_numpy(synced).to(self.mirrored.device)
+    def _sync(self, online: MLPParams, due: np.ndarray, mirror: bool) -> np.ndarray:
+        """Hard-copy online into the due hard seeds' targets (and the mirrored seeds' after an
+        update) and average the due polyak seeds'; returns the hard seeds copied (K,) bool."""
+        copied = due & self.knobs.hard
+        mask = torch.from_numpy(copied).to(self.mirrored.device)
         if mirror:
-            copied = copied | self.mirrored
-        if bool(copied.all()):
+            mask = mask | self.mirrored
+        if bool(mask.all()):
             self.network.copy_(online)
-        elif bool(copied.any()):
-            self.network.copy_seeds_(online, copied)
+        elif bool(mask.any()):
+            self.network.copy_seeds_(online, mask)
+        for tau, seeds_with_tau in self.polyak_groups:
+            averaged = seeds_with_tau & due
+            if averaged.all():
+                self.network.polyak_(online, tau)
+            elif averaged.any():
+                self.network.polyak_seeds_(online, tau, torch.from_numpy(averaged).to(self.mirrored.device))
+        return copied
 
     def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
         """Sync the seeds whose period counts env steps in `unit` ("env_steps" before the step's
         updates, "env_steps_after_updates" after them) and is due at this clock value."""
-        synced = self._due(unit, clock)
-        if synced.any():
-            self._copy(online, synced, mirror=False)
-            self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
+        due = self._due(unit, clock)
+        if due.any():
+            copied = self._sync(online, due, mirror=False)
+            self.last_sync_update[copied], self.last_sync_step[copied] = updates, step
 
     def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
         """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
         hard target was synced by it (K,) bool."""
-        synced = self._due("updates", updates)
-        if self.network is not None:
-            self._copy(online, synced, mirror=True)
-            for tau, seeds_with_tau in self.polyak_groups:
-                if bool(seeds_with_tau.all()):
-                    self.network.polyak_(online, tau)
-                else:
-                    self.network.polyak_seeds_(online, tau, seeds_with_tau)
+        if self.network is None:
+            return np.zeros(len(self.knobs.configs), dtype=bool)
+        synced = self._sync(online, self._due("updates", updates), mirror=True)
         self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
         return synced
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from agents.engine import train  # noqa: E402
 from agents.envprofile import env_profile  # noqa: E402
 from agents.importers import import_source  # noqa: E402
+from agents.seeding import EVAL_SEED_BASE  # noqa: E402
 from reports import stats  # noqa: E402
 from reports.metrics import late_checkpoints, late_count  # noqa: E402
 
@@ -40,6 +41,22 @@ def late_steps(total: int, period: int) -> list[int]:
     """SB3's checkpoint steps that reports.metrics.late_checkpoints would pick (known before it trains)."""
     steps = list(range(period, total + 1, period))
     return steps[-late_count(len(steps)) :]
+
+
+def fixed_start_return(model, env, episodes: int) -> float:
+    """The mean greedy return of an SB3 model from the start states our evaluation uses (episode e
+    resets with seed EVAL_SEED_BASE + e, agents.diagnostics.greedy_eval), so both sides are scored
+    on the same episodes."""
+    total = 0.0
+    for e in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED_BASE + e)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            total += float(reward)
+            done = terminated or truncated
+    return total / episodes
 
 
 def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
@@ -58,20 +75,28 @@ def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
     total = int(entry["n_timesteps"]) if steps is None else steps
     wanted = set(late_steps(total, 1_000))
     returns: list[float] = []
-    eval_env = gym.make(env_id)
+    fresh_returns: list[float] = []
+    eval_env, fresh_env = gym.make(env_id), gym.make(env_id)
 
     class LateEval(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps in wanted:
-                mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
-                returns.append(float(mean))
+                returns.append(fixed_start_return(self.model, eval_env, EVAL_EPISODES))
+                # SB3's own evaluation: fresh start states at every checkpoint (the same models).
+                mean, _ = evaluate_policy(self.model, fresh_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
+                fresh_returns.append(float(mean))
             return True
 
     started = time.perf_counter()
     model = DQN(entry["policy"], gym.make(env_id), seed=seed, device="cpu", **kwargs)
     model.learn(total_timesteps=total, callback=LateEval())
     wall = time.perf_counter() - started
-    return {"late_return": float(np.mean(returns)), "checkpoints": len(returns), "wall_s": wall}
+    return {
+        "late_return": float(np.mean(returns)),
+        "late_return_fresh_starts": float(np.mean(fresh_returns)),
+        "checkpoints": len(returns),
+        "wall_s": wall,
+    }
 
 
 def ours(env_id: str, seeds: list[int], steps: int | None) -> list[dict]:
@@ -88,6 +113,127 @@ def ours(env_id: str, seeds: list[int], steps: int | None) -> list[dict]:
     frame = pd.DataFrame(record.checkpoints)
     by_seed = late_checkpoints(frame).groupby("seed")["eval_return"].mean()
     return [{"seed": int(s), "late_return": float(by_seed[s]), "wall_s": wall / len(seeds)} for s in seeds]
+
+
+def sb3_schedule(env_id: str, steps: int) -> dict:
+    """What SB3's DQN does when, over a run of `steps` env steps of the zoo entry: the exploration
+    rate each action used, the gradient updates after each env step, the env steps that synced."""
+    import gymnasium as gym
+    import yaml
+    from stable_baselines3 import DQN
+    from stable_baselines3.dqn import dqn as sb3_dqn
+
+    entry = yaml.safe_load(ZOO.read_text())[env_id]
+    kwargs = {k: v for k, v in entry.items() if k not in ("n_timesteps", "policy")}
+    kwargs["policy_kwargs"] = {"net_arch": list(import_source("rl-zoo", ZOO, env_id).config.hidden_sizes)}
+    epsilon, updates, syncs = [], {}, set()
+
+    class Traced(DQN):
+        def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
+            # Below learning_starts SB3 samples the action space: an exploration rate of 1.
+            epsilon.append(1.0 if self.num_timesteps < learning_starts else float(self.exploration_rate))
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+
+        def train(self, gradient_steps, batch_size=100):
+            updates[self.num_timesteps] = gradient_steps
+            super().train(gradient_steps, batch_size)
+
+    copy = sb3_dqn.polyak_update
+
+    def traced_copy(params, target_params, tau):
+        syncs.add(model.num_timesteps)
+        copy(params, target_params, tau)
+
+    sb3_dqn.polyak_update = traced_copy
+    try:
+        model = Traced(entry["policy"], gym.make(env_id), seed=0, device="cpu", **kwargs)
+        model.learn(total_timesteps=steps)
+    finally:
+        sb3_dqn.polyak_update = copy
+    # SB3 finishes the rollout it is in (a documented difference); compare the steps both take.
+    updates = {t: n for t, n in updates.items() if t <= steps}
+    return {"epsilon": epsilon[:steps], "updates": updates, "syncs": sorted(t for t in syncs if t <= steps)}
+
+
+def our_schedule(env_id: str, steps: int) -> dict:
+    """The same three things for our engine on the import of the entry."""
+    from collections import Counter
+
+    from agents.targets import TargetNetwork
+
+    config = import_source("rl-zoo", ZOO, env_id).config.replace(total_env_steps=steps, eval_episodes=0)
+    updates, syncs = Counter(), set()
+    at_env_step = TargetNetwork.at_env_step
+
+    def traced_sync(self, online, clock, step, updates_done, unit):
+        if self._due(unit, clock).any():
+            syncs.add(step)
+        at_env_step(self, online, clock, step, updates_done, unit)
+
+    TargetNetwork.at_env_step = traced_sync
+    try:
+        train(config, [0], on_update=lambda step, *_: updates.update([step]))
+    finally:
+        TargetNetwork.at_env_step = at_env_step
+    return {"epsilon": [config.epsilon(t) for t in range(steps)], "updates": dict(updates), "syncs": sorted(syncs)}
+
+
+def compare_schedules(env_id: str, steps: int) -> list[str]:
+    """Where SB3's and our schedules differ (empty when they agree step for step)."""
+    theirs, mine = sb3_schedule(env_id, steps), our_schedule(env_id, steps)
+    found = []
+    gaps = [(t, a, b) for t, (a, b) in enumerate(zip(theirs["epsilon"], mine["epsilon"])) if abs(a - b) > 1e-6]
+    if gaps:
+        found.append(f"epsilon differs at {len(gaps)} steps, first {gaps[:3]} (step, SB3, ours)")
+    for what in ("updates", "syncs"):
+        if theirs[what] != mine[what]:
+            a, b = theirs[what], mine[what]
+            if isinstance(a, dict):
+                a, b = sorted(a.items()), sorted(b.items())
+            first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            found.append(f"{what} differ: SB3 {a[first:first + 3]} vs ours {b[first:first + 3]} (from entry {first})")
+    return found
+
+
+def compare_n_step_windows(buffers: int = 200, n: int = 4, gamma: float = 0.97, capacity: int = 50) -> str:
+    """SB3's NStepReplayBuffer against our n-step windows (agents.reference.n_step_windows) on the
+    same random transitions (ends and time limits, ring wrap-around) and the same indices."""
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import NStepReplayBuffer
+
+    from agents.config import AgentConfig
+    from agents.reference import TextbookBuffer, n_step_windows
+
+    rng = np.random.default_rng(0)
+    obs_space, config = gym.spaces.Box(-10, 10, (3,), np.float32), AgentConfig(n_step=n, gamma=gamma)
+    samples = moved = other_done = 0
+    worst_return = worst_discount = 0.0
+    for _ in range(buffers):
+        theirs = NStepReplayBuffer(
+            capacity, obs_space, gym.spaces.Discrete(2), device="cpu", handle_timeout_termination=True,
+            n_steps=n, gamma=gamma,
+        )  # fmt: skip
+        ours = TextbookBuffer(capacity, 3)
+        for _ in range(int(rng.integers(5, 3 * capacity))):
+            obs, next_obs = rng.normal(size=(2, 3)).astype(np.float32)
+            reward, end = np.float32(rng.normal()), rng.random()
+            terminated, truncated = end < 0.08, 0.08 <= end < 0.14
+            info = [{"TimeLimit.truncated": bool(truncated)}]
+            theirs.add(obs[None], next_obs[None], np.array([[1]]), np.array([reward]), np.array([end < 0.14]), info)
+            ours.add(obs, 1, reward, next_obs, terminated, truncated)
+        idx = rng.integers(0, ours.size, size=64)
+        batch = theirs._get_samples(idx)
+        windows = n_step_windows(config, idx, ours.reward, ours.terminated, ours.truncated, ours.position)
+        last, returns, discounts = windows
+        samples += len(idx)
+        moved += int((batch.next_observations.numpy() != ours.next_obs[last]).any(1).sum())
+        other_done += int((batch.dones.numpy()[:, 0] != ours.terminated[last]).sum())
+        worst_return = max(worst_return, float(np.abs(batch.rewards.numpy()[:, 0] - returns).max()))
+        worst_discount = max(worst_discount, float(np.abs(batch.discounts.numpy()[:, 0] - discounts).max()))
+    return (
+        f"{samples} samples from {buffers} buffers (n={n}): windows ending elsewhere {moved}, other done flags "
+        f"{other_done}; largest return difference {worst_return:.2g}, discount difference {worst_discount:.2g}"
+    )
 
 
 def table(out: Path) -> str:
@@ -131,8 +277,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("sb3", "ours"), help="train one side only")
     parser.add_argument("--out", default="sb3-crosscheck")
     parser.add_argument("--table", action="store_true", help="print the table from --out and stop")
+    parser.add_argument("--schedule", type=int, metavar="STEPS", help="compare when each side explores, "
+                        "updates and syncs over a run of STEPS env steps (seed 0), and stop")
+    parser.add_argument("--n-step", action="store_true", help="compare SB3's n-step buffer with ours and stop")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.n_step:
+        print(compare_n_step_windows())
+        return 0
+    if args.schedule:
+        torch.set_num_threads(1)
+        differences = compare_schedules(args.env, args.schedule)
+        print("\n".join(differences) or f"{args.env}: SB3 and ours explore, update and sync alike "
+              f"at every one of {args.schedule} env steps")
+        return 1 if differences else 0
     if args.table:
         print(table(out))
         return 0

@@ -109,7 +109,9 @@ BAD = [
     ({"gradient_steps": 0}, "gradient_steps", "0"),
     ({"step_clock": "episodes"}, "step_clock", "'episodes'"),
     ({"target_sync_unit": "episodes"}, "target_sync_unit", "'episodes'"),
-    ({"target_network": "polyak", "target_sync_unit": "env_steps"}, "target_sync_unit", "'env_steps'"),
+    ({"target_network": "polyak", "target_sync_unit": "episodes"}, "target_sync_unit", "'episodes'"),
+    ({"target_network": "none", "target_sync_unit": "env_steps"}, "target_sync_unit", "'env_steps'"),
+    ({"target_network": "polyak", "target_sync_period": 0}, "target_sync_period", "0"),
     ({"epsilon_decay_fraction": 1.5}, "epsilon_decay_fraction", "1.5"),
     ({"epsilon_decay_fraction": 0.5, "epsilon_decay_steps": 100}, "epsilon_decay_fraction", "0.5"),
     ({"random_warmup": 1}, "random_warmup", "1"),
@@ -128,7 +130,8 @@ def test_bad_values_raise_an_error_naming_field_and_value(changes, field, shown)
 def test_a_target_rules_own_field_defaults_to_its_usual_value_only_under_that_rule():
     assert AgentConfig(target_network="hard").target_sync_period == 100
     assert AgentConfig(target_network="polyak").target_tau == 0.005
-    assert AgentConfig(target_network="polyak").target_sync_period is None
+    polyak = AgentConfig(target_network="polyak")
+    assert (polyak.target_sync_period, polyak.target_sync_unit) == (1, "updates")  # an average every update
     none = AgentConfig(target_network="none")
     assert none.target_sync_period is None and none.target_tau is None
     # the filled-in default is the same config (and hash) as writing it out

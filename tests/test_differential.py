@@ -80,6 +80,20 @@ CASES = {
         epsilon_decay_fraction=0.5,
         hidden_sizes=(120, 84),
     ),
+    # A Polyak average on an interval: SB3's tau < 1 (every 12 env steps, before the burst) and
+    # CleanRL's (every 30 steps, after the update), and one every 3 updates.
+    "sb3-polyak-every-12-env-steps": get_variant("replay-polyak").config.replace(
+        env_steps_per_update=4, gradient_steps=4, target_sync_unit="env_steps", target_sync_period=12, target_tau=0.3
+    ),
+    "cleanrl-polyak-after-update": get_variant("replay-polyak").config.replace(
+        step_clock="step_index",
+        env_steps_per_update=10,
+        gradient_steps=3,
+        target_sync_unit="env_steps_after_updates",
+        target_sync_period=30,
+        target_tau=0.5,
+    ),
+    "polyak-every-3-updates": get_variant("replay-polyak").config.replace(target_sync_period=3, target_tau=0.2),
     "decaying-epsilon-every-4-steps": get_variant("article-target").config.replace(
         epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=1_000, env_steps_per_update=4, learning_starts=200
     ),
@@ -115,4 +129,11 @@ def test_the_env_step_sync_order_changes_the_losses():
     before = CASES["sb3-bursts-env-step-sync"].replace(target_sync_period=16)
     after = before.replace(target_sync_unit="env_steps_after_updates")
     losses = [engine_trace(config, [7]).trace_losses[:, 0] for config in (before, after)]
+    assert not np.array_equal(*losses)
+
+
+def test_the_polyak_interval_changes_the_losses():
+    """Averaging every update or every 3 is a real difference (the check behind the interval cases)."""
+    every = CASES["replay-polyak"].replace(target_tau=0.2)
+    losses = [engine_trace(c, [7]).trace_losses[:, 0] for c in (every, CASES["polyak-every-3-updates"])]
     assert not np.array_equal(*losses)

@@ -267,6 +267,11 @@ BURST_FAMILY = {
     "hard-env-steps": _BURSTS.replace(target_sync_unit="env_steps", target_sync_period=40),
     "hard-env-steps-after": _BURSTS.replace(target_sync_unit="env_steps_after_updates", target_sync_period=40),
     "polyak": _BURSTS.replace(target_network="polyak"),
+    "polyak-tau-0.1-every-2-updates": _BURSTS.replace(target_network="polyak", target_tau=0.1, target_sync_period=2),
+    "polyak-env-steps": _BURSTS.replace(target_network="polyak", target_sync_unit="env_steps", target_sync_period=16),
+    "polyak-env-steps-after": _BURSTS.replace(
+        target_network="polyak", target_sync_unit="env_steps_after_updates", target_sync_period=24
+    ),
     "no-target": _BURSTS.replace(target_network="none"),
 }
 

@@ -62,6 +62,27 @@ def test_cleanrls_defaults_run_on_its_clock():
     assert (c.epsilon_start, c.epsilon_end, c.epsilon_decay_fraction, c.hidden_sizes) == (1.0, 0.05, 0.5, (120, 84))
 
 
+def test_a_tau_below_one_is_a_polyak_average_at_the_sources_sync_times():
+    sb3 = from_sb3({"tau": 0.1, "target_update_interval": 4}, "CartPole-v1", 10_000).config
+    assert (sb3.target_network, sb3.target_tau, sb3.target_sync_period, sb3.target_sync_unit) == (
+        "polyak", 0.1, 4, "env_steps"
+    )  # fmt: skip
+    cleanrl = from_cleanrl({"tau": 0.5, "target_network_frequency": 100})
+    c = cleanrl.config
+    assert (c.target_network, c.target_tau, c.target_sync_period, c.target_sync_unit) == (
+        "polyak", 0.5, 100, "env_steps_after_updates"
+    )  # fmt: skip
+    assert any("float rounding (an average of two equal tensors)" in d for d in cleanrl.differences)
+    assert "target_tau = 0.5  # cleanrl: tau=0.5" in imported_toml(cleanrl)
+
+
+def test_sb3s_n_step_buffer_is_our_n_step_return():
+    imported = from_sb3({"n_steps": 3}, "CartPole-v1", 10_000)
+    assert imported.config.n_step == 3
+    assert "n_step = 3  # sb3: n_steps=3: SB3's NStepReplayBuffer windows" in imported_toml(imported)
+    assert any(d.startswith("n-step returns equal SB3's up to float rounding") for d in imported.differences)
+
+
 def test_cleanrl_flags_read_as_its_command_line(tmp_path):
     flags = tmp_path / "args.txt"
     flags.write_text("--learning-rate 1e-3 --total-timesteps=20000 --train-frequency 4 --track")
@@ -73,14 +94,15 @@ def test_cleanrl_flags_read_as_its_command_line(tmp_path):
     ("kwargs", "key"),
     [
         ({"policy": "CnnPolicy"}, "policy="),
-        ({"tau": 0.5}, "tau="),
+        ({"tau": 0.0}, "tau="),
+        ({"tau": 1.5}, "tau="),
         ({"train_freq": [1, "episode"]}, "train_freq="),
         ({"learning_rate": "lin_1e-3"}, "learning_rate="),
         ({"n_envs": 8}, "n_envs="),
         ({"frame_stack": 4}, "frame_stack="),
         ({"replay_buffer_class": "PrioritizedReplayBuffer"}, "replay_buffer_class="),
         ({"optimize_memory_usage": True}, "optimize_memory_usage="),
-        ({"n_steps": 3}, "n_steps="),
+        ({"n_steps": 0}, "n_steps="),
         ({"gradient_steps": 0}, "gradient_steps="),
         ({"policy_kwargs": "dict(net_arch=[64], activation_fn=nn.Tanh)"}, "policy_kwargs.activation_fn="),
         ({"policy_kwargs": {"optimizer_class": "RMSprop"}}, "policy_kwargs.optimizer_class="),
@@ -96,7 +118,7 @@ def test_what_cannot_run_exactly_is_one_line_naming_the_key(kwargs, key):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "key"), [({"tau": 0.1}, "tau="), ({"num_envs": 4}, "num_envs="), ({"n": 1}, "n=")]
+    ("overrides", "key"), [({"tau": -0.1}, "tau="), ({"num_envs": 4}, "num_envs="), ({"n": 1}, "n=")]
 )
 def test_cleanrl_keys_it_cannot_run_are_one_line(overrides, key):
     with pytest.raises(SourceError, match=f"^{key}"):
@@ -111,12 +133,10 @@ def test_the_import_command_writes_a_toml_with_provenance_and_fails_in_one_line(
     assert "learning_starts = 1  # rl-zoo: learning_starts=0, + 1" in text
     assert "acts greedily at the very first step" in text  # a difference, said in the header
     bad = tmp_path / "bad.json"
-    bad.write_text('{"policy": "MlpPolicy", "tau": 0.2}')
+    bad.write_text('{"policy": "MlpPolicy", "tau": 2}')
     assert main(["import", "sb3", str(bad), "--env", "CartPole-v1", "--steps", "1000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "error: tau=0.2 cannot be imported: soft updates every target_update_interval env steps are not supported"
-    ]
+    assert err == ["error: tau=2 cannot be imported: must lie in (0, 1] (1 is a hard copy)"]
     assert main(["import", "rl-zoo", str(ZOO)]) == 2  # four envs and no --env
 
 

@@ -49,6 +49,13 @@ DEFECTS = [
         "target_tau",
         {"target_network": "polyak", "target_sync_period": None, "target_tau": 1 / 19_501},
     ),
+    # Averaged every 10 env steps: 1,951 averages from learning_starts=500 to step 20,000.
+    (
+        "target-barely-moves",
+        {"target_network": "polyak", "target_sync_unit": "env_steps", "target_sync_period": 10, "target_tau": 5e-4},
+        "target_tau",
+        {"target_network": "polyak", "target_sync_unit": "env_steps", "target_sync_period": 10, "target_tau": 1 / 1951},
+    ),
     ("random-behaviour", {"epsilon_end": 0.5}, "epsilon_end", {"epsilon_end": 0.49}),
     (
         "random-behaviour",
