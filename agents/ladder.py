@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agents.bugs import CATALOGUE
 from agents.config import AgentConfig, ConfigError
 
 # Values a rung switches to where the base has the knob off. Each is a common choice stated in
@@ -31,6 +32,9 @@ SYNC_FACTORS = (0.01, 0.1, 0.3, 3.0, 10.0)
 LATE_LEARNING_START = 0.1
 LEARNING_START_SHARE = 0.02
 EPSILON_SCHEDULE = {"epsilon_start": 1.0, "epsilon_end": 0.05, "decay_fraction": 0.5}
+# Discounts a rung tries: the common 0.99 (a horizon of about 100 steps) and 0.9 (about 10, which
+# also bounds the values: a shorter horizon is a stabiliser in its own right).
+DISCOUNTS = (0.9, 0.99)
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,29 @@ def _exploration(base: AgentConfig):
     )
 
 
+def _bug_off(field: str):
+    """A rung that switches off an injectable bug the base has on (agents/bugs.py names it)."""
+    bug = next(b for b in CATALOGUE if dict(b.changes) == {field: True})
+
+    def change(base: AgentConfig):
+        if not getattr(base, field):
+            return None  # no rung and nothing to say: the base does not have the bug
+        what = bug.what[0].lower() + bug.what[1:].rstrip(".")
+        return (f"no-bug-{bug.name}", f"Fixing the {bug.name} bug ({what})", {field: False})
+
+    return change
+
+
+def _discount(gamma: float):
+    def change(base: AgentConfig):
+        if base.gamma == gamma:
+            return None  # the base's own discount
+        horizon = f"a horizon of about {round(1 / (1 - gamma))} steps"
+        return (f"gamma-{gamma:g}", f"Discount {gamma:g} ({horizon}) instead of {base.gamma:g}", {"gamma": gamma})
+
+    return change
+
+
 def _flip(field: str, on: str, off: str):
     def change(base: AgentConfig):
         value = getattr(base, field)
@@ -163,14 +190,16 @@ def _flip(field: str, on: str, off: str):
     return change
 
 
-# In the order the report lists rungs before ranking: the article's switches first.
-CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str], ...] = (
+# In the order the report lists rungs before ranking: the article's switches and the bugs first.
+# A change returns a rung (key, description, fields), a line saying why it has none, or None.
+CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str | None], ...] = (
     _flip("terminal_masking", "Masking terminal states in the target", "Not masking terminal states (example 1's bug)"),
     _flip(
         "bootstrap_on_truncation",
         "Bootstrapping at the time limit instead of treating it as terminal",
         "Treating the time limit as terminal (old-gym done)",
     ),
+    *(_bug_off(field) for bug in CATALOGUE for field, _ in bug.changes if field.startswith("bug_")),
     _replay,
     _target,
     *(_sync_period(factor) for factor in SYNC_FACTORS),
@@ -180,6 +209,7 @@ CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str], ...] = (
     *(_learning_rate(factor) for factor in LR_FACTORS),
     _learning_start,
     _exploration,
+    *(_discount(gamma) for gamma in DISCOUNTS),
 )
 
 
@@ -198,6 +228,8 @@ def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
     rungs, skipped = [], []
     for change in CHANGES:
         outcome = change(base)
+        if outcome is None:
+            continue
         if isinstance(outcome, str):
             if outcome not in skipped:
                 skipped.append(outcome)

@@ -64,12 +64,29 @@ def test_example_3_ladder():
         "lr-x3",
         "lr-x10",
         "eps-decay",
+        "gamma-0.9",
     ]
     assert skipped == ["learning start: 64 is within the first 10% of the run"]
     by_key = {r.key: r.config for r in rungs}
     assert by_key["sync-x0.1"].target_sync_period == 10 and by_key["sync-x10"].target_sync_period == 1000
     assert by_key["lr-x3"].learning_rate == pytest.approx(3e-3)
     assert by_key["no-replay"].batch_size == 1 and by_key["no-replay"].replay_capacity is None
+
+
+def test_a_bug_the_base_has_gets_a_rung_that_fixes_it_and_nothing_else():
+    base = get_variant("article-target").config.replace(bug_stale_target=True, bug_no_zero_grad=True)
+    by_key = {r.key: r for r in one_knob_ladder(base)[0]}
+    assert by_key["no-bug-stale-target"].config == base.replace(bug_stale_target=False)
+    assert by_key["no-bug-no-zero-grad"].config == base.replace(bug_no_zero_grad=False)
+    assert "never synced again" in by_key["no-bug-stale-target"].description
+    assert not any(r.key.startswith("no-bug-") for r in one_knob_ladder(get_variant("article-target").config)[0])
+
+
+def test_a_short_horizon_gets_both_discount_rungs_and_a_usual_one_the_other():
+    short = {r.key: r.config.gamma for r in one_knob_ladder(AgentConfig(gamma=0.5))[0] if r.key.startswith("gamma")}
+    assert short == {"gamma-0.9": 0.9, "gamma-0.99": 0.99}
+    usual = [r.key for r in one_knob_ladder(AgentConfig(gamma=0.99))[0] if r.key.startswith("gamma")]
+    assert usual == ["gamma-0.9"]
 
 
 def test_knobs_without_a_valid_rung_are_listed_with_the_reason():
