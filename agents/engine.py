@@ -104,8 +104,7 @@ def train_family(
         recorder.env_step(t, actions, result)
         obs, step, clock = result.obs, t + 1, config.clock(t)
         # sync (env-step periods, SB3's order), update (a burst of gradient_steps), sync
-        if "env_steps" in target.env_step_units:
-            target.at_env_step(online, clock, step, updates, "env_steps")
+        target.sync_before_updates(online, clock, step, updates)
         if config.trains_at(clock):
             for _ in range(config.gradient_steps):
                 batch = sample_batch(buffer, replay_uniforms, knobs, config.uses_replay)
@@ -117,8 +116,7 @@ def train_family(
                 diverged = recorder.gradient_update(step, batch, update, synced, online, target)
                 if diverged.any():
                     _stop_seeds(diverged, online, target.network, optimizer)
-        if "env_steps_after_updates" in target.env_step_units:
-            target.at_env_step(online, clock, step, updates, "env_steps_after_updates")
+        target.sync_after_updates(online, clock, step, updates)
         # record
         all_finished = recorder.end_of_step(step, updates, online, target, buffer)
         if progress is not None:

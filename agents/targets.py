@@ -72,6 +72,16 @@ class TargetNetwork:
             copied = self._sync(online, due, mirror=False)
             self.last_sync_update[copied], self.last_sync_step[copied] = updates, step
 
+    def sync_before_updates(self, online: MLPParams, clock: int, step: int, updates: int) -> None:
+        """The env-step syncs due before this step's updates (SB3's order)."""
+        if "env_steps" in self.env_step_units:
+            self.at_env_step(online, clock, step, updates, "env_steps")
+
+    def sync_after_updates(self, online: MLPParams, clock: int, step: int, updates: int) -> None:
+        """The env-step syncs due after this step's updates (CleanRL's order)."""
+        if "env_steps_after_updates" in self.env_step_units:
+            self.at_env_step(online, clock, step, updates, "env_steps_after_updates")
+
     def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
         """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
         hard target was synced by it (K,) bool."""
