@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1", help="a classic-control entry of examples/imports")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, help="shorter runs than the zoo's n_timesteps (a smoke check)")
     parser.add_argument("--only", choices=("sb3", "ours"), help="train one side only")
     parser.add_argument("--out", default="sb3-crosscheck")
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     env_dir = out / args.env
     env_dir.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.only != "sb3":
         for row in ours(args.env, seeds, args.steps):
             write_json(env_dir / f"ours-{row['seed']}.json", row)
