@@ -9,6 +9,10 @@ last 20% of the run, one checkpoint every eval_period env steps. The RNG streams
 numbers are not expected to be equal; a significant difference (two-sided Mann-Whitney U) is a
 bug to find or a semantic difference to document. Each seed's result is written as it finishes
 (JSON), so an interrupted run keeps what it trained; `--table` prints the table from a folder.
+
+Two checks need no training to speak of: `--schedule STEPS` runs both sides for STEPS env steps
+and lists every step where they explore, update or sync differently; `--n-step` compares SB3's
+NStepReplayBuffer with our n-step windows on the same random transitions.
 """
 
 from __future__ import annotations
