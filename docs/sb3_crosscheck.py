@@ -12,7 +12,8 @@ bug to find or a semantic difference to document. Each seed's result is written 
 
 Two checks need no training to speak of: `--schedule STEPS` runs both sides for STEPS env steps
 and lists every step where they explore, update or sync differently; `--n-step` compares SB3's
-NStepReplayBuffer with our n-step windows on the same random transitions.
+NStepReplayBuffer with our n-step windows on the same random transitions; `--updates` runs SB3's
+train() and our gradient step from the same weights on the same batches.
 """
 
 from __future__ import annotations
@@ -240,6 +241,66 @@ def compare_n_step_windows(buffers: int = 200, n: int = 4, gamma: float = 0.97, 
     )
 
 
+def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> str:
+    """SB3's DQN.train and our engine's gradient_step from the same start weights on the same
+    random batches (ends, time limits), hard syncs on both sides every `sync_every` updates:
+    the largest weight difference after each update."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    from agents.bughooks import BugHooks
+    from agents.family import SeedKnobs
+    from agents.networks import BatchedAdam, MLPParams
+    from agents.update import gradient_step
+
+    config = import_source("rl-zoo", ZOO, env_id).config
+    env = gym.make(env_id)
+    model = DQN("MlpPolicy", env, learning_rate=config.learning_rate, gamma=config.gamma, seed=0, device="cpu",
+                policy_kwargs={"net_arch": list(config.hidden_sizes)})  # fmt: skip
+    model.set_logger(configure(None, []))
+
+    def layers(net) -> list[torch.nn.Linear]:
+        return [m for m in net.q_net if isinstance(m, torch.nn.Linear)]
+
+    def as_ours(net) -> MLPParams:  # one seed: the seed axis of length 1 in front
+        return MLPParams([m.weight.detach().clone()[None] for m in layers(net)],
+                         [m.bias.detach().clone()[None] for m in layers(net)])  # fmt: skip
+
+    online, target = as_ours(model.q_net), as_ours(model.q_net_target)
+    knobs = SeedKnobs.of([config], torch.device("cpu"))
+    bugs, optimizer = BugHooks(knobs), BatchedAdam(online, knobs.learning_rate)
+    rng, size, dim = np.random.default_rng(1), config.batch_size, env.observation_space.shape[0]
+    worst, clipped = 0.0, 0
+    for update in range(1, updates + 1):
+        # Every other batch at a large scale, so the gradient clip is exercised too.
+        obs = (rng.normal(size=(size, dim)) * (3 if update % 2 else 300)).astype(np.float32)
+        next_obs = obs + rng.normal(size=(size, dim)).astype(np.float32) * 0.1
+        action, ends = rng.integers(0, env.action_space.n, size=size), rng.random(size)
+        terminated, truncated = ends < 0.05, (ends >= 0.05) & (ends < 0.1)
+        reward = np.where(terminated, 0.0, -1.0).astype(np.float32)
+        t = {k: torch.from_numpy(v) for k, v in dict(obs=obs, action=action, reward=reward, next_obs=next_obs,
+                                                      terminated=terminated, truncated=truncated).items()}  # fmt: skip
+        # SB3's buffer hands train() dones with the time limits already taken out.
+        samples = ReplayBufferSamples(t["obs"], t["action"].view(-1, 1), t["next_obs"],
+                                      t["terminated"].float().view(-1, 1), t["reward"].view(-1, 1))  # fmt: skip
+        model.replay_buffer.sample = lambda *_, batch=samples, **__: batch
+        model.train(gradient_steps=1, batch_size=size)
+        result = gradient_step(knobs, bugs, online, target, optimizer, {k: v[None] for k, v in t.items()})
+        clipped += int(float(result.grad_norm[0]) > config.max_grad_norm)
+        if update % sync_every == 0:
+            model.q_net_target.load_state_dict(model.q_net.state_dict())
+            target.copy_(online)
+        for layer, weight, bias in zip(layers(model.q_net), online.weights, online.biases):
+            gaps = (layer.weight.detach() - weight[0]).abs().max(), (layer.bias.detach() - bias[0]).abs().max()
+            worst = max(worst, *map(float, gaps))
+    return (
+        f"{env_id}: {updates} updates on the same batches ({clipped} clipped at max_grad_norm), "
+        f"largest weight difference SB3 vs ours {worst:g}"
+    )
+
+
 def table(out: Path) -> str:
     """The comparison per env from the folder's JSON files: IQMs with 95% bootstrap intervals and
     a two-sided Mann-Whitney U test."""
@@ -285,10 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedule", type=int, metavar="STEPS", help="compare when each side explores, "
                         "updates and syncs over a run of STEPS env steps (seed 0), and stop")
     parser.add_argument("--n-step", action="store_true", help="compare SB3's n-step buffer with ours and stop")
+    parser.add_argument("--updates", action="store_true", help="compare SB3's train() with our update on the "
+                        "same batches and stop")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.n_step:
         print(compare_n_step_windows())
+        return 0
+    if args.updates:
+        torch.set_num_threads(1)
+        print(compare_updates(args.env))
         return 0
     if args.schedule:
         torch.set_num_threads(1)
