@@ -48,6 +48,14 @@ def late_steps(total: int, period: int) -> list[int]:
     return steps[-late_count(len(steps)) :]
 
 
+def quiet(model):
+    """An SB3 model with a logger that writes nothing (SB3's default makes a folder in /tmp per run)."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def fixed_start_return(model, env, episodes: int) -> float:
     """The mean greedy return of an SB3 model from the start states our evaluation uses (episode e
     resets with seed EVAL_SEED_BASE + e, agents.diagnostics.greedy_eval), so both sides are scored
@@ -93,7 +101,7 @@ def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
             return True
 
     started = time.perf_counter()
-    model = DQN(entry["policy"], gym.make(env_id), seed=seed, device="cpu", **kwargs)
+    model = quiet(DQN(entry["policy"], gym.make(env_id), seed=seed, device="cpu", **kwargs))
     model.learn(total_timesteps=total, callback=LateEval())
     wall = time.perf_counter() - started
     return {
@@ -151,7 +159,7 @@ def sb3_schedule(env_id: str, steps: int) -> dict:
 
     sb3_dqn.polyak_update = traced_copy
     try:
-        model = Traced(entry["policy"], gym.make(env_id), seed=0, device="cpu", **kwargs)
+        model = quiet(Traced(entry["policy"], gym.make(env_id), seed=0, device="cpu", **kwargs))
         model.learn(total_timesteps=steps)
     finally:
         sb3_dqn.polyak_update = copy
@@ -247,7 +255,6 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
     the largest weight difference after each update."""
     import gymnasium as gym
     from stable_baselines3 import DQN
-    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
     from agents.bughooks import BugHooks
@@ -259,7 +266,7 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
     env = gym.make(env_id)
     model = DQN("MlpPolicy", env, learning_rate=config.learning_rate, gamma=config.gamma, seed=0, device="cpu",
                 policy_kwargs={"net_arch": list(config.hidden_sizes)})  # fmt: skip
-    model.set_logger(configure(None, []))
+    quiet(model)
 
     def layers(net) -> list[torch.nn.Linear]:
         return [m for m in net.q_net if isinstance(m, torch.nn.Linear)]
