@@ -248,9 +248,9 @@ class AgentConfig:
             raise _bad("target_sync_period", self.target_sync_period, "needs a target network (hard or polyak)")
         elif self.target_sync_unit is not None:
             raise _bad("target_sync_unit", self.target_sync_unit, "needs a target network (hard or polyak)")
-        if self.target_network == "polyak" and self.target_tau is None:
-            object.__setattr__(self, "target_tau", DEFAULT_TAU)
         if self.target_network == "polyak":
+            if self.target_tau is None:
+                object.__setattr__(self, "target_tau", DEFAULT_TAU)
             tau = _require_float("target_tau", self.target_tau)
             if not 0.0 < tau <= 1.0:
                 raise _bad("target_tau", self.target_tau, "must lie in (0, 1]")

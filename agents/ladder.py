@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.bugs import CATALOGUE
+from agents.bugs import CATALOGUE, Bug
 from agents.config import AgentConfig, ConfigError
 
 # Values a rung switches to where the base has the knob off. Each is a common choice stated in
@@ -159,9 +159,9 @@ def _exploration(base: AgentConfig):
     )
 
 
-def _bug_off(field: str):
-    """A rung that switches off an injectable bug the base has on (agents/bugs.py names it)."""
-    bug = next(b for b in CATALOGUE if dict(b.changes) == {field: True})
+def _bug_off(bug: Bug):
+    """A rung that switches off a catalogued bug the base has on (its one bug_ switch)."""
+    ((field, _),) = bug.changes
 
     def change(base: AgentConfig):
         if not getattr(base, field):
@@ -199,7 +199,7 @@ CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str | None], ...]
         "Bootstrapping at the time limit instead of treating it as terminal",
         "Treating the time limit as terminal (old-gym done)",
     ),
-    *(_bug_off(field) for bug in CATALOGUE for field, _ in bug.changes if field.startswith("bug_")),
+    *(_bug_off(bug) for bug in CATALOGUE if bug.changes[0][0].startswith("bug_")),
     _replay,
     _target,
     *(_sync_period(factor) for factor in SYNC_FACTORS),

@@ -114,8 +114,10 @@ def never_synced(c: AgentConfig) -> list[Finding]:
 def target_barely_moves(c: AgentConfig) -> list[Finding]:
     # Polyak averaging moves the target by a share tau per average (one per update by default):
     # with tau x averages < 1 the target keeps most of its random initial weights all run.
-    averages = _syncs_after_learning_starts(c) if c.target_network == "polyak" else 0
-    if c.target_network != "polyak" or c.gradient_updates == 0 or c.target_tau * averages >= 1:
+    if c.target_network != "polyak" or c.gradient_updates == 0:
+        return []
+    averages = _syncs_after_learning_starts(c)
+    if c.target_tau * averages >= 1:
         return []
     return [
         Finding(

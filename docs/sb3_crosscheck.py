@@ -72,19 +72,26 @@ def fixed_start_return(model, env, episodes: int) -> float:
     return total / episodes
 
 
-def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
-    """Train SB3's DQN from the zoo entry (rl_zoo3's own reading of policy_kwargs) and score it."""
-    import gymnasium as gym
+def zoo_entry(env_id: str) -> tuple[dict, dict]:
+    """The zoo's entry for env_id, and the DQN(...) keywords SB3 gets from it."""
     import yaml
-    from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     entry = yaml.safe_load(ZOO.read_text())[env_id]
     kwargs = {k: v for k, v in entry.items() if k not in ("n_timesteps", "policy")}
     # The zoo writes policy_kwargs as a string, "dict(net_arch=[...])"; our import read it (and
     # refuses anything but net_arch), so SB3 gets the same layers without evaluating the string.
     kwargs["policy_kwargs"] = {"net_arch": list(import_source("rl-zoo", ZOO, env_id).config.hidden_sizes)}
+    return entry, kwargs
+
+
+def sb3_seed(env_id: str, seed: int, steps: int) -> dict:
+    """Train SB3's DQN from the zoo entry (rl_zoo3's own reading of policy_kwargs) and score it."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    entry, kwargs = zoo_entry(env_id)
     total = int(entry["n_timesteps"]) if steps is None else steps
     wanted = set(late_steps(total, 1_000))
     returns: list[float] = []
@@ -132,13 +139,10 @@ def sb3_schedule(env_id: str, steps: int) -> dict:
     """What SB3's DQN does when, over a run of `steps` env steps of the zoo entry: the exploration
     rate each action used, the gradient updates after each env step, the env steps that synced."""
     import gymnasium as gym
-    import yaml
     from stable_baselines3 import DQN
     from stable_baselines3.dqn import dqn as sb3_dqn
 
-    entry = yaml.safe_load(ZOO.read_text())[env_id]
-    kwargs = {k: v for k, v in entry.items() if k not in ("n_timesteps", "policy")}
-    kwargs["policy_kwargs"] = {"net_arch": list(import_source("rl-zoo", ZOO, env_id).config.hidden_sizes)}
+    entry, kwargs = zoo_entry(env_id)
     epsilon, updates, syncs = [], {}, set()
 
     class Traced(DQN):
