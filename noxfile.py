@@ -9,8 +9,9 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "tests"]
 
 # With the ray extra, so the Ray executor's tests run and `nox -s ablations -- paper
-# --ablation-executor=ray --ablation-ray-address=HOST:6379` works; box2d for LunarLander-v3.
-INSTALL = ("-c", "constraints.txt", "-e", ".[test,ray,box2d]")
+# --ablation-executor=ray --ablation-ray-address=HOST:6379` works; box2d for LunarLander-v3; sb3
+# for the lockstep against SB3's own DQN (tests/test_sb3_lockstep.py).
+INSTALL = ("-c", "constraints.txt", "-e", ".[test,ray,box2d,sb3]")
 
 
 @nox.session

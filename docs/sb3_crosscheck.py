@@ -13,12 +13,15 @@ bug to find or a semantic difference to document. Each seed's result is written 
 Two checks need no training to speak of: `--schedule STEPS` runs both sides for STEPS env steps
 and lists every step where they explore, update or sync differently; `--n-step` compares SB3's
 NStepReplayBuffer with our n-step windows on the same random transitions; `--updates` runs SB3's
-train() and our gradient step from the same weights on the same batches.
+train() and our gradient step from the same weights on the same batches; `--lockstep SEED` trains
+SB3's DQN fed our seed's random numbers beside our engine and finds where actions or network bits
+first differ (tests/test_sb3_lockstep.py runs it on every zoo entry for a few thousand steps).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -312,6 +315,141 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
     )
 
 
+def weights_digest(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> bytes:
+    """A digest of one network's exact bits (layer by layer, weight then bias), so two networks
+    compare equal only when every float is the same."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in (t for pair in zip(weights, biases) for t in pair):
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.digest()
+
+
+def lockstep(env_id: str, seed: int, steps: int | None) -> dict:
+    """SB3's DQN fed our seed's random numbers, beside our engine: the same start weights (our
+    init stream), the same exploration draws (SB3's rand() < exploration_rate is our first
+    uniform, its action_space.sample() floor(second uniform x actions)), the same replay indices
+    (its randint(0, upper_bound) is floor(uniform x upper_bound)) and the same first env reset
+    seed (later resets continue the env's generator on both sides). Each substitution keeps the
+    draw's distribution, so what stays different with them in place is a semantic difference.
+    Compared: the action of every env step and both networks' exact bits after every update."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+
+    import agents.engine
+    from agents.networks import init_params, layer_sizes
+    from agents.replay import UniformBlocks, uniform_indices
+    from agents.seeding import seed_streams
+
+    config = import_source("rl-zoo", ZOO, env_id).config.replace(eval_episodes=0)
+    if steps is not None:
+        config = config.replace(total_env_steps=steps)
+    entry, kwargs = zoo_entry(env_id)
+    streams = seed_streams(seed)
+    explore = UniformBlocks([streams.explore], width=2)
+    replay = UniformBlocks([streams.replay], width=config.batch_size)
+    actions: list[int] = []
+    digests: list[tuple[bytes, bytes]] = []
+
+    class Fed(DQN):
+        def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
+            # SB3's warm-up (random below learning_starts) then predict()'s epsilon-greedy.
+            u = explore.next()[0]
+            epsilon = 1.0 if self.num_timesteps < learning_starts else self.exploration_rate
+            if u[0] < epsilon:
+                action = int(u[1] * self.action_space.n)
+            else:
+                action = int(self.policy.predict(self._last_obs, deterministic=True)[0][0])
+            actions.append(action)
+            return np.array([action]), np.array([action])
+
+    model = quiet(Fed(entry["policy"], gym.make(env_id), device="cpu", **kwargs))
+    spec_obs, spec_actions = model.observation_space.shape[0], int(model.action_space.n)
+    init = init_params([streams.init], layer_sizes(spec_obs, config.hidden_sizes, spec_actions), torch.device("cpu"))
+    sb3_layers = {name: [m for m in getattr(model, name).q_net if isinstance(m, torch.nn.Linear)]
+                  for name in ("q_net", "q_net_target")}  # fmt: skip
+    with torch.no_grad():
+        for layers in sb3_layers.values():
+            for layer, weight, bias in zip(layers, init.weights, init.biases):
+                layer.weight.copy_(weight[0])
+                layer.bias.copy_(bias[0])
+    model.env.seed(streams.env_reset_seed)
+    # SB3's first action is greedy under learning_starts = 0 (its exploration rate starts at 0
+    # and is set after the first step); ours explores at the schedule's start. The one documented
+    # difference, taken out so the rest can be compared.
+    model.exploration_rate = model.exploration_schedule(1.0)
+    buffer = model.replay_buffer
+
+    def fed_sample(batch_size, env=None):
+        upper_bound = buffer.buffer_size if buffer.full else buffer.pos
+        return buffer._get_samples(uniform_indices(replay.next()[0], upper_bound), env=env)
+
+    buffer.sample = fed_sample
+
+    def digest_pair(online, target) -> tuple[bytes, bytes]:
+        return weights_digest(*online), weights_digest(*target)
+
+    def sb3_params(name: str):
+        return [m.weight for m in sb3_layers[name]], [m.bias for m in sb3_layers[name]]
+
+    optimizer_step = model.policy.optimizer.step
+
+    def traced_step(*args, **kw):
+        result = optimizer_step(*args, **kw)
+        digests.append(digest_pair(sb3_params("q_net"), sb3_params("q_net_target")))
+        return result
+
+    model.policy.optimizer.step = traced_step
+    started = time.perf_counter()
+    model.learn(total_timesteps=config.total_env_steps)
+    sb3_wall = time.perf_counter() - started
+
+    ours_digests: list[tuple[bytes, bytes]] = []
+
+    def one_seed(params):
+        return [w[0] for w in params.weights], [b[0] for b in params.biases]
+
+    def on_update(step, updates, online, target):
+        ours_digests.append(digest_pair(one_seed(online), one_seed(target)))
+
+    started = time.perf_counter()
+    record = agents.engine.train(config, [seed], trace=True, on_update=on_update)
+    ours_wall = time.perf_counter() - started
+    ours_actions = [int(a) for a in record.trace_actions[:, 0]]
+
+    # SB3 finishes the rollout it is in; compare the env steps and updates both took.
+    return {
+        "env_id": env_id,
+        "seed": seed,
+        "env_steps": len(ours_actions),
+        "updates": {"sb3": len(digests), "ours": len(ours_digests)},
+        "first_different_action": first_difference(actions, ours_actions),
+        "first_different_network": first_difference(digests, ours_digests),
+        "wall_s": {"sb3": sb3_wall, "ours": ours_wall},
+    }
+
+
+def first_difference(theirs: list, mine: list) -> int | None:
+    """The first index of `mine` where `theirs` differs or has ended (None when every one agrees)."""
+    return next((i for i, value in enumerate(mine) if i >= len(theirs) or theirs[i] != value), None)
+
+
+def describe_lockstep(result: dict) -> str:
+    header = (
+        f"{result['env_id']} seed {result['seed']}, {result['env_steps']} env steps "
+        f"(SB3 {result['wall_s']['sb3']:.0f} s, ours {result['wall_s']['ours']:.0f} s): "
+    )
+    action, network = result["first_different_action"], result["first_different_network"]
+    if action is None and network is None:
+        return header + (
+            "identical actions at every step and bit-identical online and target networks after every one of "
+            f"{result['updates']['ours']} updates"
+        )
+    return header + (
+        f"first different action at env step {action}, first different network after update {network} "
+        f"({result['updates']['sb3']} SB3 updates, {result['updates']['ours']} ours)"
+    )
+
+
 def table(out: Path) -> str:
     """The comparison per env from the folder's JSON files: IQMs with 95% bootstrap intervals and
     a two-sided Mann-Whitney U test."""
@@ -357,12 +495,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedule", type=int, metavar="STEPS", help="compare when each side explores, "
                         "updates and syncs over a run of STEPS env steps (seed 0), and stop")
     parser.add_argument("--n-step", action="store_true", help="compare SB3's n-step buffer with ours and stop")
+    parser.add_argument("--lockstep", type=int, metavar="SEED", help="SB3 fed our seed's random numbers beside "
+                        "our engine (--steps or the zoo's budget): where actions or networks first differ, and stop")
     parser.add_argument("--updates", action="store_true", help="compare SB3's train() with our update on the "
                         "same batches and stop")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.n_step:
         print(compare_n_step_windows())
+        return 0
+    if args.lockstep is not None:
+        torch.set_num_threads(1)
+        print(describe_lockstep(lockstep(args.env, args.lockstep, args.steps)))
         return 0
     if args.updates:
         torch.set_num_threads(1)
