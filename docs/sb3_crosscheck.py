@@ -331,18 +331,70 @@ def lockstep(env_id: str, seed: int, steps: int | None) -> dict:
     (its randint(0, upper_bound) is floor(uniform x upper_bound)) and the same first env reset
     seed (later resets continue the env's generator on both sides). Each substitution keeps the
     draw's distribution, so what stays different with them in place is a semantic difference.
-    Compared: the action of every env step and both networks' exact bits after every update."""
+    Compared: the action of every env step, both networks' exact bits after every update, and
+    the greedy return of our last network, each side scoring it its own way."""
+    config = import_source("rl-zoo", ZOO, env_id).config
+    if steps is not None:
+        config = config.replace(total_env_steps=steps)
+    # One checkpoint, at the end: our evaluation of the final network on the fixed start states.
+    config = config.replace(eval_period=config.total_env_steps, eval_episodes=EVAL_EPISODES)
+    ours = ours_traced(config, seed)
+    # SB3 finishes the rollout it is in (more env steps and updates than ours when the budget is
+    # not a multiple of train_freq): compare what both did, and score SB3's network as it was
+    # after as many updates as ours made.
+    theirs = sb3_fed(env_id, config, seed, score_after=len(ours["digests"]))
+    return {
+        "env_id": env_id,
+        "seed": seed,
+        "env_steps": len(ours["actions"]),
+        "updates": {"sb3": len(theirs["digests"]), "ours": len(ours["digests"])},
+        "first_different_action": first_difference(theirs["actions"], ours["actions"]),
+        "first_different_network": first_difference(theirs["digests"], ours["digests"]),
+        "final_return": {"sb3": theirs["final_return"], "ours": ours["final_return"]},
+        "wall_s": {"sb3": theirs["wall_s"], "ours": ours["wall_s"]},
+    }
+
+
+def digest_pair(online: tuple[list, list], target: tuple[list, list]) -> tuple[bytes, bytes]:
+    """The exact bits of the online and the target network, each (weights, biases) of one seed."""
+    return weights_digest(*online), weights_digest(*target)
+
+
+def ours_traced(config, seed: int) -> dict:
+    """Our engine on one seed: its actions, the networks' digests after every update, the greedy
+    return of the final network on our fixed start states."""
+    import agents.engine
+
+    digests: list[tuple[bytes, bytes]] = []
+
+    def one_seed(params):
+        return [w[0] for w in params.weights], [b[0] for b in params.biases]
+
+    def on_update(step, updates, online, target):
+        digests.append(digest_pair(one_seed(online), one_seed(target)))
+
+    started = time.perf_counter()
+    record = agents.engine.train(config, [seed], trace=True, on_update=on_update)
+    return {
+        "actions": [int(a) for a in record.trace_actions[:, 0]],
+        "digests": digests,
+        "final_return": float(record.checkpoints["eval_return"][-1]),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def sb3_fed(env_id: str, config, seed: int, score_after: int) -> dict:
+    """SB3's DQN on the zoo entry with our seed's random numbers in place of its own (see
+    lockstep): its actions, the networks' digests after every update, and SB3's own greedy
+    prediction scored on our fixed start states with the network it had after `score_after`
+    updates."""
     import gymnasium as gym
     from stable_baselines3 import DQN
 
-    import agents.engine
     from agents.networks import init_params, layer_sizes
     from agents.replay import UniformBlocks, uniform_indices
     from agents.seeding import seed_streams
 
-    config = import_source("rl-zoo", ZOO, env_id).config.replace(eval_episodes=0)
-    if steps is not None:
-        config = config.replace(total_env_steps=steps)
     entry, kwargs = zoo_entry(env_id)
     streams = seed_streams(seed)
     explore = UniformBlocks([streams.explore], width=2)
@@ -363,13 +415,13 @@ def lockstep(env_id: str, seed: int, steps: int | None) -> dict:
             return np.array([action]), np.array([action])
 
     model = quiet(Fed(entry["policy"], gym.make(env_id), device="cpu", **kwargs))
-    spec_obs, spec_actions = model.observation_space.shape[0], int(model.action_space.n)
-    init = init_params([streams.init], layer_sizes(spec_obs, config.hidden_sizes, spec_actions), torch.device("cpu"))
-    sb3_layers = {name: [m for m in getattr(model, name).q_net if isinstance(m, torch.nn.Linear)]
-                  for name in ("q_net", "q_net_target")}  # fmt: skip
+    sizes = layer_sizes(model.observation_space.shape[0], config.hidden_sizes, int(model.action_space.n))
+    init = init_params([streams.init], sizes, torch.device("cpu"))
+    layers = {name: [m for m in getattr(model, name).q_net if isinstance(m, torch.nn.Linear)]
+              for name in ("q_net", "q_net_target")}  # fmt: skip
     with torch.no_grad():
-        for layers in sb3_layers.values():
-            for layer, weight, bias in zip(layers, init.weights, init.biases):
+        for net in layers.values():
+            for layer, weight, bias in zip(net, init.weights, init.biases):
                 layer.weight.copy_(weight[0])
                 layer.bias.copy_(bias[0])
     model.env.seed(streams.env_reset_seed)
@@ -385,46 +437,29 @@ def lockstep(env_id: str, seed: int, steps: int | None) -> dict:
 
     buffer.sample = fed_sample
 
-    def digest_pair(online, target) -> tuple[bytes, bytes]:
-        return weights_digest(*online), weights_digest(*target)
+    def params(name: str) -> tuple[list, list]:
+        return [m.weight for m in layers[name]], [m.bias for m in layers[name]]
 
-    def sb3_params(name: str):
-        return [m.weight for m in sb3_layers[name]], [m.bias for m in sb3_layers[name]]
-
+    scored = {k: v.clone() for k, v in model.q_net.state_dict().items()}
     optimizer_step = model.policy.optimizer.step
 
     def traced_step(*args, **kw):
         result = optimizer_step(*args, **kw)
-        digests.append(digest_pair(sb3_params("q_net"), sb3_params("q_net_target")))
+        digests.append(digest_pair(params("q_net"), params("q_net_target")))
+        if len(digests) == score_after:
+            scored.update({k: v.clone() for k, v in model.q_net.state_dict().items()})
         return result
 
     model.policy.optimizer.step = traced_step
     started = time.perf_counter()
     model.learn(total_timesteps=config.total_env_steps)
-    sb3_wall = time.perf_counter() - started
-
-    ours_digests: list[tuple[bytes, bytes]] = []
-
-    def one_seed(params):
-        return [w[0] for w in params.weights], [b[0] for b in params.biases]
-
-    def on_update(step, updates, online, target):
-        ours_digests.append(digest_pair(one_seed(online), one_seed(target)))
-
-    started = time.perf_counter()
-    record = agents.engine.train(config, [seed], trace=True, on_update=on_update)
-    ours_wall = time.perf_counter() - started
-    ours_actions = [int(a) for a in record.trace_actions[:, 0]]
-
-    # SB3 finishes the rollout it is in; compare the env steps and updates both took.
+    wall = time.perf_counter() - started
+    model.q_net.load_state_dict(scored)
     return {
-        "env_id": env_id,
-        "seed": seed,
-        "env_steps": len(ours_actions),
-        "updates": {"sb3": len(digests), "ours": len(ours_digests)},
-        "first_different_action": first_difference(actions, ours_actions),
-        "first_different_network": first_difference(digests, ours_digests),
-        "wall_s": {"sb3": sb3_wall, "ours": ours_wall},
+        "actions": actions,
+        "digests": digests,
+        "final_return": fixed_start_return(model, gym.make(env_id), EVAL_EPISODES),
+        "wall_s": wall,
     }
 
 
@@ -439,14 +474,17 @@ def describe_lockstep(result: dict) -> str:
         f"(SB3 {result['wall_s']['sb3']:.0f} s, ours {result['wall_s']['ours']:.0f} s): "
     )
     action, network = result["first_different_action"], result["first_different_network"]
+    scored = "final greedy return (our {n} eval starts) SB3 {sb3:g}, ours {ours:g}".format(
+        n=EVAL_EPISODES, **result["final_return"]
+    )
     if action is None and network is None:
         return header + (
             "identical actions at every step and bit-identical online and target networks after every one of "
-            f"{result['updates']['ours']} updates"
+            f"{result['updates']['ours']} updates; {scored}"
         )
     return header + (
         f"first different action at env step {action}, first different network after update {network} "
-        f"({result['updates']['sb3']} SB3 updates, {result['updates']['ours']} ours)"
+        f"({result['updates']['sb3']} SB3 updates, {result['updates']['ours']} ours); {scored}"
     )
 
 

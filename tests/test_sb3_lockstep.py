@@ -3,9 +3,10 @@
 docs/sb3_crosscheck.py --lockstep gives SB3's DQN our seed's start weights, exploration draws,
 replay indices and env reset seed (each substitution keeps its draw's distribution), trains both
 on an imported rl-zoo entry, and finds the first env step whose action differs and the first
-update after which either network's bits differ. A semantic difference in what the importer or
-the engine does (order of sync and updates, burst sizes, exploration schedule, masking, the loss,
-the clip, Adam) shows up as a parted run. CI installs the sb3 extra, so these run there.
+update after which either network's bits differ. Both sides then score the last common network
+their own way. A semantic difference in what the importer or the engine does (order of sync and
+updates, burst sizes, exploration schedule, masking, the loss, the clip, Adam, greedy evaluation)
+shows up as a parted run or a different score. CI installs the sb3 extra, so these run there.
 """
 
 import importlib.util
@@ -49,6 +50,10 @@ def test_sb3_fed_our_random_numbers_acts_and_learns_bit_for_bit_as_our_engine(cr
     assert result["first_different_action"] is None, crosscheck.describe_lockstep(result)
     assert result["first_different_network"] is None, crosscheck.describe_lockstep(result)
     assert result["updates"]["sb3"] >= result["updates"]["ours"]
+    # Both evaluations score the same network on the same start states: the same episodes, the
+    # returns summed in another order (one action apart would move LunarLander's by far more).
+    sb3, ours = result["final_return"]["sb3"], result["final_return"]["ours"]
+    assert sb3 == pytest.approx(ours, rel=1e-12, abs=1e-9), crosscheck.describe_lockstep(result)
 
 
 def test_the_first_difference_is_where_either_list_parts_or_ends(crosscheck):
