@@ -4,7 +4,8 @@
 line, exit 0 with none, 1 with findings, 2 on bad input. `diagnose` prints the same lint first.
 
 It checks the config file first (one line on any problem, nothing trained), then runs
-`pytest --pyargs ablations --ablation-config FILE` on all cores and prints where the report is.
+`pytest --pyargs ablations --ablation-config FILE` on all cores, prints the named causes (what is
+wrong, most likely first: reports/cause.py) and where the report is.
 Verdicts on the changes (a change that hurts is a failed test) are findings, not errors: the
 command exits 0 when the diagnosis was made, and non-zero on bad input or a crash.
 """
@@ -26,7 +27,8 @@ from agents.configfile import ConfigFile, EnvSettings, load_config_file
 from agents.importers import SOURCES, import_source, imported_toml
 from agents.ladder import one_knob_ladder
 from agents.lint import lint
-from reports.html import build_report, write_text_atomically
+from reports.aggregate import diagnosis_causes, load_results
+from reports.html import build_report, cause_sentence, write_text_atomically
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +133,14 @@ def lint_lines(loaded: ConfigFile) -> list[str]:
     return [f"lint: {loaded.path.name}: {finding.line()}" for finding in lint(loaded.config)]
 
 
+def cause_lines(results: Path, shown: int = 3) -> list[str]:
+    """The diagnosis' named causes as printed, most likely first: 'cause: KIND: sentence'."""
+    causes = diagnosis_causes(load_results(results))
+    if not causes:
+        return ["cause: none named (no lint finding, and no single change settled as helping)"]
+    return [f"cause: {cause.kind}: {cause_sentence(cause)}" for cause in causes[:shown]]
+
+
 def load_config(args: argparse.Namespace) -> ConfigFile:
     """The config file, or (--from) the imported source written as one beside the results folder
     (diagnose) and read back, so the session trains exactly the file the user can open."""
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(crashed):
         print(f"error: {len(crashed)} test(s) crashed: {', '.join(crashed['test'])}", file=sys.stderr)
         return 1
+    print("\n".join(cause_lines(results)), flush=True)
     if args.rounds > 0:
         status = repair(loaded, args, results)
         if status:

@@ -2,8 +2,9 @@
 
 Each config in examples/known-causes/ fails for one stated reason (its first comment line).
 This runs `diagnose` on each (quick profile by default, no repair path unless --rounds), and
-writes a table of what the first screen names first: the first lint finding, the first
-symptom, the best change that settled as helping, and the session's wall time. It is a
+writes a table of what the first screen names first: the cause named first (reports/cause.py)
+and whether it is the stated one (the file's '# Cause fields:' line), the first lint finding, the
+first symptom, the best change that settled as helping, and the session's wall time. It is a
 benchmark, not a test: the table is the evidence of whether the diagnosis names the cause.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.aggregate import diagnosis, diagnosis_base, load_results
+from reports.aggregate import diagnosis, diagnosis_base, diagnosis_causes, load_results
+from reports.cause import rung_fields
 from reports.html import write_text_atomically
 
 KNOWN_CAUSES = Path(__file__).resolve().parents[1] / "examples" / "known-causes"
@@ -30,6 +32,14 @@ def stated_cause(path: Path) -> str:
     return first.removeprefix("# Known cause:").strip()
 
 
+def stated_fields(path: Path) -> set[str]:
+    """The config fields whose change fixes a known-cause file's defect (its '# Cause fields:' line)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# Cause fields:"):
+            return {f.strip() for f in line.removeprefix("# Cause fields:").split(",") if f.strip()}
+    return set()
+
+
 def first_screen(results_dir: Path) -> dict:
     """What a diagnosis' first screen names first, read from its results folder."""
     results = load_results(results_dir)
@@ -38,7 +48,10 @@ def first_screen(results_dir: Path) -> dict:
     helps = ranked[ranked["verdict"] == "supported"]
     lint = base.get("lint") or []
     found = base.get("symptoms") or []
+    causes = diagnosis_causes(results, ranked)
     return {
+        "named_first": f"{causes[0].field} ({causes[0].kind})" if causes else "",
+        "named_fields": sorted(rung_fields({"fields": causes[0].field})) if causes else [],
         "trains": base.get("outcome") == "passed",
         "lint_first": f"{lint[0]['field']} ({lint[0]['rule']})" if lint else "",
         "symptom_first": found[0]["name"] if found else "",
@@ -63,21 +76,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--rounds", default="0", help="repair rounds per diagnosis (default 0)")
     parser.add_argument("--cache", default=".ablation-cache")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: the table from the diagnoses already in --out")  # fmt: skip
     args = parser.parse_args(argv)
     paths = [Path(p) for p in args.configs] or sorted(KNOWN_CAUSES.glob("*.toml"))
     out = Path(args.out)
     rows = []
     for path in paths:
         folder = out / path.stem
-        started = time.perf_counter()
-        command = [sys.executable, "-m", "ablations", "diagnose", str(path), "--profile", args.profile,
-                   "--out", str(folder), "--cache", args.cache, "--rounds", args.rounds]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True)
-        row = {"config": path.stem, "cause": stated_cause(path), "wall_s": round(time.perf_counter() - started, 1)}
-        if done.returncode != 0:
-            row["error"] = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        row = {"config": path.stem, "cause": stated_cause(path)}
+        if args.table_only:
+            error = None if (folder / "tests.parquet").is_file() else f"no diagnosis in {folder}"
+        else:
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "ablations", "diagnose", str(path), "--profile", args.profile,
+                       "--out", str(folder), "--cache", args.cache, "--rounds", args.rounds]  # fmt: skip
+            run = subprocess.run(command, capture_output=True, text=True)
+            row["wall_s"] = round(time.perf_counter() - started, 1)
+            last_line = (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
+            error = last_line if run.returncode != 0 else None
+        if error is not None:
+            row["error"] = error
         else:
             row.update(first_screen(folder))
+            # Whether the cause named first is the stated one (a field whose change fixes it).
+            row["names_the_cause"] = bool(stated_fields(path) & set(row.pop("named_fields")))
         rows.append(row)
         print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows)

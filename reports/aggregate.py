@@ -12,6 +12,7 @@ import pandas as pd
 
 from agents.envprofile import EnvProfile
 from reports import factorial, stats
+from reports.cause import Cause, named_causes
 from reports.metrics import as_env_profile, per_seed, soft_divergence_bound, soft_divergence_rates
 
 REQUIRED = ("runs.parquet", "tests.parquet", "meta.json")
@@ -278,6 +279,8 @@ DIAGNOSIS_COLUMNS = [
     "change_learned",
     "change_converged",
     "seeds",
+    "seeds_needed",
+    "fields",
     "error",
 ]
 
@@ -318,13 +321,24 @@ def repair_path(results: Results) -> dict | None:
         raise ReportError(f"{path}: not a readable repair path ({exc})") from None
 
 
+def changed_fields(base: dict, rung: dict) -> list[str]:
+    """The config fields a rung sets otherwise than the base, as the two recorded configs say
+    (empty when either was not recorded)."""
+    if not base or not rung:
+        return []
+    return sorted(k for k in base.keys() | rung.keys() if base.get(k) != rung.get(k))
+
+
 def diagnosis(results: Results) -> pd.DataFrame:
     """The rungs of a diagnosis ranked by their effect on late return: P(change > base) first,
     then the change in late-return IQM; crashed rungs last."""
     rows = []
+    configs = results.variant_configs
     for row in results.tests[results.tests["property"] == "diagnosis"].itertuples():
         details = json.loads(row.details) if row.details else {}
         base, changed = details.get("base") or {}, details.get("with_change") or {}
+        base_config, rung_config = (configs.get(details.get(k), {}) for k in ("base_variant", "rung_variant"))
+        fields = changed_fields(base_config, rung_config)
         rows.append(
             {
                 "rung": details.get("rung") or row.test,
@@ -337,6 +351,8 @@ def diagnosis(results: Results) -> pd.DataFrame:
                 "change_learned": changed.get("learned"),
                 "change_converged": (changed.get("outcomes") or {}).get("converged"),
                 "seeds": changed.get("seeds"),
+                "seeds_needed": getattr(row, "seeds_needed", None),
+                "fields": ", ".join(fields),
                 "error": details.get("error"),
             }
         )
@@ -346,6 +362,15 @@ def diagnosis(results: Results) -> pd.DataFrame:
     gain = pd.to_numeric(frame["change_iqm"]) - pd.to_numeric(frame["base_iqm"])
     order = frame.assign(_p=pd.to_numeric(frame["effect_size"]).fillna(-1), _gain=gain.fillna(-np.inf))
     return order.sort_values(["_p", "_gain"], ascending=False).drop(columns=["_p", "_gain"]).reset_index(drop=True)
+
+
+def diagnosis_causes(results: Results, ranked: pd.DataFrame | None = None) -> list[Cause]:
+    """The diagnosis' named causes, most likely first (reports.cause), from the base's recorded
+    lint findings and the ranked rungs (`ranked`: diagnosis(results), when already computed)."""
+    base = diagnosis_base(results)
+    if base is None:
+        return []
+    return named_causes(base.get("lint") or [], diagnosis(results) if ranked is None else ranked)
 
 
 def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataFrame]:

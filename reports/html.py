@@ -19,10 +19,12 @@ import pandas as pd
 from reports.aggregate import (
     Results,
     diagnosis_base,
+    diagnosis_causes,
     export_tables,
     load_results,
     repair_path,
 )
+from reports.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, Cause
 from reports.figures import render_figures
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -123,6 +125,37 @@ def change_sentence(row: pd.Series) -> str:
         f"Holm-adjusted {_p_clause(row['p_adjusted'])}; {int(row['change_learned'])} of {seeds} seeds learn "
         f"(as given: {int(row['base_learned'])} of {seeds}): {VERDICT_ENDINGS.get(row['verdict'], row['verdict'])}."
     )
+
+
+def _moves(rung: dict) -> str:
+    """'late return (IQM) 9.6 -> 240, P(improvement) = 1.00 [0.9, 1], Holm-adjusted p = 0.002'."""
+    return (
+        f"late return (IQM) {_num(rung['base_iqm'])} -> {_num(rung['change_iqm'])}, P(improvement) = "
+        f"{rung['effect_size']:.2f} {_interval(rung['ci_low'], rung['ci_high'])}, Holm-adjusted "
+        f"{_p_clause(rung['p_adjusted'])}"
+    )
+
+
+def cause_sentence(cause: Cause) -> str:
+    """One sentence for a named cause: what the config says (for a lint finding), what changing
+    that field alone did, and how sure we are."""
+    rung, finding = cause.rung, cause.finding
+    flagged = "" if finding is None else f"{finding['field']} = {finding['value']}: {finding['why']}"
+    if cause.kind == CONFIRMED:
+        others = f"; {cause.other_helping} other change(s) of {cause.field} help too" if cause.other_helping else ""
+        return f"{flagged}. Changing it alone helps: {rung['change']}, {_moves(rung)}{others}. Fix: {finding['fix']}."
+    if cause.kind == FOUND:
+        return f"{rung['change']} helps: {_moves(rung)}; no lint rule flags {cause.field}."
+    if cause.kind == CONTRADICTED:
+        return f"{flagged}; but changing it alone hurts: {rung['change']}, {_moves(rung)}."
+    if cause.kind == UNSETTLED:
+        needed = rung.get("seeds_needed")
+        more = f"; about {int(needed)} seeds would settle it" if needed is not None and pd.notna(needed) else ""
+        return (
+            f"{flagged}. Not settled whether changing it alone helps: {rung['change']}, P(improvement) = "
+            f"{rung['effect_size']:.2f} {_interval(rung['ci_low'], rung['ci_high'])}{more}. Fix: {finding['fix']}."
+        )
+    return f"{flagged}. No one-knob change of {cause.field} was tried; {finding['fix']}."
 
 
 def literature_reading(row: pd.Series, env_id: str, env_steps: int | None) -> str:
@@ -314,6 +347,9 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             # What the config and the runs say on their own, before any change is tried.
             "lint": [f"{f['field']} = {f['value']}: {f['why']}; {f['fix']}." for f in base.get("lint") or []],
             "symptoms": [s["sentence"] for s in base.get("symptoms") or []],
+            "causes": [
+                {"kind": c.kind, "sentence": cause_sentence(c)} for c in diagnosis_causes(results, tables["diagnosis"])
+            ],
             "repair": repair_path(results),
             "changes": [
                 {"verdict": row["verdict"], "sentence": change_sentence(row)}

@@ -110,7 +110,11 @@ def test_diagnose_writes_a_report_whose_first_screen_is_the_diagnosis(user_dir):
     html = (out / "report.html").read_text()
     assert html.index('id="diagnosis"') < html.index('id="properties"')
     assert "Diagnosis of tiny" in html and 'id="verdicts"' not in html
-    assert html.count("late return (IQM)") == len(changes)
+    listed = html[html.index('id="diagnosis-changes"') :]
+    assert listed[: listed.index("</ol>")].count("late return (IQM)") == len(changes)
+    # The named causes, most likely first, printed and first on the report's screen.
+    assert [line for line in result.stdout.splitlines() if line.startswith("cause: ")]
+    assert html.index('id="cause"') < html.index('id="changes"')
     assert 'id="diagnosis-bugs"' in html and "Bug catalogue." in html
 
 

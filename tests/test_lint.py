@@ -155,10 +155,14 @@ def test_the_lint_command_exits_0_1_or_2(tmp_path, capsys):
 def test_every_known_cause_file_states_its_cause_for_the_benchmark():
     import pandas as pd
 
-    from ablations.known_causes import markdown_table, stated_cause
+    from ablations.known_causes import markdown_table, stated_cause, stated_fields
 
     causes = {path.stem: stated_cause(path) for path in KNOWN_CAUSES.glob("*.toml")}
     assert all(causes.values()) and not any(c.startswith("#") for c in causes.values())
+    # ... and the fields whose change fixes it, each a config field; lint's first finding among them.
+    fields = {path.stem: stated_fields(path) for path in KNOWN_CAUSES.glob("*.toml")}
+    assert all(fields.values()) and set().union(*fields.values()) <= set(AgentConfig.__dataclass_fields__)
+    assert all(FIRST_FINDING[name] in fields[name] for name in fields if FIRST_FINDING[name] is not None)
 
     table = markdown_table(pd.DataFrame([{"config": "a", "wall_s": 1.5, "error": None}]))
     assert table == "| config | wall_s | error |\n| --- | --- | --- |\n| a | 1.5 |  |\n"
