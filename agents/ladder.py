@@ -2,7 +2,8 @@
 
 Each rung changes one knob of the base config and nothing else, so comparing it with the base
 credits that knob alone. A knob whose change is not a valid config on its own (double Q without
-a target network, a sync period on a polyak target) gets no rung; `skipped` says why. A few
+a target network, a sync period on a polyak target that averages after every update) gets no rung; `skipped` says
+why. A few
 knobs are one switch that sets several fields together, stated in their description: replay
 (capacity, batch size and learning start, as the article defines replay; multi-step returns go
 when replay goes) and the target network (double Q goes when the target goes, since it needs one).
@@ -27,6 +28,9 @@ GRAD_CLIP_NORM = 10.0
 # its fix on the first ladder (and reaches it in the repair path's next round).
 LR_FACTORS = (0.01, 0.1, 0.3, 3.0, 10.0)
 SYNC_FACTORS = (0.01, 0.1, 0.3, 3.0, 10.0)
+# A Polyak target's step size tau on the same kind of grid, capped at 1 (a full copy at each sync):
+# a tau 100x too small (a target that barely moves) has a rung within 10x of the usual 0.005-0.01.
+TAU_FACTORS = (0.1, 10.0, 100.0)
 # A learning start beyond this share of the run leaves too few updates; the rung moves it to
 # LEARNING_START_SHARE of the run (CleanRL's 10k of 500k steps), at least one batch.
 LATE_LEARNING_START = 0.1
@@ -82,8 +86,13 @@ def _target(base: AgentConfig) -> tuple[str, str, dict]:
 
 def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict] | str]:
     def change(base: AgentConfig):
-        if base.target_network != "hard":  # one line for the whole grid (the list dedupes it)
-            return "sync period: the base has no hard-synced target network"
+        # One line for the whole grid (the list dedupes it). A Polyak target that averages after
+        # every update has tau as its knob; one that averages on an interval (SB3's or CleanRL's
+        # tau < 1) has both.
+        if base.target_network == "none":
+            return "sync period: the base has no target network"
+        if base.target_network == "polyak" and base.target_sync_period == 1:
+            return "sync period: the base's polyak target averages after every update (its tau rungs stand in)"
         period = max(1, round(base.target_sync_period * factor))
         if period == base.target_sync_period:
             return f"sync period x{factor:g}: rounds to the same period"
@@ -92,11 +101,25 @@ def _sync_period(factor: float) -> Callable[[AgentConfig], tuple[str, str, dict]
         unit, run = ("update", base.gradient_updates) if by_updates else ("env step", base.total_env_steps)
         if period > run and period > base.target_sync_period:
             return f"sync period x{factor:g}: {period} {unit}s is longer than the run's {run}"
+        sync = "Syncing the target" if base.target_network == "hard" else "Averaging the target"
         return (
             f"sync-x{factor:g}",
-            f"Syncing the target every {period} {unit}{'s' if period > 1 else ''} instead of {base.target_sync_period}",
+            f"{sync} every {period} {unit}{'s' if period > 1 else ''} instead of {base.target_sync_period}",
             {"target_sync_period": period},
         )
+
+    return change
+
+
+def _tau(factor: float):
+    def change(base: AgentConfig):
+        if base.target_network != "polyak":
+            return None  # a hard target has no tau; its sync period is the knob
+        tau = min(1.0, base.target_tau * factor)
+        if tau == base.target_tau:
+            return f"tau x{factor:g}: the base's tau {base.target_tau:g} is already 1 (a full copy at each sync)"
+        copy = " (a full copy at each sync)" if tau == 1.0 else ""
+        return (f"tau-x{factor:g}", f"Polyak tau {tau:.3g}{copy} instead of {base.target_tau:.3g}", {"target_tau": tau})
 
     return change
 
@@ -203,6 +226,7 @@ CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str | None], ...]
     _replay,
     _target,
     *(_sync_period(factor) for factor in SYNC_FACTORS),
+    *(_tau(factor) for factor in TAU_FACTORS),
     _double_q,
     _loss,
     _clipping,
@@ -239,6 +263,10 @@ def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
             config = base.replace(**fields)
         except ConfigError as exc:
             skipped.append(f"{key}: {exc}")
+            continue
+        same = next((rung.key for rung in rungs if rung.config == config), None)
+        if same is not None:  # a grid point that rounds or caps onto an earlier one: train it once
+            skipped.append(f"{key}: the same config as {same}")
             continue
         if config != base:
             if len(fields) > 1:  # several fields: the sentence names each (and only what changed)

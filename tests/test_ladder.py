@@ -29,6 +29,7 @@ def changed_fields(a: AgentConfig, b: AgentConfig) -> set[str]:
 def check_ladder(base: AgentConfig) -> None:
     rungs, _ = one_knob_ladder(base)
     assert len({r.key for r in rungs}) == len(rungs)
+    assert len({r.config for r in rungs}) == len(rungs)  # no two rungs train the same config
     for rung in rungs:
         changed = changed_fields(base, rung.config)
         assert changed, rung.key
@@ -95,9 +96,8 @@ def test_knobs_without_a_valid_rung_are_listed_with_the_reason():
     assert "target" in keys and "replay" in keys and "terminal-masking" in keys
     assert not keys & {"double-q", "sync-x0.1", "sync-x10"}
     assert any(line.startswith("double Q: needs a target network") for line in skipped)
-    assert [line for line in skipped if line.startswith("sync period")] == [
-        "sync period: the base has no hard-synced target network"
-    ]
+    sync_lines = [line for line in skipped if line.startswith("sync period")]
+    assert sync_lines == ["sync period: the base has no target network"]
     # Removing a target network that double Q relies on removes double Q with it.
     no_target = {r.key: r.config for r in one_knob_ladder(get_variant("replay-target-double").config)[0]}["no-target"]
     assert no_target.target_network == "none" and not no_target.double_q
@@ -119,11 +119,30 @@ def test_any_valid_base_gets_valid_one_knob_rungs(replay, target, period, double
         fields.update(replay_capacity=None, batch_size=1, learning_starts=1)
     fields.update(
         target_network=target,
-        target_sync_period=period if target == "hard" else None,
+        target_sync_period=period if target != "none" else None,
         target_tau=0.01 if target == "polyak" else None,
         double_q=double and target != "none",
     )
     check_ladder(AgentConfig(**fields))
+
+
+def test_a_polyak_target_gets_tau_rungs_and_sync_rungs_only_on_an_interval():
+    every_update = AgentConfig(target_network="polyak", target_tau=0.005)
+    rungs, skipped = one_knob_ladder(every_update)
+    taus = {r.key: r.config.target_tau for r in rungs if r.key.startswith("tau")}
+    assert taus == {"tau-x0.1": pytest.approx(0.0005), "tau-x10": pytest.approx(0.05), "tau-x100": pytest.approx(0.5)}
+    assert not any(r.key.startswith("sync") for r in rungs)
+    assert any("averages after every update" in line for line in skipped)
+    # SB3's tau < 1 on an interval of env steps: both grids, the period in its own unit.
+    sb3 = AgentConfig(target_network="polyak", target_tau=0.1, target_sync_period=250, target_sync_unit="env_steps")
+    by_key = {r.key: r for r in one_knob_ladder(sb3)[0]}
+    assert by_key["sync-x0.1"].config.target_sync_period == 25 and by_key["sync-x0.1"].config.target_tau == 0.1
+    assert by_key["sync-x0.1"].description == "Averaging the target every 25 env steps instead of 250"
+    assert by_key["tau-x10"].config.target_tau == 1.0 and "full copy" in by_key["tau-x10"].description
+    assert "tau-x100" not in by_key  # also 1: the same config as tau-x10, one rung
+    assert "tau-x100: the same config as tau-x10" in one_knob_ladder(sb3)[1]
+    # A hard target has no tau rung.
+    assert not [r for r in one_knob_ladder(AgentConfig())[0] if r.key.startswith("tau")]
 
 
 def test_the_bugs_a_config_switches_on_are_named():
