@@ -1,9 +1,12 @@
 """The repair path of a diagnosis: apply the best change, ladder again from there, until it trains.
 
 Round r diagnoses a config (the user's, then the last round's plus its chosen change). The
-change applied is the best one that settled as helping (the ladder's ranking: P(improvement)
-first), or, if none settled, the best by P(improvement) that lifts the late-return IQM,
-labelled as unsettled. The path stops when the base trains (a majority of its seeds converge),
+change applied fixes the round's first confirmed cause (reports/cause.py: a lint finding whose
+field a settled helping change sets; that change), else it is the best one that settled as
+helping (the ladder's ranking: P(improvement) first), or, if none settled, the best by
+P(improvement) that lifts the late-return IQM, labelled as unsettled. Fixing the named cause
+first keeps the path from masking a defect with a stabiliser that happens to rank higher. The
+path stops when the base trains (a majority of its seeds converge),
 when no change helps, when the chosen rung already trains, or after the last round. Each round
 is a results folder of its own; the path and the final config
 (`repaired.toml`) are written beside the first round's report.
@@ -19,9 +22,11 @@ from pathlib import Path
 from ablations.diagnosis import trains
 from agents.config import AgentConfig
 from agents.configfile import ConfigFile, config_file_text
-from reports.aggregate import diagnosis, diagnosis_base, load_results
+from reports.aggregate import changed_fields, diagnosis, diagnosis_base, load_results
+from reports.cause import CONFIRMED, named_causes
 from reports.html import write_text_atomically
 
+CAUSE = "settled, fixes the confirmed cause"
 SETTLED = "settled"
 UNSETTLED = "best P(improvement), not settled"
 PATH_FILE = "repair-path.json"
@@ -86,9 +91,12 @@ def _recorded_config(meta: dict, variant: str | None) -> dict:
     return ((meta.get("variants") or {}).get(variant) or {}).get("config") or {}
 
 
-def choose_change(table) -> tuple[dict, str] | None:
-    """The change to apply from a ranked diagnosis table (reports.aggregate.diagnosis), and
-    how it was chosen; None when no change helps."""
+def choose_change(table, lint: list[dict] | None = None) -> tuple[dict, str] | None:
+    """The change to apply from a ranked diagnosis table (reports.aggregate.diagnosis) and the
+    base's lint findings, and how it was chosen; None when no change helps."""
+    confirmed = [c for c in named_causes(lint or [], table) if c.kind == CONFIRMED]
+    if confirmed:
+        return confirmed[0].rung, f"{CAUSE} ({confirmed[0].field})"
     supported = table[table["verdict"] == "supported"]
     if len(supported):
         return supported.iloc[0].to_dict(), SETTLED
@@ -105,7 +113,7 @@ def rung_fields(meta: dict, base: str, rung: str) -> dict:
     """What the rung changed, field by field, read from the round's recorded variant configs."""
     variants = meta["variants"]
     before, after = variants[base]["config"], variants[f"{base}+{rung}"]["config"]
-    return {k: v for k, v in after.items() if before.get(k) != v and k not in SIZING_FIELDS}
+    return {k: after.get(k) for k in changed_fields(before, after) if k not in SIZING_FIELDS}
 
 
 def read_round(results_dir: Path) -> tuple[dict, object, dict]:
@@ -139,7 +147,7 @@ def repair_path(
             "late_return_iqm": _number(base.get("late_return_iqm")),
             "env_steps": _recorded_config(meta, base.get("base_variant")).get("total_env_steps"),
         }
-        chosen = None if figures["trains"] else choose_change(table)
+        chosen = None if figures["trains"] else choose_change(table, base.get("lint"))
         if chosen is None:
             steps.append(RepairStep(**figures))
             break

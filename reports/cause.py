@@ -74,7 +74,8 @@ def named_causes(lint: list[dict], changes: pd.DataFrame) -> list[Cause]:
         else:  # no rung changes the field, or every one that does crashed
             pending[UNTESTED].append(Cause(UNTESTED, field, finding, None))
     found = [
-        Cause(FOUND, row["fields"], None, dict(row))
+        # A folder that recorded no configs names no fields: the rung's key stands in.
+        Cause(FOUND, ", ".join(sorted(rung_fields(row))) or str(row["rung"]), None, dict(row))
         for row in rows
         if row["verdict"] == "supported" and not rung_fields(row) & flagged
     ]

@@ -45,6 +45,17 @@ def test_a_settled_change_wins_over_a_larger_unsettled_one():
     assert row["rung"] == "terminal-masking" and how == repair.SETTLED
 
 
+def test_the_change_that_confirms_a_lint_finding_wins_over_a_higher_ranked_one():
+    ranked = table(("no-target", "supported", 0.95, 9.0, 300.0), ("eps-constant", "supported", 0.8, 9.0, 200.0))
+    ranked["fields"] = ["double_q, target_network, target_sync_period", "epsilon_decay_steps, epsilon_start"]
+    finding = {"rule": "decay-beyond-run", "field": "epsilon_decay_steps", "value": "200000", "why": "w", "fix": "f"}
+    row, how = repair.choose_change(ranked, [finding])
+    assert row["rung"] == "eps-constant" and how == f"{repair.CAUSE} (epsilon_decay_steps)"
+    # A finding no settled change confirms leaves the ranking's choice.
+    other = {**finding, "field": "gamma"}
+    assert repair.choose_change(ranked, [other])[0]["rung"] == "no-target"
+
+
 def test_without_a_settled_change_the_best_lift_is_applied_and_labelled():
     ranked = table(("huber", "inconclusive", 0.5, 9.0, 9.0), ("clip", "inconclusive", 0.6, 9.0, 20.0))
     row, how = repair.choose_change(ranked)
