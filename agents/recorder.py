@@ -41,12 +41,15 @@ class TrainingRecord:
 
 
 def in_diagnostic_window(config: AgentConfig, step: int) -> bool:
-    """Whether the update at env step `step` is among the last diagnostic_window updates before
-    the next checkpoint (per-update diagnostics that cost a forward pass are measured only there)."""
+    """Whether the updates at env step `step` are among the last diagnostic_window updates before
+    the next checkpoint (per-update diagnostics that cost a forward pass are measured only there):
+    the last ceil(window / gradient_steps) training steps, whole bursts, so a burst of many updates
+    per training step measures about `window` updates rather than every one."""
     period = config.eval_period
     next_checkpoint = min(-(-step // period) * period, config.total_env_steps)
     every = config.env_steps_per_update
-    return next_checkpoint // every - step // every < config.diagnostic_window
+    bursts = -(-config.diagnostic_window // config.gradient_steps)
+    return next_checkpoint // every - step // every < bursts
 
 
 class _Probe:

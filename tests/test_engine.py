@@ -334,3 +334,24 @@ def test_n_step_windows_stop_at_episode_ends_and_at_the_newest_transition():
     assert window["next_obs"].squeeze(2).tolist() == [[103.0, 103.0, 105.0, 105.0, 107.0, 107.0]]
     assert window["terminated"].tolist() == [[False, False, True, True, False, False]]
     assert window["truncated"].tolist() == [[True, True, False, False, False, False]]
+
+
+def test_the_diagnostic_window_measures_about_window_updates_before_each_checkpoint():
+    from agents.recorder import in_diagnostic_window
+
+    def measured_updates(config: AgentConfig) -> int:
+        """Updates that fall in the window before the checkpoint at 2 * eval_period."""
+        period = config.eval_period
+        return sum(
+            config.gradient_steps
+            for step in range(period + 1, 2 * period + 1)
+            if config.trains_at(config.clock(step - 1)) and in_diagnostic_window(config, step)
+        )
+
+    one_per_step = AgentConfig(eval_period=1_000, diagnostic_window=100, learning_starts=1)
+    assert measured_updates(one_per_step) == 100
+    # SB3's zoo CartPole: a burst of 128 every 256 env steps; one burst, not all of them.
+    bursts = one_per_step.replace(env_steps_per_update=256, gradient_steps=128)
+    assert measured_updates(bursts) == 128
+    # Four updates every four steps (the zoo's Acrobot): 25 bursts, 100 updates.
+    assert measured_updates(one_per_step.replace(env_steps_per_update=4, gradient_steps=4)) == 100
