@@ -71,7 +71,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations.known_causes", description=__doc__.splitlines()[0])
-    parser.add_argument("configs", nargs="*", help="config files (default: every file in examples/known-causes/)")
+    parser.add_argument(
+        "configs", nargs="*", type=Path, help="config files (default: every file in examples/known-causes/)"
+    )
     parser.add_argument("--out", default="known-causes", help="folder for the diagnoses and the table")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--rounds", default="0", help="repair rounds per diagnosis (default 0)")
@@ -79,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: the table from the diagnoses already in --out")  # fmt: skip
     args = parser.parse_args(argv)
-    paths = [Path(p) for p in args.configs] or sorted(KNOWN_CAUSES.glob("*.toml"))
+    paths = args.configs or sorted(KNOWN_CAUSES.glob("*.toml"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: configs={missing} is invalid: no such config file", file=sys.stderr)
+        return 2
     out = Path(args.out)
     rows = []
     for path in paths:

@@ -166,3 +166,16 @@ def test_every_known_cause_file_states_its_cause_for_the_benchmark():
 
     table = markdown_table(pd.DataFrame([{"config": "a", "wall_s": 1.5, "error": None}]))
     assert table == "| config | wall_s | error |\n| --- | --- | --- |\n| a | 1.5 |  |\n"
+
+
+def test_the_benchmark_tables_existing_diagnoses_and_refuses_a_missing_config(tmp_path, capsys):
+    import json
+
+    from ablations.known_causes import main as benchmark
+
+    config = KNOWN_CAUSES / "no-updates.toml"
+    assert benchmark(["--table-only", "--out", str(tmp_path), str(config)]) == 0
+    (row,) = json.loads((tmp_path / "known-causes.json").read_text())
+    assert row["config"] == "no-updates" and row["error"] == f"no diagnosis in {tmp_path / 'no-updates'}"
+    assert benchmark(["--table-only", "--out", str(tmp_path), "no-updates"]) == 2
+    assert capsys.readouterr().err == "error: configs=['no-updates'] is invalid: no such config file\n"
