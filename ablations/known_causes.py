@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from reports.aggregate import diagnosis, diagnosis_base, diagnosis_causes, load_results
-from reports.cause import rung_fields
 from reports.html import write_text_atomically
 
 KNOWN_CAUSES = Path(__file__).resolve().parents[1] / "examples" / "known-causes"
@@ -51,7 +50,7 @@ def first_screen(results_dir: Path) -> dict:
     causes = diagnosis_causes(results, ranked)
     return {
         "named_first": f"{causes[0].field} ({causes[0].kind})" if causes else "",
-        "named_fields": sorted(rung_fields({"fields": causes[0].field})) if causes else [],
+        "named_fields": sorted(causes[0].fields) if causes else [],
         "trains": base.get("outcome") == "passed",
         "lint_first": f"{lint[0]['field']} ({lint[0]['rule']})" if lint else "",
         "symptom_first": found[0]["name"] if found else "",

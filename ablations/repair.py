@@ -6,10 +6,9 @@ field a settled helping change sets; that change), else it is the best one that 
 helping (the ladder's ranking: P(improvement) first), or, if none settled, the best by
 P(improvement) that lifts the late-return IQM, labelled as unsettled. Fixing the named cause
 first keeps the path from masking a defect with a stabiliser that happens to rank higher. The
-path stops when the base trains (a majority of its seeds converge),
-when no change helps, when the chosen rung already trains, or after the last round. Each round
-is a results folder of its own; the path and the final config
-(`repaired.toml`) are written beside the first round's report.
+path stops when the base trains (a majority of its seeds converge), when no change helps, when
+the chosen rung already trains, or after the last round. Each round is a results folder of its
+own; the path and the final config (`repaired.toml`) are written beside the first round's report.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Each rung changes one knob of the base config and nothing else, so comparing it with the base
 credits that knob alone. A knob whose change is not a valid config on its own (double Q without
-a target network, a sync period on a polyak target that averages after every update) gets no rung; `skipped` says
-why. A few
-knobs are one switch that sets several fields together, stated in their description: replay
+a target network, a sync period on a polyak target that averages after every update) gets no
+rung; `skipped` says why, as it does for a grid point that lands on an earlier rung's config. A
+few knobs are one switch that sets several fields together, stated in their description: replay
 (capacity, batch size and learning start, as the article defines replay; multi-step returns go
 when replay goes) and the target network (double Q goes when the target goes, since it needs one).
 """

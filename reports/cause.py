@@ -36,6 +36,11 @@ class Cause:
     rung: dict | None
     other_helping: int = 0
 
+    @property
+    def fields(self) -> set[str]:
+        """The config field(s) named: one for a lint finding, every one a found change sets."""
+        return {f.strip() for f in self.field.split(",") if f.strip()}
+
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r} is invalid: one of {', '.join(KINDS)}")

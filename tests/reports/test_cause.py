@@ -33,6 +33,7 @@ def test_a_finding_whose_field_a_helping_change_sets_is_confirmed_by_the_best_su
     causes = named_causes([finding("target_sync_period")], changes)
     assert [(c.kind, c.field) for c in causes] == [(CONFIRMED, "target_sync_period")]
     assert causes[0].rung["rung"] == "no-target" and causes[0].other_helping == 1
+    assert causes[0].fields == {"target_sync_period"}
 
 
 def test_confirmed_first_in_lint_order_then_found_then_unsettled_untested_contradicted():
@@ -54,7 +55,7 @@ def test_confirmed_first_in_lint_order_then_found_then_unsettled_untested_contra
     assert [(c.kind, c.field) for c in causes] == [
         (CONFIRMED, "epsilon_decay_steps"),
         (CONFIRMED, "learning_starts"),
-        (FOUND, "double_q"),
+        (FOUND, "double_q"),  # fields as the change sets them: {"double_q"}
         (UNSETTLED, "gamma"),
         (UNTESTED, "hidden_sizes"),
         (CONTRADICTED, "learning_rate"),
