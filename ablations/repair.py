@@ -95,7 +95,7 @@ def choose_change(table, lint: list[dict] | None = None) -> tuple[dict, str] | N
     base's lint findings, and how it was chosen; None when no change helps."""
     confirmed = [c for c in named_causes(lint or [], table) if c.kind == CONFIRMED]
     if confirmed:
-        return confirmed[0].rung, f"{CAUSE} ({confirmed[0].field})"
+        return confirmed[0].rung, f"{CAUSE} {confirmed[0].field}"
     supported = table[table["verdict"] == "supported"]
     if len(supported):
         return supported.iloc[0].to_dict(), SETTLED

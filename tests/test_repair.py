@@ -50,7 +50,7 @@ def test_the_change_that_confirms_a_lint_finding_wins_over_a_higher_ranked_one()
     ranked["fields"] = ["double_q, target_network, target_sync_period", "epsilon_decay_steps, epsilon_start"]
     finding = {"rule": "decay-beyond-run", "field": "epsilon_decay_steps", "value": "200000", "why": "w", "fix": "f"}
     row, how = repair.choose_change(ranked, [finding])
-    assert row["rung"] == "eps-constant" and how == f"{repair.CAUSE} (epsilon_decay_steps)"
+    assert row["rung"] == "eps-constant" and how == f"{repair.CAUSE} epsilon_decay_steps"
     # A finding no settled change confirms leaves the ranking's choice.
     other = {**finding, "field": "gamma"}
     assert repair.choose_change(ranked, [other])[0]["rung"] == "no-target"
