@@ -203,15 +203,24 @@ def bug_sentence(base: dict) -> str:
     return " ".join(parts)
 
 
-def base_sentence(base: dict) -> str:
-    """What became of the diagnosed DQN's seeds, in one sentence."""
+def base_sentence(base: dict, changes: pd.DataFrame | None = None) -> str:
+    """What became of the diagnosed DQN's seeds, in one sentence; and, where changes were settled
+    with seeds on demand, the base as those comparisons saw it (more seeds than its first look)."""
     counts = base.get("outcomes") or {}
     seeds = sum(counts.values())
     parts = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
-    return (
+    sentence = (
         f"Of {seeds} seeds: {parts}. Late return IQM {_num(base.get('late_return_iqm'))}; a seed converges when its "
         f"late return reaches {_num(base.get('success_threshold'))} ({base.get('success_source', 'the env profile')})."
     )
+    compared = pd.to_numeric(changes["seeds"]) if changes is not None and len(changes) else pd.Series(dtype=float)
+    if compared.notna().any() and compared.max() > seeds:
+        widest = changes.loc[compared.idxmax()]
+        sentence += (
+            f" Changes settled with seeds on demand compare against it at up to {int(compared.max())} seeds "
+            f"(late return IQM {_num(widest['base_iqm'])} there)."
+        )
+    return sentence
 
 
 CHECK_OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "errored"}
@@ -341,7 +350,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "config_file": base.get("config_file", ""),
             "variant": base.get("base_variant", ""),
             "trains": base["outcome"] == "passed",
-            "base": base_sentence(base),
+            "base": base_sentence(base, tables["diagnosis"]),
             "skipped": base.get("skipped_rungs") or [],
             "bugs": bug_sentence(base),
             # What the config and the runs say on their own, before any change is tried.

@@ -113,3 +113,18 @@ def test_each_kind_reads_as_one_sentence_with_its_evidence():
     assert "No one-knob change of gamma was tried" in cause_sentence(Cause(UNTESTED, "gamma", finding("gamma"), None))
     hurts = cause_sentence(Cause(CONTRADICTED, "gamma", finding("gamma"), rung("g", "gamma", "refuted", 0.1)))
     assert "but changing it alone hurts: Change g" in hurts
+
+
+def test_the_base_sentence_says_when_changes_compared_against_more_of_its_seeds():
+    from reports.html import base_sentence
+
+    base = {"outcomes": {"converged": 1, "soft-diverged": 7}, "late_return_iqm": 109.0, "success_threshold": 250}
+    first_look = base_sentence(base)
+    assert first_look.startswith("Of 8 seeds: 1 converged, 7 soft-diverged. Late return IQM 109;")
+    on_demand = ranked({**rung("a", "gamma", "supported"), "seeds": 16, "base_iqm": 106.0},
+                       {**rung("b", "loss", "inconclusive"), "seeds": 8, "base_iqm": 109.0})  # fmt: skip
+    assert base_sentence(base, on_demand) == (
+        first_look + " Changes settled with seeds on demand compare against it at up to 16 seeds (late return IQM 106 "
+        "there)."
+    )
+    assert base_sentence(base, on_demand.assign(seeds=8)) == first_look
