@@ -39,8 +39,9 @@ def stated_fields(path: Path) -> set[str]:
     return set()
 
 
-def first_screen(results_dir: Path) -> dict:
-    """What a diagnosis' first screen names first, read from its results folder."""
+def first_screen(results_dir: Path, stated: set[str]) -> dict:
+    """What a diagnosis' first screen names first, read from its results folder, and whether the
+    cause named first is the stated one (shares a field with `stated`, the fields that fix it)."""
     results = load_results(results_dir)
     base = diagnosis_base(results) or {}
     ranked = diagnosis(results)
@@ -50,7 +51,7 @@ def first_screen(results_dir: Path) -> dict:
     causes = diagnosis_causes(results, ranked)
     return {
         "named_first": f"{causes[0].field} ({causes[0].kind})" if causes else "",
-        "named_fields": sorted(causes[0].fields) if causes else [],
+        "names_the_cause": bool(causes) and bool(causes[0].fields & stated),
         "trains": base.get("outcome") == "passed",
         "lint_first": f"{lint[0]['field']} ({lint[0]['rule']})" if lint else "",
         "symptom_first": found[0]["name"] if found else "",
@@ -103,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if error is not None:
             row["error"] = error
         else:
-            row.update(first_screen(folder))
-            # Whether the cause named first is the stated one (a field whose change fixes it).
-            row["names_the_cause"] = bool(stated_fields(path) & set(row.pop("named_fields")))
+            row.update(first_screen(folder, stated_fields(path)))
         rows.append(row)
         print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows)

@@ -59,6 +59,11 @@ def quiet(model):
     return model
 
 
+def sb3_linears(net) -> list[torch.nn.Linear]:
+    """The Linear layers of an SB3 QNetwork (q_net or q_net_target), first layer first."""
+    return [m for m in net.q_net if isinstance(m, torch.nn.Linear)]
+
+
 def fixed_start_return(model, env, episodes: int) -> float:
     """The mean greedy return of an SB3 model from the start states our evaluation uses (episode e
     resets with seed EVAL_SEED_BASE + e, agents.diagnostics.greedy_eval), so both sides are scored
@@ -275,12 +280,9 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
                 policy_kwargs={"net_arch": list(config.hidden_sizes)})  # fmt: skip
     quiet(model)
 
-    def layers(net) -> list[torch.nn.Linear]:
-        return [m for m in net.q_net if isinstance(m, torch.nn.Linear)]
-
     def as_ours(net) -> MLPParams:  # one seed: the seed axis of length 1 in front
-        return MLPParams([m.weight.detach().clone()[None] for m in layers(net)],
-                         [m.bias.detach().clone()[None] for m in layers(net)])  # fmt: skip
+        return MLPParams([m.weight.detach().clone()[None] for m in sb3_linears(net)],
+                         [m.bias.detach().clone()[None] for m in sb3_linears(net)])  # fmt: skip
 
     online, target = as_ours(model.q_net), as_ours(model.q_net_target)
     knobs = SeedKnobs.of([config], torch.device("cpu"))
@@ -306,7 +308,7 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
         if update % sync_every == 0:
             model.q_net_target.load_state_dict(model.q_net.state_dict())
             target.copy_(online)
-        for layer, weight, bias in zip(layers(model.q_net), online.weights, online.biases):
+        for layer, weight, bias in zip(sb3_linears(model.q_net), online.weights, online.biases):
             gaps = (layer.weight.detach() - weight[0]).abs().max(), (layer.bias.detach() - bias[0]).abs().max()
             worst = max(worst, *map(float, gaps))
     return (
@@ -417,8 +419,7 @@ def sb3_fed(env_id: str, config, seed: int, score_after: int) -> dict:
     model = quiet(Fed(entry["policy"], gym.make(env_id), device="cpu", **kwargs))
     sizes = layer_sizes(model.observation_space.shape[0], config.hidden_sizes, int(model.action_space.n))
     init = init_params([streams.init], sizes, torch.device("cpu"))
-    layers = {name: [m for m in getattr(model, name).q_net if isinstance(m, torch.nn.Linear)]
-              for name in ("q_net", "q_net_target")}  # fmt: skip
+    layers = {name: sb3_linears(getattr(model, name)) for name in ("q_net", "q_net_target")}
     with torch.no_grad():
         for net in layers.values():
             for layer, weight, bias in zip(net, init.weights, init.biases):

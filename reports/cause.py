@@ -4,9 +4,9 @@ A lint finding is a suspicion from the config alone; a rung that changes the fin
 its own, or with the fields its one knob sets together, as removing the target network unsets its
 sync period) is the experiment that tests it. Each finding is read against the best such rung:
 confirmed when that change settles as helping, contradicted when changing the field only settles
-as hurting, unsettled or untested otherwise. A change that helps while no lint
-rule flags any field it sets is a cause the runs found on their own. The order, fixed before any
-benchmark was run: confirmed (in lint order, which puts what makes training pointless first),
+as hurting, unsettled or untested otherwise. A change that helps while no lint rule flags any
+field it sets is a cause the runs found on their own. The order, fixed before any benchmark was
+run: confirmed (in lint order, which puts what makes training pointless first),
 then found by the runs (most helpful first), then unsettled, untested and contradicted findings.
 """
 
@@ -39,7 +39,7 @@ class Cause:
     @property
     def fields(self) -> set[str]:
         """The config field(s) named: one for a lint finding, every one a found change sets."""
-        return {f.strip() for f in self.field.split(",") if f.strip()}
+        return split_fields(self.field)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -50,9 +50,9 @@ class Cause:
             raise ValueError(f"a {self.kind!r} cause needs the rung that settled it")
 
 
-def rung_fields(row) -> set[str]:
-    """The fields a ranked rung changes (the diagnosis table's comma-joined 'fields')."""
-    text = row.get("fields")
+def split_fields(text) -> set[str]:
+    """Field names from a comma-joined list (a Cause's field, the diagnosis table's 'fields');
+    a missing value is none."""
     return {f.strip() for f in text.split(",") if f.strip()} if isinstance(text, str) else set()
 
 
@@ -65,7 +65,7 @@ def named_causes(lint: list[dict], changes: pd.DataFrame) -> list[Cause]:
     for finding in lint:
         field = finding["field"]
         flagged.add(field)
-        testing = [row for row in rows if field in rung_fields(row)]
+        testing = [row for row in rows if field in split_fields(row.get("fields"))]
         verdicts = [row["verdict"] for row in testing]
         helping = [row for row in testing if row["verdict"] == "supported"]
         if helping:
@@ -80,8 +80,8 @@ def named_causes(lint: list[dict], changes: pd.DataFrame) -> list[Cause]:
             pending[UNTESTED].append(Cause(UNTESTED, field, finding, None))
     found = [
         # A folder that recorded no configs names no fields: the rung's key stands in.
-        Cause(FOUND, ", ".join(sorted(rung_fields(row))) or str(row["rung"]), None, dict(row))
+        Cause(FOUND, ", ".join(sorted(split_fields(row.get("fields")))) or str(row["rung"]), None, dict(row))
         for row in rows
-        if row["verdict"] == "supported" and not rung_fields(row) & flagged
+        if row["verdict"] == "supported" and not split_fields(row.get("fields")) & flagged
     ]
     return [*confirmed, *found, *pending[UNSETTLED], *pending[UNTESTED], *pending[CONTRADICTED]]
