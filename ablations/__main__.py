@@ -1,11 +1,11 @@
 """`python -m ablations diagnose my-dqn.toml`: a thin wrapper around the pytest suite.
 
-`python -m ablations lint my-dqn.toml` reads the config only (agents/lint.py): one finding a
+`python -m ablations lint my-dqn.toml` reads the config only (agents/diagnosis/lint.py): one finding a
 line, exit 0 with none, 1 with findings, 2 on bad input. `diagnose` prints the same lint first.
 
 It checks the config file first (one line on any problem, nothing trained), then runs
 `pytest --pyargs ablations --ablation-config FILE` on all cores, prints the named causes (what is
-wrong, most likely first: reports/cause.py) and where the report is.
+wrong, most likely first: reports/diagnosis/cause.py) and where the report is.
 Verdicts on the changes (a change that hurts is a failed test) are findings, not errors: the
 command exits 0 when the diagnosis was made, and non-zero on bad input or a crash.
 """
@@ -20,15 +20,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
 from ablations.options import EXECUTORS, PROFILES
-from ablations.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
 from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
 from agents.configfile import ConfigFile, EnvSettings, load_config_file
-from agents.importers import SOURCES, import_source, imported_toml
-from agents.ladder import one_knob_ladder
-from agents.lint import lint
-from reports.aggregate import diagnosis_causes, load_results
-from reports.html import build_report, cause_sentence, write_text_atomically
+from agents.diagnosis.ladder import one_knob_ladder
+from agents.diagnosis.lint import lint
+from agents.importers.formats import SOURCES, import_source, imported_toml
+from reports.render.html import build_report, cause_sentence, write_text_atomically
+from reports.render.tables import diagnosis_causes
+from reports.results import load_results
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def repair(loaded: ConfigFile, args: argparse.Namespace, results: Path) -> int:
-    """The repair path from round 1's results (ablations.repair); each later round is a pytest
+    """The repair path from round 1's results (ablations.diagnosis.repair); each later round is a pytest
     session of its own process (pytest.main runs once per process), then round 1's report is
     rebuilt with the path."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import ERROR, Claim, Refutation
+from ablations.claims.article import ERROR, Claim, Refutation
 from ablations.collect import record
 from ablations.verdicts import enforce_settled
-from agents.presets import VARIANTS
+from agents.catalogue.presets import VARIANTS
 from agents.results import RunResult
-from reports.metrics import per_seed
-from reports.stats import Verdict
+from reports.analysis.metrics import per_seed
+from reports.analysis.stats import Verdict
 
 
 def refuted_marks(records: tuple[Refutation, ...]) -> list[pytest.MarkDecorator]:

@@ -20,7 +20,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", 3, 10_000),  # CI: a few minutes on 2 cores; most claims inconclusive
     # diagnose's default: in a diagnosis the seeds are the fewest that can settle a strong effect
-    # among the ladder's changes (reports.stats.seeds_to_settle), doubled on demand once.
+    # among the ladder's changes (reports.analysis.stats.seeds_to_settle), doubled on demand once.
     "quick": Profile("quick", 8, 10_000),
     "standard": Profile("standard", 20, 50_000),  # the main job
     "paper": Profile("paper", 100, 100_000),  # tight intervals

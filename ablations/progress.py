@@ -42,7 +42,7 @@ def seed_ranges(seeds: list[int]) -> str:
 
 
 class TrainingProgress:
-    """The progress callback of one training batch (agents.engine.train_family's `progress`):
+    """The progress callback of one training batch (agents.engine.loop.train_family's `progress`):
     a line when it starts (naming what it trains), one at each PROGRESS_STEPS-th of its env
     steps, QUIET_SECONDS apart at least, with the time left at the rate so far, and one when it
     ends."""

@@ -1,7 +1,7 @@
 """The ablation suite's pytest wiring: the run cache, fixtures and result collection.
 
 Registered by ablations/plugin.py in sessions that run the suite. Options live in
-ablations/options.py, settings in ablations/settings.py, storage in ablations/cache.py, result
+ablations/options.py, settings in ablations/settings.py, storage in ablations/runs/cache.py, result
 collection in ablations/collect.py; this module only connects them to pytest's hooks.
 """
 
@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablations import remote
-from ablations.bugs import BUG_CLAIMS
-from ablations.cache import RunCache
-from ablations.claims import CLAIMS, Refutation, Settled, evaluate_family
+from ablations.claims.article import CLAIMS, Refutation, Settled, evaluate_family
+from ablations.claims.bugs import BUG_CLAIMS
+from ablations.claims.literature import LITERATURE
 from ablations.collect import ResultsCollector, session_meta
-from ablations.diagnosis import DIAGNOSIS_MODULE, rung_claims
+from ablations.diagnosis.rungs import DIAGNOSIS_MODULE, rung_claims
 from ablations.helpers import seed_summary
-from ablations.literature import LITERATURE
 from ablations.progress import uncaptured_writer
+from ablations.runs import remote
+from ablations.runs.cache import RunCache
 from ablations.settings import AblationSettings, read_settings
 from agents.results import git_commit
-from reports.html import build_report
+from reports.render.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
 # small; more threads would only contend for the cores.
@@ -43,7 +43,7 @@ MARKERS = {
     "literature": "claims from the literature (their own family), on the factorial cells",
     "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
-    "refuted(reason, profiles, envs)": "a refutation on record (ablations.claims.Refutation) at these profiles "
+    "refuted(reason, profiles, envs)": "a refutation on record (ablations.claims.article.Refutation) at these profiles "
     "and envs (default standard and paper, CartPole-v1): strict xfail there, with the numbers",
 }
 

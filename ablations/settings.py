@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from ablations.options import PROFILES, STEP_CAPS
-from ablations.remote import RAY_MISSING
+from ablations.runs.remote import RAY_MISSING
+from agents.catalogue.presets import Variant, get_variant
 from agents.config import AgentConfig, ConfigError
 from agents.configfile import ConfigFile, load_config_file
+from agents.diagnosis.ladder import one_knob_ladder
+from agents.engine.envs import env_spec
 from agents.envprofile import env_profile, require_success_threshold
-from agents.envs import env_spec
-from agents.ladder import one_knob_ladder
-from agents.presets import Variant, get_variant
-from reports.stats import seed_stages, seeds_to_settle
+from reports.analysis.stats import seed_stages, seeds_to_settle
 
 EVAL_EPISODES = 10
 
@@ -41,14 +41,14 @@ class AblationSettings:
     session_id: str
     # Seeds on demand: claims still inconclusive get more seeds, doubling, up to this many.
     max_seeds: int | None = None
-    # With seeds on demand, stop claims early whose conditional power is too low (ablations.claims).
+    # With seeds on demand, stop claims early whose conditional power is too low (ablations.claims.article).
     futility: bool = True
     # Train the variants of a family on one seed axis (off: one variant at a time).
     families: bool = True
     # At most this many agents per training batch (None: a worker's whole share of a family).
     max_batch: int | None = None
     # A diagnosis (--ablation-config): the user's config file, and the session's own variants,
-    # its base first and then one per rung of the one-knob ladder (agents/ladder.py).
+    # its base first and then one per rung of the one-knob ladder (agents/diagnosis/ladder.py).
     config_file: ConfigFile | None = None
     # Where runs train: "local" (this machine's xdist workers) or "ray" (ray_address, or a
     # local Ray instance when None).

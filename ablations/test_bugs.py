@@ -1,17 +1,17 @@
-"""The bug catalogue (agents/bugs.py): each bug's declared symptom against its twin (one family,
-ablations/bugs.py), and how well the signatures recognise the bugs (a check)."""
+"""The bug catalogue (agents/catalogue/bugs.py): each bug's declared symptom against its twin (one family,
+ablations/claims/bugs.py), and how well the signatures recognise the bugs (a check)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ablations.bugs import BUG_CLAIMS, RECOGNITION_CLASSES, recognition_frame
+from ablations.claims.bugs import BUG_CLAIMS, RECOGNITION_CLASSES, recognition_frame
 from ablations.collect import record
 from ablations.helpers import report_settled, seed_summary
-from agents.bugs import FEATURES
-from agents.presets import get_variant
-from reports import stats
-from reports.recognition import accuracy_table, leave_one_seed_out
+from agents.catalogue.bugs import FEATURES
+from agents.catalogue.presets import get_variant
+from reports.analysis import stats
+from reports.analysis.recognition import accuracy_table, leave_one_seed_out
 
 pytestmark = pytest.mark.bugs
 

@@ -1,4 +1,4 @@
-"""The article's claims: one family of hypotheses, settled together (ablations/claims.py).
+"""The article's claims: one family of hypotheses, settled together (ablations/claims/article.py).
 
 Each claim is one test here, reading its verdict from the session's `claim_family`: Holm's
 adjustment over the whole family (both directions of every claim), and with
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import CLAIMS
+from ablations.claims.article import CLAIMS
 from ablations.helpers import claim_param, report_settled
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
 
 pytestmark = pytest.mark.claims
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims import Refutation
+from ablations.claims.article import Refutation
 from ablations.collect import record
 from ablations.helpers import over, seed_summary, variants_expecting
 from ablations.verdicts import enforce
-from reports import stats
-from reports.metrics import (
+from reports.analysis import stats
+from reports.analysis.metrics import (
     COLLAPSE_FRACTION,
     SOFT_DIVERGENCE_MARGIN,
     soft_divergence_bound,

@@ -8,8 +8,8 @@ import pytest
 from ablations.collect import record
 from ablations.helpers import over, pooled_sweep_verdict, seed_summary
 from ablations.verdicts import enforce
-from agents.presets import REPLAY_CAPACITIES, VARIANTS, capacity_variant, get_variant
-from reports import stats
+from agents.catalogue.presets import REPLAY_CAPACITIES, VARIANTS, capacity_variant, get_variant
+from reports.analysis import stats
 
 pytestmark = pytest.mark.decorrelation
 

@@ -1,5 +1,5 @@
 """A diagnosis of the user's DQN (--ablation-config): its seeds' outcomes, then every rung of
-the one-knob ladder against it, as one family (ablations/diagnosis.py).
+the one-knob ladder against it, as one family (ablations/diagnosis/rungs.py).
 
 Collected only in a diagnosis session. `test_base_learns` fails when the DQN does not train
 (the finding the user came with); each `test_change[...]` passes when the change improves the
@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 
 from ablations.collect import record
-from ablations.diagnosis import bug_matches, bugs_in_config, outcome_counts, trains
+from ablations.diagnosis.rungs import bug_matches, bugs_in_config, outcome_counts, trains
 from ablations.helpers import report_settled, seed_summary
-from agents.lint import lint
-from reports import stats
-from reports.symptoms import symptoms
+from agents.diagnosis.lint import lint
+from reports.analysis import stats
+from reports.diagnosis.symptoms import symptoms
 
 pytestmark = pytest.mark.diagnosis
 

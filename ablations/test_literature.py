@@ -1,13 +1,13 @@
-"""Claims from the literature (ablations/literature.py): one family of their own, each test
+"""Claims from the literature (ablations/claims/literature.py): one family of their own, each test
 reading its verdict from the session's `literature_family`, as the article's claims do."""
 
 from __future__ import annotations
 
 import pytest
 
+from ablations.claims.literature import LITERATURE
 from ablations.helpers import claim_param, report_settled
-from ablations.literature import LITERATURE
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
 
 pytestmark = pytest.mark.literature
 

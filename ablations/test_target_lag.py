@@ -9,9 +9,9 @@ import torch
 from ablations.collect import record
 from ablations.helpers import over, pooled_sweep_verdict, seed_summary
 from ablations.verdicts import enforce
-from agents.engine import train
-from agents.presets import SYNC_PERIODS, VARIANTS, get_variant, sync_period_variant
-from reports import stats
+from agents.catalogue.presets import SYNC_PERIODS, VARIANTS, get_variant, sync_period_variant
+from agents.engine.loop import train
+from reports.analysis import stats
 
 pytestmark = pytest.mark.target_lag
 

@@ -1,6 +1,7 @@
-"""DQN agent variants, a multi-seed training engine and its diagnostics."""
+"""DQN agents: configs (config.py), the batched multi-seed engine (engine/), the textbook DQN it is
+checked against (textbook/), catalogues of presets and bugs (catalogue/), config-side diagnosis
+(diagnosis/) and importers of other libraries' configs (importers/).
 
-from agents.config import AgentConfig, ConfigError
-from agents.presets import VARIANTS, Variant, get_variant
-
-__all__ = ["AgentConfig", "ConfigError", "VARIANTS", "Variant", "get_variant"]
+Kept empty of imports: importing the engine executes this file, and what it executes is the
+cache key (agents/results.py), so nothing beyond the engine's own boundary may load here.
+"""

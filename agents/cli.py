@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agents.bugs import describe_catalogue
+from agents.catalogue.bugs import describe_catalogue
+from agents.catalogue.presets import VARIANTS, get_variant
 from agents.config import ConfigError
 from agents.configfile import load_config_file
-from agents.engine import train
-from agents.importers import SOURCES, SourceError, import_source, imported_toml
-from agents.presets import VARIANTS, get_variant
+from agents.engine.loop import train
+from agents.importers.formats import SOURCES, SourceError, import_source, imported_toml
 from agents.results import RunResult
 from agents.seeding import parse_seeds
 

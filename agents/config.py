@@ -106,7 +106,7 @@ class AgentConfig:
     # Multi-step returns: the target sums up to n rewards before bootstrapping (needs replay).
     n_step: int = 1
     max_grad_norm: float | None = None
-    # Injectable bugs (agents/bugs.py has the catalogue: what each does, where it is seen, its
+    # Injectable bugs (agents/catalogue/bugs.py has the catalogue: what each does, where it is seen, its
     # symptom). All off by default; the two article quirks above are bugs of the same kind.
     bug_target_gradient: bool = False  # the TD target is not detached: gradient flows through it
     bug_stale_target: bool = False  # the target network is never synced after its first copy

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from agents.config import AgentConfig
-from agents.engine import TrainingRecord
+from agents.engine.loop import TrainingRecord
 from agents.envprofile import EnvProfile, env_profile
 
 RESULT_FORMAT_VERSION = 1
@@ -63,48 +63,38 @@ def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path]
     return target
 
 
-# The libraries whose arithmetic the engine's bit-identity rests on (agents/networks.py): their
+# The libraries whose arithmetic the engine's bit-identity rests on (agents/engine/networks.py): their
 # versions, and the BLAS torch calls, are part of the cache key. box2d is LunarLander-v3's physics.
 KEYED_LIBRARIES = ("torch", "numpy", "gymnasium", "box2d")
-# Where training starts: the key covers every module of this package that importing it executes.
-ENGINE_MODULE = "engine.py"
+# The engine's boundary: the folder agents/engine/ and the only modules of agents/ it may import.
+# Their sources are the code part of the cache key; tests/test_code_version.py checks that the
+# engine imports nothing else from agents/, so catalogue prose or lint never retrain a run.
+ENGINE_FOLDER = "engine"
+ENGINE_READS = ("__init__.py", "config.py", "seeding.py", "envprofile.py")
 
 
-def _imported_modules(source: str, package: str) -> set[str]:
-    """Names of this package's modules (relative to it, "networks") that a source imports,
-    wherever the import stands (top level, in a function, under TYPE_CHECKING)."""
+def imported_modules(source: str, package: str) -> set[str]:
+    """Dotted names under `package` ("agents.engine.replay") that a source imports, wherever the
+    import stands (top level, in a function, under TYPE_CHECKING); relative imports are not used
+    in this project and are read as absolute from the package."""
     names = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names if a.name.startswith(f"{package}.")}
+            names |= {a.name for a in node.names if a.name == package or a.name.startswith(f"{package}.")}
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
-            if node.level:  # relative: from .x import y / from . import x
+            if node.level:
                 module = f"{package}.{module}" if module else package
-            if module == package:  # from agents import x: x may be a module
-                names |= {f"{package}.{a.name}" for a in node.names}
-            elif module.startswith(f"{package}."):
+            if module == package or module.startswith(f"{package}."):
                 names.add(module)
-    return {name.split(".", 1)[1].split(".")[0] for name in names}
+    return names
 
 
-def engine_closure(package_dir: Path = PACKAGE_DIR) -> tuple[str, ...]:
-    """The files of the package that `import agents.engine` executes: the package's __init__.py,
-    engine.py and, transitively, every module of the package either imports. Read from the
-    source (ast), not from sys.modules, so what else a process imported does not change it."""
-    package = package_dir.name
-    seen: set[str] = set()
-    pending = ["__init__.py", ENGINE_MODULE]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        path = package_dir / name
-        if not path.is_file():  # "from agents import X" of a name that is not a module
-            continue
-        seen.add(name)
-        pending += [f"{module}.py" for module in _imported_modules(path.read_text(encoding="utf-8"), package)]
-    return tuple(sorted(seen))
+def engine_files(package_dir: Path = PACKAGE_DIR) -> tuple[str, ...]:
+    """The files whose sources key a trained run, relative to the package: every module of the
+    engine folder and the modules it may read."""
+    folder = sorted(p.relative_to(package_dir).as_posix() for p in (package_dir / ENGINE_FOLDER).rglob("*.py"))
+    return (*ENGINE_READS, *folder)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -126,9 +116,9 @@ def library_versions() -> dict[str, str | None]:
 
 
 def code_digest(package_dir: Path = PACKAGE_DIR, libraries: dict | None = None) -> str:
-    """The hash behind code_version: the engine closure's sources and the keyed libraries."""
+    """The hash behind code_version: the engine's sources and the keyed libraries."""
     digest = hashlib.sha256()
-    for name in engine_closure(package_dir):
+    for name in engine_files(package_dir):
         digest.update(name.encode())
         digest.update((package_dir / name).read_bytes())
     digest.update(json.dumps(library_versions() if libraries is None else libraries, sort_keys=True).encode())
@@ -137,7 +127,7 @@ def code_digest(package_dir: Path = PACKAGE_DIR, libraries: dict | None = None) 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """What trained a run: the source of every module training imports and the versions of the
+    """What trained a run: the engine's sources (engine_files) and the versions of the
     libraries its arithmetic depends on, so cached results from other code are not reused.
     Computed once per process, so editing the source mid-session cannot change the key. The
     CPU's SIMD path is not keyed (runs on a mixed Ray cluster stay exchangeable); it is in the

@@ -3,7 +3,7 @@
     pip install -e ".[sb3]"
     python docs/sb3_crosscheck.py --env CartPole-v1 --seeds 10 --out sb3-check
 
-Both train every seed on the zoo entry's schedule (agents/importers.py maps it) and are scored
+Both train every seed on the zoo entry's schedule (agents/importers/formats.py maps it) and are scored
 the same way: the late return, the mean greedy return (10 episodes) over the checkpoints of the
 last 20% of the run, one checkpoint every eval_period env steps. The RNG streams differ, so the
 numbers are not expected to be equal; a significant difference (two-sided Mann-Whitney U) is a
@@ -34,19 +34,19 @@ from scipy.stats import mannwhitneyu
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.engine import train  # noqa: E402
+from agents.engine.loop import train  # noqa: E402
 from agents.envprofile import env_profile  # noqa: E402
-from agents.importers import import_source  # noqa: E402
+from agents.importers.formats import import_source  # noqa: E402
 from agents.seeding import EVAL_SEED_BASE  # noqa: E402
-from reports import stats  # noqa: E402
-from reports.metrics import late_checkpoints, late_count  # noqa: E402
+from reports.analysis import stats  # noqa: E402
+from reports.analysis.metrics import late_checkpoints, late_count  # noqa: E402
 
 ZOO = ROOT / "examples" / "imports" / "rl-zoo-dqn.yml"
 EVAL_EPISODES = 10
 
 
 def late_steps(total: int, period: int) -> list[int]:
-    """SB3's checkpoint steps that reports.metrics.late_checkpoints would pick (known before it trains)."""
+    """SB3's checkpoint steps that reports.analysis.metrics.late_checkpoints would pick (known before it trains)."""
     steps = list(range(period, total + 1, period))
     return steps[-late_count(len(steps)) :]
 
@@ -66,7 +66,7 @@ def sb3_linears(net) -> list[torch.nn.Linear]:
 
 def fixed_start_return(model, env, episodes: int) -> float:
     """The mean greedy return of an SB3 model from the start states our evaluation uses (episode e
-    resets with seed EVAL_SEED_BASE + e, agents.diagnostics.greedy_eval), so both sides are scored
+    resets with seed EVAL_SEED_BASE + e, agents.engine.measurements.greedy_eval), so both sides are scored
     on the same episodes."""
     total = 0.0
     for e in range(episodes):
@@ -184,7 +184,7 @@ def our_schedule(env_id: str, steps: int) -> dict:
     """The same three things for our engine on the import of the entry."""
     from collections import Counter
 
-    from agents.targets import TargetNetwork
+    from agents.engine.targets import TargetNetwork
 
     config = import_source("rl-zoo", ZOO, env_id).config.replace(total_env_steps=steps, eval_episodes=0)
     updates, syncs = Counter(), set()
@@ -221,13 +221,13 @@ def compare_schedules(env_id: str, steps: int) -> list[str]:
 
 
 def compare_n_step_windows(buffers: int = 200, n: int = 4, gamma: float = 0.97, capacity: int = 50) -> str:
-    """SB3's NStepReplayBuffer against our n-step windows (agents.reference.n_step_windows) on the
+    """SB3's NStepReplayBuffer against our n-step windows (agents.textbook.reference.n_step_windows) on the
     same random transitions (ends and time limits, ring wrap-around) and the same indices."""
     import gymnasium as gym
     from stable_baselines3.common.buffers import NStepReplayBuffer
 
     from agents.config import AgentConfig
-    from agents.reference import TextbookBuffer, n_step_windows
+    from agents.textbook.reference import TextbookBuffer, n_step_windows
 
     rng = np.random.default_rng(0)
     obs_space, config = gym.spaces.Box(-10, 10, (3,), np.float32), AgentConfig(n_step=n, gamma=gamma)
@@ -269,10 +269,10 @@ def compare_updates(env_id: str, updates: int = 400, sync_every: int = 50) -> st
     from stable_baselines3 import DQN
     from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-    from agents.bughooks import BugHooks
-    from agents.family import SeedKnobs
-    from agents.networks import BatchedAdam, MLPParams
-    from agents.update import gradient_step
+    from agents.engine.bughooks import BugHooks
+    from agents.engine.family import SeedKnobs
+    from agents.engine.networks import BatchedAdam, MLPParams
+    from agents.engine.update import gradient_step
 
     config = import_source("rl-zoo", ZOO, env_id).config
     env = gym.make(env_id)
@@ -365,7 +365,7 @@ def digest_pair(online: tuple[list, list], target: tuple[list, list]) -> tuple[b
 def ours_traced(config, seed: int) -> dict:
     """Our engine on one seed: its actions, the networks' digests after every update, the greedy
     return of the final network on our fixed start states."""
-    import agents.engine
+    import agents.engine.loop
 
     digests: list[tuple[bytes, bytes]] = []
 
@@ -376,7 +376,7 @@ def ours_traced(config, seed: int) -> dict:
         digests.append(digest_pair(one_seed(online), one_seed(target)))
 
     started = time.perf_counter()
-    record = agents.engine.train(config, [seed], trace=True, on_update=on_update)
+    record = agents.engine.loop.train(config, [seed], trace=True, on_update=on_update)
     return {
         "actions": [int(a) for a in record.trace_actions[:, 0]],
         "digests": digests,
@@ -393,8 +393,8 @@ def sb3_fed(env_id: str, config, seed: int, score_after: int) -> dict:
     import gymnasium as gym
     from stable_baselines3 import DQN
 
-    from agents.networks import init_params, layer_sizes
-    from agents.replay import UniformBlocks, uniform_indices
+    from agents.engine.networks import init_params, layer_sizes
+    from agents.engine.replay import UniformBlocks, uniform_indices
     from agents.seeding import seed_streams
 
     entry, kwargs = zoo_entry(env_id)

@@ -4,8 +4,8 @@ python -m reports DIR DIR ... -o across.html: the claims x environments page (on
 import argparse
 import sys
 
-from reports.aggregate import ReportError
-from reports.html import build_report
+from reports.render.html import build_report
+from reports.results import ReportError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.results_dirs) == 1:
             path = build_report(args.results_dirs[0], args.output)
         else:
-            from reports.across import write_across_report
+            from reports.render.across import write_across_report
 
             path = write_across_report(args.results_dirs, args.output or "claims-by-env.html")
     except ReportError as exc:

@@ -107,8 +107,8 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
 # purpose (on record as refuted, so a strict xfail) and one whose evidence crashes (also "on
 # record as refuted": the crash must still be an error, not an expected refutation).
 DEMO_CLAIMS = """
-from ablations import claims
-from reports import stats
+from ablations.claims import article as claims
+from reports.analysis import stats
 
 
 def _refuted(summaries, alpha):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import bench
+from agents.textbook import bench
 
 
 def test_flops_per_agent_step_matches_the_hand_count():
@@ -30,15 +30,15 @@ def test_results_are_written_as_csv_and_json(tmp_path):
 
 def test_the_article_loop_baseline_trains_as_the_article_does():
     """One update per env step once the deque holds a batch; example 1 learns from every step."""
-    from agents.baseline import article_loop
-    from agents.presets import get_variant
+    from agents.catalogue.presets import get_variant
+    from agents.textbook.article_loop import article_loop
 
     assert article_loop(get_variant("article-target").config, 300) == 300 - 64 + 1
     assert article_loop(get_variant("article-naive").config, 100) == 100
 
 
 def test_the_bench_is_product_code_without_test_imports():
-    for module in ("bench.py", "baseline.py"):
+    for module in ("bench.py", "article_loop.py"):
         source = Path(bench.__file__).with_name(module).read_text()
         assert "from tests" not in source and "import tests" not in source and "sys.path" not in source
 

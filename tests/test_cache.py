@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.cache import BLOCK_SEEDS, RunCache, batches, deal
+from ablations.runs.cache import BLOCK_SEEDS, RunCache, batches, deal
 from ablations.settings import AblationSettings
-from agents.engine import train
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
+from agents.engine.loop import train
 from agents.results import RunResult
 
 

@@ -1,4 +1,4 @@
-"""The claim family's decision procedure (ablations/claims.py) on synthetic data: Holm across the
+"""The claim family's decision procedure (ablations/claims/article.py) on synthetic data: Holm across the
 family, O'Brien-Fleming looks for seeds on demand, crashes kept apart."""
 
 import math
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from ablations.claims import ERROR, Claim, Evidence, Refutation, evaluate_family
-from reports import stats
+from ablations.claims.article import ERROR, Claim, Evidence, Refutation, evaluate_family
+from reports.analysis import stats
 
 MAX_SEEDS = 80
 

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
+from agents.catalogue.presets import VARIANTS
 from agents.cli import main
-from agents.presets import VARIANTS
 from agents.results import RunResult
 
 
@@ -63,7 +63,7 @@ def test_a_write_that_fails_after_training_keeps_the_run(tmp_path, capsys, monke
 
 
 def test_bugs_lists_the_catalogue(capsys):
-    from agents.bugs import CATALOGUE
+    from agents.catalogue.bugs import CATALOGUE
 
     assert main(["bugs"]) == 0
     out = capsys.readouterr().out

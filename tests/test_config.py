@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agents.catalogue.presets import VARIANTS, get_variant
 from agents.config import AgentConfig, ConfigError
-from agents.presets import VARIANTS, get_variant
 
 
 def test_default_config_is_valid_and_round_trips():
@@ -46,7 +46,10 @@ def test_json_round_trip_preserves_config_and_hash(config):
 @pytest.mark.integration
 def test_content_hash_is_stable_across_processes():
     """The hash does not depend on Python's per-process string hashing."""
-    code = "from agents.presets import get_variant; print(get_variant('article-target').config.content_hash())"
+    code = (
+        "from agents.catalogue.presets import get_variant; "
+        "print(get_variant('article-target').config.content_hash())"
+    )
     outs = set()
     for hash_seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.catalogue.presets import get_variant
 from agents.cli import main
 from agents.config import ConfigError
 from agents.configfile import load_config_file
-from agents.presets import get_variant
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -1,12 +1,12 @@
-"""The batched engine against an independent textbook DQN (agents/reference.py), seed for seed."""
+"""The batched engine against an independent textbook DQN (agents/textbook/reference.py), seed for seed."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from agents.engine import train
-from agents.presets import get_variant
-from agents.reference import run_textbook
+from agents.catalogue.presets import get_variant
+from agents.engine.loop import train
+from agents.textbook.reference import run_textbook
 
 STEPS = 2_000
 
@@ -36,7 +36,7 @@ CASES = {
     "layer-norm-target-huber-clip-active": get_variant("replay-target-huber-clip").config.replace(
         layer_norm=True, max_grad_norm=0.1
     ),
-    # Injected bugs (agents/bugs.py): each must stay exact, above all those that change the gradient.
+    # Injected bugs (agents/catalogue/bugs.py): each must stay exact, above all those that change the gradient.
     "bug-target-gradient": get_variant("article-replay").config.replace(bug_target_gradient=True),
     "bug-target-gradient-unmasked-clip": get_variant("article-naive").config.replace(
         bug_target_gradient=True, max_grad_norm=0.1

@@ -3,11 +3,11 @@
 import pytest
 
 from agents.config import AgentConfig, ConfigError
-from agents.engine import train
+from agents.engine.envs import env_spec
+from agents.engine.loop import train
 from agents.envprofile import env_profile, require_success_threshold
-from agents.envs import env_spec
 from agents.results import RunResult
-from reports.metrics import per_seed, soft_divergence_bound
+from reports.analysis.metrics import per_seed, soft_divergence_bound
 from tests.conftest import NEEDS_BOX2D
 
 TINY = "tests.tiny_env:TinyChain-v0"
@@ -61,7 +61,7 @@ def test_unknown_envs_and_modules_are_one_line_errors(env_id, match):
 def test_each_seed_gets_the_first_outcome_whose_rule_it_meets():
     import pandas as pd
 
-    from reports.metrics import SEED_OUTCOMES, seed_outcomes
+    from reports.analysis.metrics import SEED_OUTCOMES, seed_outcomes
 
     summary = pd.DataFrame(
         {
@@ -88,7 +88,7 @@ def test_each_seed_gets_the_first_outcome_whose_rule_it_meets():
 def test_overestimation_is_q_minus_the_discounted_return_on_states_whose_return_is_whole():
     import numpy as np
 
-    from agents.diagnostics import _overestimation
+    from agents.engine.measurements import _overestimation
 
     # Seed 0: one episode terminated after 3 steps (every state counts). Seed 1: cut by the time
     # limit after 10 steps; with gamma 0.5 a state needs ln(0.05) / ln(0.5) = 4.3 steps left.

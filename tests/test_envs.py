@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from agents.config import ConfigError
-from agents.envs import AcrobotBatch, CartPoleBatch, GymnasiumBatch, MountainCarBatch, _pow2, env_spec, make_env_batch
+from agents.engine.envs import (
+    AcrobotBatch,
+    CartPoleBatch,
+    GymnasiumBatch,
+    MountainCarBatch,
+    _pow2,
+    env_spec,
+    make_env_batch,
+)
 
 
 def controller_actions(obs, rng, noise):

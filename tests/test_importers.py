@@ -7,7 +7,7 @@ import pytest
 
 from agents.cli import main
 from agents.configfile import load_config_file
-from agents.importers import SourceError, from_cleanrl, from_sb3, import_source, imported_toml
+from agents.importers.formats import SourceError, from_cleanrl, from_sb3, import_source, imported_toml
 
 IMPORTS = Path(__file__).resolve().parents[1] / "examples" / "imports"
 ZOO = IMPORTS / "rl-zoo-dqn.yml"

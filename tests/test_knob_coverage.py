@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-import agents.family
-import agents.reference
+import agents.engine.family
+import agents.textbook.reference
 from agents.config import AgentConfig
 
 FIELDS = [f.name for f in dataclasses.fields(AgentConfig)]
@@ -19,8 +19,8 @@ NOT_TRAINING_ARITHMETIC = {"total_env_steps", "eval_period", "eval_episodes", "d
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_every_field_is_a_family_field_or_a_seed_knob(field):
-    knobs = inspect.getsource(agents.family.SeedKnobs)
-    assert field in agents.family.FAMILY_FIELDS or re.search(rf"\bc\.{field}\b", knobs), (
+    knobs = inspect.getsource(agents.engine.family.SeedKnobs)
+    assert field in agents.engine.family.FAMILY_FIELDS or re.search(rf"\bc\.{field}\b", knobs), (
         f"AgentConfig.{field} is neither in FAMILY_FIELDS nor read by SeedKnobs.of: the batched engine "
         "would train every seed of a mixed family with the first member's value"
     )
@@ -28,8 +28,8 @@ def test_every_field_is_a_family_field_or_a_seed_knob(field):
 
 @pytest.mark.parametrize("field", sorted(set(FIELDS) - NOT_TRAINING_ARITHMETIC))
 def test_every_training_field_is_read_by_the_reference_dqn(field):
-    assert re.search(rf"\bconfig\.{field}\b", inspect.getsource(agents.reference)), (
-        f"AgentConfig.{field} is not read by agents/reference.py: the differential tests cannot check it"
+    assert re.search(rf"\bconfig\.{field}\b", inspect.getsource(agents.textbook.reference)), (
+        f"AgentConfig.{field} is not read by agents/textbook/reference.py: the differential tests cannot check it"
     )
 
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.catalogue.presets import VARIANTS, get_variant
 from agents.config import AgentConfig
-from agents.ladder import one_knob_ladder
-from agents.presets import VARIANTS, get_variant
+from agents.diagnosis.ladder import one_knob_ladder
 
-# The fields one switch may set together (agents/ladder.py says why each belongs to one knob).
+# The fields one switch may set together (agents/diagnosis/ladder.py says why each belongs to one knob).
 ONE_KNOB = {
     "replay": {"replay_capacity", "batch_size", "learning_starts"},
     "no-replay": {"replay_capacity", "batch_size", "learning_starts", "n_step"},
@@ -146,7 +146,7 @@ def test_a_polyak_target_gets_tau_rungs_and_sync_rungs_only_on_an_interval():
 
 
 def test_the_bugs_a_config_switches_on_are_named():
-    from ablations.diagnosis import bugs_in_config
+    from ablations.diagnosis.rungs import bugs_in_config
 
     assert bugs_in_config(get_variant("article-naive").config) == ["unmasked-terminals"]
     assert bugs_in_config(get_variant("article-target").config) == ["time-limit-terminal"]
@@ -157,7 +157,7 @@ def test_the_bugs_a_config_switches_on_are_named():
 def test_bug_matches_rank_the_signature_the_base_shows():
     import pandas as pd
 
-    from ablations.diagnosis import bug_matches
+    from ablations.diagnosis.rungs import bug_matches
 
     rng = np.random.default_rng(0)
     neighbours = [

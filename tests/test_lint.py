@@ -7,7 +7,7 @@ import pytest
 from ablations.__main__ import main
 from agents.config import AgentConfig
 from agents.configfile import load_config_file
-from agents.lint import RULES, lint
+from agents.diagnosis.lint import RULES, lint
 
 KNOWN_CAUSES = Path(__file__).resolve().parents[1] / "examples" / "known-causes"
 # A config no rule flags: the neighbour every defect below is one change away from.
@@ -155,7 +155,7 @@ def test_the_lint_command_exits_0_1_or_2(tmp_path, capsys):
 def test_every_known_cause_file_states_its_cause_for_the_benchmark():
     import pandas as pd
 
-    from ablations.known_causes import markdown_table, stated_cause, stated_fields
+    from ablations.diagnosis.known_causes import markdown_table, stated_cause, stated_fields
 
     causes = {path.stem: stated_cause(path) for path in KNOWN_CAUSES.glob("*.toml")}
     assert all(causes.values()) and not any(c.startswith("#") for c in causes.values())
@@ -171,7 +171,7 @@ def test_every_known_cause_file_states_its_cause_for_the_benchmark():
 def test_the_benchmark_tables_existing_diagnoses_and_refuses_a_missing_config(tmp_path, capsys):
     import json
 
-    from ablations.known_causes import main as benchmark
+    from ablations.diagnosis.known_causes import main as benchmark
 
     config = KNOWN_CAUSES / "no-updates.toml"
     assert benchmark(["--table-only", "--out", str(tmp_path), str(config)]) == 0

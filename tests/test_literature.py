@@ -1,4 +1,4 @@
-"""Claims from the literature (ablations/literature.py) on synthetic factorial cells whose
+"""Claims from the literature (ablations/claims/literature.py) on synthetic factorial cells whose
 answer is known: each claim is supported where the data say so and refuted where they say
 the opposite."""
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablations.claims import evaluate_family
-from ablations.literature import LITERATURE, N_STEP_VARIANTS, TIME_LIMIT, full_agent_removal_weights
-from agents.presets import FACTORIAL_KNOBS, N_STEPS, factorial_variant
-from reports import factorial, stats
+from ablations.claims.article import evaluate_family
+from ablations.claims.literature import LITERATURE, N_STEP_VARIANTS, TIME_LIMIT, full_agent_removal_weights
+from agents.catalogue.presets import FACTORIAL_KNOBS, N_STEPS, factorial_variant
+from reports.analysis import factorial, stats
 
 SEEDS = 20
 MASK, REPLAY, TARGET = (FACTORIAL_KNOBS.index(k) for k in ("terminal_masking", "replay", "target_network"))

@@ -3,9 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.engine import train
-from agents.networks import MLPParams, batched_matmul, forward, init_params
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
+from agents.engine.loop import train
+from agents.engine.networks import MLPParams, batched_matmul, forward, init_params
 from agents.seeding import seed_streams
 
 
@@ -104,7 +104,7 @@ def test_forward_and_backward_match_nn_modules_and_autograd_per_seed(layer_norm,
     + nn.ReLU and autograd, each seed on its own, bit for bit, inside a batch of seeds."""
     from torch import nn
 
-    from agents.networks import backward, forward_with_activations
+    from agents.engine.networks import backward, forward_with_activations
 
     sizes = [4, *hidden, 3]
     seeds = 3
@@ -136,7 +136,7 @@ def test_forward_and_backward_match_nn_modules_and_autograd_per_seed(layer_norm,
 
 
 def test_learning_rate_runs_are_the_maximal_runs_of_equal_consecutive_seeds():
-    from agents.networks import _runs
+    from agents.engine.networks import _runs
 
     assert _runs([1e-3, 1e-3, 3e-3, 1e-3]) == [(0, 2, 1e-3), (2, 3, 3e-3), (3, 4, 1e-3)]
     assert _runs([0.5]) == [(0, 1, 0.5)]

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ablations.cache import RunCache
 from ablations.progress import TrainingProgress, duration, seed_ranges, uncaptured_writer
+from ablations.runs.cache import RunCache
 from ablations.settings import AblationSettings
 
 

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ablations import remote
-from ablations.cache import RunCache
+from ablations.runs import remote
+from ablations.runs.cache import RunCache
 from ablations.settings import AblationSettings, _executor
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
 from tests.test_ablation_suite import ABLATIONS, SESSION_KEYS, run_suite
 
 # Keys of a cached run's meta.json that say how, where and how fast it trained.

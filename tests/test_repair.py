@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import ablations.repair as repair
-from ablations.diagnosis import trains
+import ablations.diagnosis.repair as repair
+from ablations.diagnosis.rungs import trains
 from agents.configfile import config_file_text, load_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ EXAMPLE = ROOT / "examples" / "article-example-1.toml"
 
 
 def table(*rows, converged: int = 4, seeds: int = 8) -> pd.DataFrame:
-    """A ranked diagnosis table (reports.aggregate.diagnosis) of (rung, verdict, P, base IQM, IQM);
+    """A ranked diagnosis table (reports.render.tables.diagnosis) of (rung, verdict, P, base IQM, IQM);
     `converged` of each rung's `seeds` converge."""
     return pd.DataFrame(
         [

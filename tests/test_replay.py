@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from agents.replay import ReplayBuffer, UniformBlocks, uniform_indices
+from agents.engine.replay import ReplayBuffer, UniformBlocks, uniform_indices
 
 
 def fill(buffer, count, num_seeds):

@@ -4,8 +4,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from agents.engine import train
-from agents.presets import get_variant
+from agents.catalogue.presets import get_variant
+from agents.engine.loop import train
 from agents.results import ResultsError, RunResult
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.presets import FACTORIAL_KNOBS, factorial_variant, get_variant
-from reports import factorial
+from agents.catalogue.presets import FACTORIAL_KNOBS, factorial_variant, get_variant
+from reports.analysis import factorial
 
 # Late returns (the last of five checkpoints) per seed, chosen for exact answers.
 LATE = {"article-naive": [9.0, 10.0, 11.0, 300.0], "article-target": [100.0, 200.0, 300.0, 500.0]}

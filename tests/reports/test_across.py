@@ -6,10 +6,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from reports import factorial
 from reports.__main__ import main
-from reports.across import attribution_by_env, claims_by_env, env_reach
-from reports.aggregate import ReportError, load_results
+from reports.analysis import factorial
+from reports.render.across import attribution_by_env, claims_by_env, env_reach
+from reports.results import ReportError, load_results
 
 
 def on_env(results_dir, tmp_path, env_id: str, verdict: str):

@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reports.aggregate import (
-    ReportError,
-    claim_ledger,
-    export_tables,
-    improvement_matrix,
-    load_results,
-    seed_table,
-    variant_summary,
-)
+from reports.render.tables import claim_ledger, export_tables, improvement_matrix, seed_table, variant_summary
+from reports.results import ReportError, load_results
 from tests.reports.conftest import LATE
 
 

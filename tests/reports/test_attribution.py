@@ -3,9 +3,10 @@ the attribution claim's record where a cell is missing."""
 
 import pytest
 
-from reports import factorial
-from reports.aggregate import attribution, load_results
-from reports.html import build_report
+from reports.analysis import factorial
+from reports.render.html import build_report
+from reports.render.tables import attribution
+from reports.results import load_results
 
 
 def test_attribution_uses_every_seed_all_cells_ran_and_no_other(factorial_results):

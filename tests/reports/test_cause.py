@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from reports.aggregate import changed_fields
-from reports.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, UNTESTED, Cause, named_causes
-from reports.html import cause_sentence
+from reports.diagnosis.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, UNTESTED, Cause, named_causes
+from reports.render.html import cause_sentence
+from reports.render.tables import changed_fields
 
 
 def finding(field: str, value="1", why="why", fix="fix") -> dict:
@@ -116,7 +116,7 @@ def test_each_kind_reads_as_one_sentence_with_its_evidence():
 
 
 def test_the_base_sentence_says_when_changes_compared_against_more_of_its_seeds():
-    from reports.html import base_sentence
+    from reports.render.html import base_sentence
 
     base = {"outcomes": {"converged": 1, "soft-diverged": 7}, "late_return_iqm": 109.0, "success_threshold": 250}
     first_look = base_sentence(base)

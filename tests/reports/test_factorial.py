@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from reports import factorial as F
+from reports.analysis import factorial as F
 
 
 def _values(function, k=3, seeds=4):

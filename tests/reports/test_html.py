@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from reports.html import build_report, look_cell, reading
+from reports.render.html import build_report, look_cell, reading
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = [

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from reports.recognition import accuracy_table, leave_one_seed_out, nearest_centroid_scores
+from reports.analysis.recognition import accuracy_table, leave_one_seed_out, nearest_centroid_scores
 
 
 def test_nearest_centroid_ranks_by_distance():

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from reports import stats as S
+from reports.analysis import stats as S
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -262,7 +262,7 @@ def test_stratified_rank_test_uses_a_normal_approximation_that_agrees_with_permu
 def test_seeds_to_settle_is_the_fewest_at_which_complete_separation_passes_the_first_look():
     from math import comb
 
-    from reports.stats import mann_whitney_greater, seeds_to_settle, stage_levels
+    from reports.analysis.stats import mann_whitney_greater, seeds_to_settle, stage_levels
 
     assert seeds_to_settle(38) == 8
     level = stage_levels([8, 16])[0] / 38

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from agents.envprofile import env_profile
-from reports.symptoms import symptoms
+from reports.diagnosis.symptoms import symptoms
 
 PROFILE = env_profile("CartPole-v1")  # max|r| = 1: the bound is 1 / (1 - 0.99) * 1.1 = 110
 STEPS = np.arange(1, 11) * 1_000

@@ -1,0 +1,1 @@
+"""Catalogues as data: named agent variants (presets.py) and injectable bugs (bugs.py)."""

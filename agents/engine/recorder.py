@@ -1,0 +1,251 @@
+"""What a training run records, observed from outside the algorithm: the episode log, the
+diagnostics at every checkpoint, divergence, and when each member of a family is finished.
+
+The recorder reads the networks and the update's results and never changes them; the one
+extra forward pass it makes per measured update (target drift) is on a copy of no state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from agents.config import AgentConfig
+from agents.engine.envs import EnvSpec
+from agents.engine.family import SeedKnobs
+from agents.engine.measurements import DriftMeter, UpdateWindow, greedy_eval, probe_transitions, relative_change
+from agents.engine.networks import MLPParams, forward
+from agents.engine.replay import ReplayBuffer
+from agents.engine.targets import TargetNetwork
+from agents.engine.update import UpdateResult, batch_targets, td_targets
+
+EPISODE_COLUMNS = ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")
+# Checkpoint columns kept for a diverged seed; every other column is NaN once it diverged.
+KEPT_AFTER_DIVERGENCE = ("seed", "env_step", "gradient_updates", "diverged", "diverged_step")
+
+
+@dataclass
+class TrainingRecord:
+    """What a run produced, as plain columns; agents.results turns it into DataFrames."""
+
+    config: AgentConfig
+    seeds: list[int]
+    checkpoints: dict[str, list] = field(default_factory=dict)
+    episodes: dict[str, list] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    # Per env step actions (T, K) and per update losses (U, K), kept only with trace=True.
+    trace_actions: np.ndarray | None = None
+    trace_losses: np.ndarray | None = None
+
+
+def in_diagnostic_window(config: AgentConfig, step: int) -> bool:
+    """Whether the updates at env step `step` are among the last diagnostic_window updates before
+    the next checkpoint (per-update diagnostics that cost a forward pass are measured only there):
+    the last ceil(window / gradient_steps) training steps, whole bursts, so a burst of many updates
+    per training step measures about `window` updates rather than every one."""
+    period = config.eval_period
+    next_checkpoint = min(-(-step // period) * period, config.total_env_steps)
+    every = config.env_steps_per_update
+    bursts = -(-config.diagnostic_window // config.gradient_steps)
+    return next_checkpoint // every - step // every < bursts
+
+
+class _Probe:
+    """Fixed transitions of a random policy, shared by every seed: max |Q| and mean Q on their
+    states, and how far their TD targets moved from one checkpoint to the next."""
+
+    def __init__(self, env_id: str, num_seeds: int, device):
+        transitions = probe_transitions(env_id)
+
+        def shared(array: np.ndarray) -> torch.Tensor:
+            tensor = torch.tensor(array, device=device)
+            return tensor.expand(num_seeds, *tensor.shape)
+
+        self.obs, self.reward, self.next_obs = (
+            shared(transitions.obs),
+            shared(transitions.reward),
+            shared(transitions.next_obs),
+        )
+        self.terminated, self.truncated = shared(transitions.terminated), shared(transitions.truncated)
+        self.previous_targets = torch.full((num_seeds, len(transitions.reward)), float("nan"), device=device)
+        self.has_previous = np.zeros(num_seeds, dtype=bool)
+
+    def measure(self, knobs: SeedKnobs, online: MLPParams, target: MLPParams | None, seeds: np.ndarray) -> dict:
+        """Q on the probe states and the targets' drift since the seed's last checkpoint, relative
+        to their size; the given seeds (a mask) start a new interval."""
+        with torch.no_grad():
+            q = forward(online, self.obs)
+        targets = td_targets(knobs, online, target, self.reward, self.next_obs, self.terminated, self.truncated)
+        drift = np.where(self.has_previous, relative_change(targets, self.previous_targets).cpu().numpy(), np.nan)
+        keep = torch.from_numpy(seeds).to(targets.device)
+        self.previous_targets[keep] = targets[keep]
+        self.has_previous[seeds] = True
+        return {
+            "max_abs_q": q.abs().amax(dim=(1, 2)).double().cpu().numpy(),
+            "mean_q": q.double().mean(dim=(1, 2)).cpu().numpy(),
+            "target_drift_checkpoint": drift,
+        }
+
+
+class Recorder:
+    """The run's records for every member of a family (member m owns seed slots bounds[m]:bounds[m+1])."""
+
+    def __init__(self, members: list, knobs: SeedKnobs, spec: EnvSpec, device, trace: bool):
+        self.members = members
+        self.config = members[0][0]
+        self.knobs, self.spec, self.device = knobs, spec, device
+        self.seeds = np.asarray([s for _, seeds in members for s in seeds])
+        num_seeds = len(self.seeds)
+        self.bounds = np.cumsum([0] + [len(seeds) for _, seeds in members])
+        self.member_of = np.repeat(np.arange(len(members)), np.diff(self.bounds))
+        self.gammas = np.array([c.gamma for c in knobs.configs])
+        self.window = UpdateWindow(
+            num_seeds, self.config.diagnostic_window, self.config.batch_size, spec.obs_dim, device
+        )
+        self.drift_meter = DriftMeter(num_seeds)
+        self.probe = _Probe(self.config.env_id, num_seeds, device)
+        self.alive = np.ones(num_seeds, dtype=bool)
+        self.diverged_step = np.full(num_seeds, -1, dtype=np.int64)
+        self.episode_return = np.zeros(num_seeds)
+        self.episode_length = np.zeros(num_seeds, dtype=np.int64)
+        # Largest |reward| seen in training: the soft-divergence bound of envs with no known bound.
+        self.max_abs_reward_seen = np.zeros(num_seeds)
+        self.checkpoints: list[dict[str, list]] = [{} for _ in members]
+        self.episodes: list[dict[str, list]] = [{name: [] for name in EPISODE_COLUMNS} for _ in members]
+        # Per member, the step and update where it finished (its last checkpoint: the run's end,
+        # or the step its last seed diverged).
+        self.finished: list[tuple[int, int] | None] = [None] * len(members)
+        self.trace_actions = np.zeros((self.config.total_env_steps, num_seeds), dtype=np.int64) if trace else None
+        self.trace_losses: list[np.ndarray] | None = [] if trace else None
+
+    def env_step(self, t: int, actions: np.ndarray, result) -> None:
+        """Env step t (0-based): the actions taken and the episodes that ended."""
+        if self.trace_actions is not None:
+            self.trace_actions[t] = actions
+        self.episode_return += result.reward
+        self.episode_length += 1
+        np.maximum(self.max_abs_reward_seen, np.abs(result.reward), out=self.max_abs_reward_seen)
+        ended = result.terminated | result.truncated
+        for i in np.flatnonzero(ended & self.alive):
+            log = self.episodes[self.member_of[i]]
+            log["seed"].append(int(self.seeds[i]))
+            log["env_step"].append(t + 1)
+            log["episode_return"].append(float(self.episode_return[i]))
+            log["episode_length"].append(int(self.episode_length[i]))
+            log["terminated"].append(bool(result.terminated[i]))
+            log["truncated"].append(bool(result.truncated[i]))
+        self.episode_return[ended] = 0.0
+        self.episode_length[ended] = 0
+
+    def gradient_update(self, step: int, batch: dict, result: UpdateResult, synced, online, target) -> np.ndarray:
+        """Window statistics of an update; returns the seeds it made diverge (K,) bool.
+
+        The moving target: how far this update (with any sync) moved the TD targets of the batch
+        it learned from, relative to their size. Measured at every sync and, where targets move on
+        every update, on the window's updates; otherwise exactly 0."""
+        moves = target.moves_every_update
+        measured = synced | (moves & in_diagnostic_window(self.config, step))
+        drift = np.where(moves, np.nan, 0.0)
+        if measured.any():
+            y_after = batch_targets(self.knobs, online, target.network, batch)
+            drift = np.where(measured, relative_change(y_after, result.td_target).cpu().numpy(), drift)
+        self.drift_meter.update(synced, drift)
+        self.window.record(
+            result.loss,
+            result.grad_norm,
+            result.td_target,
+            result.prediction - result.td_target,
+            step - 1 - batch["insert_step"],
+            batch["terminated"],
+            batch["obs"],
+            torch.from_numpy(np.where(synced, np.nan, drift)).to(self.device),
+        )
+        if self.trace_losses is not None:
+            self.trace_losses.append(result.loss.cpu().numpy())
+        bad = self.alive & ~result.finite
+        self.alive[bad] = False
+        self.diverged_step[bad] = step
+        return bad
+
+    def end_of_step(self, step: int, updates: int, online, target: TargetNetwork, buffer: ReplayBuffer) -> bool:
+        """Checkpoint the members due one (every eval_period, at the end, or when a member's last
+        seed diverged: later rows would only repeat NaN); returns whether every member finished."""
+        regular = step % self.config.eval_period == 0 or step == self.config.total_env_steps
+        recorded = []
+        for m in range(len(self.members)):
+            if self.finished[m] is not None:
+                continue
+            stopped = not self.alive[self.bounds[m] : self.bounds[m + 1]].any()
+            if regular or stopped:
+                recorded.append(m)
+            if stopped or step == self.config.total_env_steps:
+                self.finished[m] = (step, updates)
+        if recorded:
+            self._checkpoint(step, updates, recorded, online, target, buffer)
+        return all(f is not None for f in self.finished)
+
+    def _checkpoint(self, step: int, updates: int, recorded: list[int], online, target, buffer) -> None:
+        """Diagnostics of every seed; rows for the members in `recorded` only."""
+        config, knobs, num_seeds = self.config, self.knobs, len(self.seeds)
+        seeds_recorded = np.isin(self.member_of, recorded)
+        probe = self.probe.measure(knobs, online, target.network, seeds_recorded)
+        if config.eval_episodes > 0:
+            eval_returns, overestimation = greedy_eval(
+                online, self.spec, num_seeds, config.eval_episodes, self.device, gamma=self.gammas
+            )
+        else:
+            eval_returns, overestimation = np.full((num_seeds, 1), np.nan), np.full(num_seeds, np.nan)
+        stats = self.window.summary()
+        stats["target_drift_per_update"] = self.drift_meter.per_update(
+            stats["target_drift_between_syncs"], seeds_recorded
+        )
+        lag_updates, lag_steps = target.lag(updates, step)
+        columns = {
+            "seed": self.seeds,
+            "env_step": step,
+            "gradient_updates": updates,
+            "epsilon": knobs.epsilon(step - 1),
+            "eval_return": eval_returns.mean(1),
+            "eval_return_std": eval_returns.std(1),
+            "overestimation": overestimation,
+            "max_abs_q": probe["max_abs_q"],
+            "mean_q": probe["mean_q"],
+            **stats,
+            "target_drift_checkpoint": probe["target_drift_checkpoint"],
+            "target_distance": target.distance(online),
+            "target_lag_updates": lag_updates,
+            "target_lag_env_steps": lag_steps,
+            "replay_fill": buffer.fill() / knobs.capacity if config.uses_replay else np.nan,
+            "max_abs_reward_seen": self.max_abs_reward_seen,
+            "diverged": ~self.alive,
+            "diverged_step": self.diverged_step,
+        }
+        for name, value in columns.items():
+            values = np.broadcast_to(np.asarray(value), (num_seeds,))
+            if name not in KEPT_AFTER_DIVERGENCE:
+                values = np.where(self.alive, values, np.nan)
+            for m in recorded:
+                self.checkpoints[m].setdefault(name, []).extend(values[self.bounds[m] : self.bounds[m + 1]].tolist())
+
+    def records(self, elapsed: float) -> list[TrainingRecord]:
+        """One record per member; the family's wall time shared out by seeds (what a member cost)."""
+        num_seeds = len(self.seeds)
+        losses = np.asarray(self.trace_losses).reshape(-1, num_seeds) if self.trace_losses is not None else None
+        records = []
+        for m, (member_config, seeds) in enumerate(self.members):
+            slots = slice(self.bounds[m], self.bounds[m + 1])
+            last_step, last_update = self.finished[m]
+            records.append(
+                TrainingRecord(
+                    config=member_config,
+                    seeds=list(seeds),
+                    checkpoints=self.checkpoints[m],
+                    episodes=self.episodes[m],
+                    wall_time_s=elapsed * len(seeds) / num_seeds,
+                    trace_actions=self.trace_actions[:last_step, slots] if self.trace_actions is not None else None,
+                    trace_losses=losses[:last_update, slots] if losses is not None else None,
+                )
+            )
+        return records

@@ -1,0 +1,105 @@
+"""Target-network rules (Mnih et al. 2015; Lillicrap et al. 2016): none, a hard copy or a Polyak
+average every C updates or every C env steps (before or after that step's updates), per seed;
+a stale target (bug_stale_target) keeps its first copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.engine.family import SeedKnobs
+from agents.engine.networks import MLPParams
+
+
+class TargetNetwork:
+    """The target network of every seed that has one, and when each was last synced.
+
+    Seeds without a target network in a family that has one keep their target equal to online
+    (mirrored), so the Bellman target of td_targets is theirs too. `network` is None when no
+    seed has a target network.
+    """
+
+    def __init__(self, knobs: SeedKnobs, online: MLPParams, device):
+        self.knobs = knobs
+        self.network = online.clone() if knobs.any_target else None
+        self.mirrored = torch.from_numpy(~knobs.has_target).to(device) if self.network is not None else None
+        # Polyak seeds by tau (a stale-target seed is never averaged), (K,) bool each.
+        self.polyak_groups = [
+            (tau, (knobs.tau == tau) & ~knobs.stale_target)
+            for tau in sorted(set(knobs.tau[np.isfinite(knobs.tau) & ~knobs.stale_target]))
+        ]
+        # Without a target network, with polyak averaging or with double Q the TD targets move on
+        # every update; a plain hard target moves only when it is synced.
+        double = knobs.double_q.view(-1).cpu().numpy() if torch.is_tensor(knobs.double_q) else knobs.double_q
+        # Env-step syncs happen between updates, where no batch is at hand: their seeds' drift is
+        # measured on the window's updates instead.
+        self.moves_every_update = ~knobs.hard | double | (knobs.sync_unit != "updates")
+        num_seeds = len(knobs.configs)
+        self.last_sync_update = np.zeros(num_seeds, dtype=np.int64)
+        self.last_sync_step = np.zeros(num_seeds, dtype=np.int64)
+        # Which env-step sync units some seed uses: the engine calls at_env_step only for these.
+        self.env_step_units = [u for u in ("env_steps", "env_steps_after_updates") if (knobs.sync_unit == u).any()]
+
+    def _due(self, unit: str, count: int) -> np.ndarray:
+        """Seeds with a target whose period, counted in `unit`, divides `count` (K,) bool."""
+        knobs = self.knobs
+        return (knobs.sync_unit == unit) & (count % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
+
+    def _sync(self, online: MLPParams, due: np.ndarray, mirror: bool) -> np.ndarray:
+        """Hard-copy online into the due hard seeds' targets (and the mirrored seeds' after an
+        update) and average the due polyak seeds'; returns the hard seeds copied (K,) bool."""
+        copied = due & self.knobs.hard
+        mask = torch.from_numpy(copied).to(self.mirrored.device)
+        if mirror:
+            mask = mask | self.mirrored
+        if bool(mask.all()):
+            self.network.copy_(online)
+        elif bool(mask.any()):
+            self.network.copy_seeds_(online, mask)
+        for tau, seeds_with_tau in self.polyak_groups:
+            averaged = seeds_with_tau & due
+            if averaged.all():
+                self.network.polyak_(online, tau)
+            elif averaged.any():
+                self.network.polyak_seeds_(online, tau, torch.from_numpy(averaged).to(self.mirrored.device))
+        return copied
+
+    def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
+        """Sync the seeds whose period counts env steps in `unit` ("env_steps" before the step's
+        updates, "env_steps_after_updates" after them) and is due at this clock value."""
+        due = self._due(unit, clock)
+        if due.any():
+            copied = self._sync(online, due, mirror=False)
+            self.last_sync_update[copied], self.last_sync_step[copied] = updates, step
+
+    def sync_before_updates(self, online: MLPParams, clock: int, step: int, updates: int) -> None:
+        """The env-step syncs due before this step's updates (SB3's order)."""
+        if "env_steps" in self.env_step_units:
+            self.at_env_step(online, clock, step, updates, "env_steps")
+
+    def sync_after_updates(self, online: MLPParams, clock: int, step: int, updates: int) -> None:
+        """The env-step syncs due after this step's updates (CleanRL's order)."""
+        if "env_steps_after_updates" in self.env_step_units:
+            self.at_env_step(online, clock, step, updates, "env_steps_after_updates")
+
+    def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
+        """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
+        hard target was synced by it (K,) bool."""
+        if self.network is None:
+            return np.zeros(len(self.knobs.configs), dtype=bool)
+        synced = self._sync(online, self._due("updates", updates), mirror=True)
+        self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
+        return synced
+
+    def lag(self, updates: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Updates and env steps since each hard target's last sync (NaN where not hard)."""
+        hard = self.knobs.hard
+        return np.where(hard, updates - self.last_sync_update, np.nan), np.where(
+            hard, step - self.last_sync_step, np.nan
+        )
+
+    def distance(self, online: MLPParams) -> np.ndarray:
+        """How far each seed's target is from its online network (NaN without a target)."""
+        if self.network is None:
+            return np.full(len(self.knobs.configs), np.nan)
+        return np.where(self.knobs.has_target, self.network.distance(online).cpu().numpy(), np.nan)

@@ -1,0 +1,269 @@
+"""Throughput benchmark: the batched engine against the article's own training loop, in one run.
+
+    python -m agents.textbook.bench [--repeats 3] [--steps 2000] [--out bench-results]
+
+Every measurement runs in a fresh process with one torch thread (so figures are per core
+and peak RSS belongs to that measurement alone); the table reports the median of the
+repeats, the ratio to the baseline measured in the same run, and the share of the arithmetic
+limit, i.e. FLOPs per agent-step times agent-steps/s over the FLOP/s of a large single-thread
+sgemm measured in the same run. Greedy evaluation is off: this measures training. The baseline
+is agents/textbook/article_loop.py: the article's loop as its readers write it (nn.Module, deque replay,
+random.sample, gymnasium.make), the code a user would otherwise run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = ("article-target", "article-naive")
+SEED_COUNTS = (1, 8, 32, 64)
+# A mixed family of the suite's replay variants, 16 seeds each: 64 seeds on one axis.
+MIXED_FAMILY = ("article-replay", "article-target", "replay-polyak", "replay-target-double")
+MIXED_SEEDS_EACH = 16
+MEMORY_CHECK = {"variant": "article-target", "seeds": 64, "replay_capacity": 50_000, "steps": 600}
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> dict:
+    """Run in a child process: train and time one configuration."""
+    import torch
+
+    torch.set_num_threads(1)
+    from agents.catalogue.presets import get_variant
+
+    config = get_variant(variant).config.replace(total_env_steps=steps, eval_episodes=0, **changes)
+    if kind == "article-loop":
+        from agents.textbook.article_loop import article_loop
+
+        started = time.perf_counter()
+        article_loop(config, steps)
+    elif kind == "mixed-family":
+        from agents.engine.loop import train_family
+
+        members = [
+            (get_variant(name).config.replace(total_env_steps=steps, eval_episodes=0), list(range(MIXED_SEEDS_EACH)))
+            for name in MIXED_FAMILY
+        ]
+        started = time.perf_counter()
+        train_family(members)
+    else:
+        from agents.engine.loop import train
+
+        started = time.perf_counter()
+        train(config, list(range(seeds)))
+    elapsed = time.perf_counter() - started
+    return {"agent_steps_per_s": seeds * steps / elapsed, "peak_rss_mib": _peak_rss_mib()}
+
+
+def _gemm_flops_per_s() -> float:
+    """FLOP/s of a 512^3 single-thread float32 matmul: the arithmetic limit of one core."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    for _ in range(3):
+        a @ b
+    repeats = 40
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return repeats * 2 * 512**3 / (time.perf_counter() - started)
+
+
+def flops_per_agent_step(variant: str) -> float:
+    """Arithmetic of one agent-step: acting forward on one state, plus per gradient update a
+    forward and backward (weight and input gradients) on the batch and the target forward."""
+    from agents.catalogue.presets import get_variant
+    from agents.engine.envs import env_spec
+    from agents.engine.networks import layer_sizes
+
+    config = get_variant(variant).config
+    spec = env_spec(config.env_id)
+    sizes = layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions)
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # multiply-adds per sample
+    forwards_per_update = 1 + 1 + (1 if config.double_q else 0)  # online, target (s'), double-Q pick
+    backward = 2  # weight and input gradients cost about two forwards
+    per_update = 2 * macs * config.batch_size * (forwards_per_update + backward)
+    return 2 * macs + per_update / config.env_steps_per_update
+
+
+def run_one(pool, kind, variant, seeds, steps, changes, repeats):
+    results = [pool.apply(_measure, (kind, variant, seeds, steps, changes)) for _ in range(repeats)]
+    return {
+        "agent_steps_per_s": statistics.median(r["agent_steps_per_s"] for r in results),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+    }
+
+
+def _seed_counts(text: str) -> tuple[int, ...]:
+    """--seeds: positive integers separated by commas."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive integers separated by commas (e.g. 40,160)")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents.textbook.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median is reported")
+    parser.add_argument("--steps", type=int, default=2_000, help="env steps per run")
+    parser.add_argument("--out", default="bench-results", help="directory for bench.csv and bench.json")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_counts,
+        default=SEED_COUNTS,
+        help="batch widths K to measure, comma-separated (default 1,8,32,64); e.g. 40,160 for the cost of "
+        "--ablation-max-batch 40 against a worker's whole share",
+    )
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.steps < 200:
+        parser.error("--repeats must be >= 1 and --steps >= 200")
+
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    peak_flops = _gemm_flops_per_s()
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        for variant in VARIANTS:
+            baseline = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
+            flops = flops_per_agent_step(variant)
+            runs = [("article-loop", 1, baseline)] + [
+                ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in args.seeds
+            ]
+            for kind, k, result in runs:
+                rate = result["agent_steps_per_s"]
+                rows.append(
+                    {
+                        "variant": variant,
+                        "implementation": kind,
+                        "seeds": k,
+                        "agent_steps_per_s_per_core": round(rate, 1),
+                        "ratio_to_article_loop": round(rate / baseline["agent_steps_per_s"], 2),
+                        "share_of_arithmetic_limit": round(rate * flops / peak_flops, 4),
+                        "peak_rss_mib": round(result["peak_rss_mib"], 1),
+                    }
+                )
+                print(_format_row(rows[-1]), flush=True)
+        family = run_one(
+            pool, "mixed-family", MIXED_FAMILY[0], len(MIXED_FAMILY) * MIXED_SEEDS_EACH, args.steps, {}, args.repeats
+        )
+        baseline = next(r for r in rows if r["variant"] == "article-target" and r["implementation"] == "article-loop")
+        rows.append(
+            {
+                "variant": "mixed: " + "+".join(MIXED_FAMILY),
+                "implementation": "engine-family",
+                "seeds": len(MIXED_FAMILY) * MIXED_SEEDS_EACH,
+                "agent_steps_per_s_per_core": round(family["agent_steps_per_s"], 1),
+                "ratio_to_article_loop": round(family["agent_steps_per_s"] / baseline["agent_steps_per_s_per_core"], 2),
+                "share_of_arithmetic_limit": round(
+                    family["agent_steps_per_s"] * flops_per_agent_step("article-target") / peak_flops, 4
+                ),
+                "peak_rss_mib": round(family["peak_rss_mib"], 1),
+            }
+        )
+        print(_format_row(rows[-1]), flush=True)
+        memory = run_one(
+            pool,
+            "engine",
+            MEMORY_CHECK["variant"],
+            MEMORY_CHECK["seeds"],
+            MEMORY_CHECK["steps"],
+            {"replay_capacity": MEMORY_CHECK["replay_capacity"]},
+            1,
+        )
+    summary = {
+        "steps_per_run": args.steps,
+        "repeats": args.repeats,
+        "gemm_gflops_per_s": round(peak_flops / 1e9, 2),
+        "memory_check": {**MEMORY_CHECK, "peak_rss_mib": round(memory["peak_rss_mib"], 1)},
+        "rows": rows,
+    }
+    print(f"arithmetic limit: {peak_flops / 1e9:.1f} GFLOP/s (512^3 sgemm, one thread)")
+    print(
+        f"memory: K={MEMORY_CHECK['seeds']} with replay capacity {MEMORY_CHECK['replay_capacity']:,}: "
+        f"peak RSS {memory['peak_rss_mib']:.0f} MiB"
+    )
+    _write(Path(args.out), rows, summary)
+    _plot(Path(args.out), rows)
+    return 0
+
+
+def _plot(directory: Path, rows: list[dict]) -> None:
+    """bench.png: agent-steps/s per core against K, one line per variant, baseline dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for row in rows:
+        if row["implementation"] == "engine-family":
+            ax.plot(
+                [row["seeds"]],
+                [row["agent_steps_per_s_per_core"]],
+                marker="*",
+                markersize=12,
+                linestyle="",
+                label=row["variant"],
+            )
+    for variant in dict.fromkeys(row["variant"] for row in rows if row["implementation"] != "engine-family"):
+        engine = [r for r in rows if r["variant"] == variant and r["implementation"] == "engine"]
+        line = ax.plot(
+            [r["seeds"] for r in engine], [r["agent_steps_per_s_per_core"] for r in engine], marker="o", label=variant
+        )
+        for r in rows:
+            if r["variant"] == variant and r["implementation"] != "engine":
+                ax.axhline(
+                    r["agent_steps_per_s_per_core"],
+                    linestyle="--",
+                    color=line[0].get_color(),
+                    label=f"{variant}: article loop",
+                )
+    ax.set(xscale="log", xlabel="seeds per process (K)", ylabel="agent-steps/s per core")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(directory / "bench.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {directory / 'bench.png'}")
+
+
+def _format_row(row: dict) -> str:
+    return (
+        f"{row['variant']:<15} {row['implementation']:<12} K={row['seeds']:<3} "
+        f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core  "
+        f"x{row['ratio_to_article_loop']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
+        f"{row['peak_rss_mib']:6.0f} MiB"
+    )
+
+
+def _write(directory: Path, rows: list[dict], summary: dict) -> None:
+    """bench.csv and bench.json, each written to a temp file and renamed into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(handle.name, directory / "bench.csv")
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(handle.name, directory / "bench.json")
+    print(f"wrote {directory / 'bench.csv'} and {directory / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
