@@ -36,6 +36,24 @@ SUCCESS_THRESHOLDS_SHOWN = {"CartPole-v1": (195.0, 250.0, 475.0)}
 EVAL_STEP_CAP = 10_000
 # Learn-then-collapse: the best checkpoint reached this share of the env's maximum return.
 COLLAPSE_PEAK_SHARE = 0.8
+# A typical DQN budget per env (env steps): rl-baselines3-zoo's tuned n_timesteps in
+# hyperparams/dqn.yml (CartPole-v1 5e4, MountainCar-v0 1.2e5, LunarLander-v3 1e5, Acrobot-v1 1e5;
+# the smallest budget a tuned DQN is known to learn these envs in), beside CleanRL's dqn.py, whose
+# default total_timesteps of 500,000 its benchmark (benchmark/dqn.sh) runs on CartPole-v1,
+# Acrobot-v1 and MountainCar-v0. Lint compares a config's budget against the rl-zoo figure.
+ZOO_BUDGETS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 120_000, "LunarLander-v3": 100_000}
+CLEANRL_BUDGETS = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 500_000}
+# Goal-reaching envs: -1 every step until the goal (read off their source), so what a value must
+# carry is how soon the goal comes. A solving episode reaches it within |reward_threshold| steps
+# of gymnasium's registration (Acrobot-v1 -100, MountainCar-v0 -110).
+GOAL_REWARD_ENVS = ("Acrobot-v1", "MountainCar-v0")
+# Sparse: the goal is the only informative reward and a uniformly random policy is not expected to
+# reach it even once in the typical budget. MountainCar-v0's car cannot climb the hill without
+# swinging back and forth, which random actions essentially never do within its 200-step limit
+# (Moore 1990; Sutton & Barto 2018, example 10.1). Acrobot-v1 also pays -1 until its goal, but random
+# actions reach it now and then within 500 steps, often enough in a 100k-step budget (checked by
+# tests/test_envprofile.py on the env itself; the figures are in docs/lint-rules.md).
+SPARSE_REWARD_ENVS = ("MountainCar-v0",)
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,16 @@ class EnvProfile:
     step_budget_factor: int = 1
     # Other success thresholds the reports show beside success_threshold.
     success_thresholds_shown: tuple[float, ...] = ()
+    # A budget (env steps) in which a tuned DQN learns the env (ZOO_BUDGETS), and where it is from.
+    typical_budget: int | None = None
+    typical_budget_source: str = "unknown: no reference DQN budget for this env"
+    # Steps a solving episode takes to reach the goal of a goal-reaching env (GOAL_REWARD_ENVS);
+    # None where every step's reward informs (CartPole's +1 per step alive).
+    goal_steps: int | None = None
+    goal_steps_source: str = "not a goal-reaching env"
+    # Whether random exploration rarely sees the only informative reward (SPARSE_REWARD_ENVS).
+    sparse_reward: bool = False
+    sparse_reward_source: str = "not known to be sparse"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +117,17 @@ def env_profile(env_id: str, success_threshold: float | None = None, max_abs_rew
     else:
         reward, reward_source = None, "the largest |reward| seen in training"
     steps = spec.max_episode_steps
+    budget, budget_source = _typical_budget(env_id)
+    goal, goal_source = None, "not a goal-reaching env"
+    if env_id in GOAL_REWARD_ENVS and spec.reward_threshold is not None:
+        goal = round(-spec.reward_threshold)
+        goal_source = "gymnasium's registered reward_threshold: -1 per step until the goal"
+    sparse = env_id in SPARSE_REWARD_ENVS
+    sparse_source = (
+        "known for this env: -1 every step until a goal random actions rarely reach"
+        if sparse
+        else "not known to be sparse"
+    )
     # A collapse needs a known maximum return: max |r| per step times the time limit, positive rewards only.
     collapse = COLLAPSE_PEAK_SHARE * reward * steps if env_id == "CartPole-v1" and reward and steps else None
     return EnvProfile(
@@ -102,7 +141,23 @@ def env_profile(env_id: str, success_threshold: float | None = None, max_abs_rew
         collapse,
         STEP_BUDGET_FACTORS.get(env_id, 1),
         SUCCESS_THRESHOLDS_SHOWN.get(env_id, ()),
+        budget,
+        budget_source,
+        goal,
+        goal_source,
+        sparse,
+        sparse_source,
     )
+
+
+def _typical_budget(env_id: str) -> tuple[int | None, str]:
+    """The env's typical DQN budget and its source (rl-zoo's, with CleanRL's where it has one)."""
+    if env_id not in ZOO_BUDGETS:
+        return None, "unknown: no reference DQN budget for this env"
+    source = "rl-baselines3-zoo hyperparams/dqn.yml n_timesteps"
+    if env_id in CLEANRL_BUDGETS:
+        source += f" (CleanRL's dqn.py trains {CLEANRL_BUDGETS[env_id]:,})"
+    return ZOO_BUDGETS[env_id], source
 
 
 def require_success_threshold(profile: EnvProfile) -> float:

@@ -145,18 +145,20 @@ def test_diagnose_says_what_it_will_train_before_it_trains():
 
     example = ROOT / "examples" / "article-example-1.toml"
     loaded = load_config_file(example)
-    # The README's example diagnosis: the base and thirteen rungs, 20 seeds x 50k steps each.
+    # The README's example diagnosis: the base and fourteen rungs (issue 37 added width-256; its
+    # batch rungs need replay, which example 1 has not), 20 seeds x 50k steps each.
     arguments = ["diagnose", str(example), "--profile", "standard", "--max-seeds", "40", "--cache", "c"]
     assert plan(loaded, build_parser().parse_args(arguments)) == (
-        "diagnose: article-example-1 on CartPole-v1, profile standard: your DQN and 13 one-knob changes x 20 seeds "
-        "x 50,000 env steps = 14,000,000 agent-steps (up to 28,000,000 with seeds on demand up to 40); runs "
+        "diagnose: article-example-1 on CartPole-v1, profile standard: your DQN and 14 one-knob changes x 20 seeds "
+        "x 50,000 env steps = 15,000,000 agent-steps (up to 30,000,000 with seeds on demand up to 40); runs "
         "already in c are not trained again"
     )
-    # The default, quick: the fewest seeds that can settle one of 26 directions (8), doubled on
-    # demand, and the file's steps capped at 20,000.
+    # The default, quick: the fewest seeds that can settle one of 30 directions (8), doubled on
+    # demand, and the file's steps capped at 20,000 (below CartPole-v1's typical 50,000, so the
+    # sized base also gets the steps-x4 rung: 15 changes).
     quick = plan(loaded, build_parser().parse_args(["diagnose", str(example)]))
-    assert "profile quick: your DQN and 13 one-knob changes x 8 seeds x 20,000 env steps" in quick
-    assert "(up to 4,480,000 with seeds on demand up to 16)" in quick
+    assert "profile quick: your DQN and 15 one-knob changes x 8 seeds x 20,000 env steps" in quick
+    assert "(up to 5,120,000 with seeds on demand up to 16)" in quick
     # The smoke profile caps the file's steps at 10,000 and takes 3 seeds.
     args = build_parser().parse_args(["diagnose", str(example), "--profile", "smoke"])
-    assert "x 3 seeds x 10,000 env steps = 420,000 agent-steps;" in plan(loaded, args)
+    assert "x 3 seeds x 10,000 env steps = 480,000 agent-steps;" in plan(loaded, args)

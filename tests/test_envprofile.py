@@ -105,3 +105,46 @@ def test_overestimation_is_q_minus_the_discounted_return_on_states_whose_return_
     # Seed 1: states t = 0..5 have 10 - t >= 5 rewards left; G_t = sum_k<10-t 0.5^k = 2 - 0.5^(9 - t).
     expected = np.mean([2.0 - (2.0 - 0.5 ** (9 - t)) for t in range(6)])
     assert result[1] == pytest.approx(expected)
+
+
+def test_profiles_stamp_a_typical_budget_the_goal_and_sparsity_with_their_sources():
+    budgets = {env: env_profile(env).typical_budget for env in ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")}
+    assert budgets == {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 120_000}
+    assert env_profile("LunarLander-v3").typical_budget == 100_000  # the registration needs no Box2D
+    acrobot, car, cartpole = (env_profile(env) for env in ("Acrobot-v1", "MountainCar-v0", "CartPole-v1"))
+    assert "rl-baselines3-zoo" in acrobot.typical_budget_source and "CleanRL" in acrobot.typical_budget_source
+    assert (acrobot.goal_steps, car.goal_steps, cartpole.goal_steps) == (100, 110, None)
+    assert (acrobot.sparse_reward, car.sparse_reward, cartpole.sparse_reward) == (False, True, False)
+    assert "registered reward_threshold" in car.goal_steps_source and "rarely" in car.sparse_reward_source
+    tiny = env_profile(TINY)
+    assert (tiny.typical_budget, tiny.goal_steps, tiny.sparse_reward) == (None, None, False)
+    assert "unknown" in tiny.typical_budget_source
+
+
+def test_a_profile_recorded_before_the_budget_fields_still_loads():
+    from agents.envprofile import EnvProfile
+
+    new = ("typical", "goal", "sparse")
+    old = {k: v for k, v in env_profile("Acrobot-v1").to_dict().items() if not k.startswith(new)}
+    loaded = EnvProfile.from_dict(old)
+    assert loaded.typical_budget is None and loaded.sparse_reward is False and loaded.max_episode_steps == 500
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
+def test_sparse_means_random_actions_are_not_expected_to_reach_the_goal_once_in_the_typical_budget(env_id):
+    # The definition on the env itself: uniformly random episodes (seeded), the share ending at the
+    # goal (terminated, not truncated), times the typical budget's number of full-length episodes.
+    import gymnasium as gym
+    import numpy as np
+
+    profile = env_profile(env_id)
+    env, rng = gym.make(env_id), np.random.default_rng(0)
+    episodes, goals = 60, 0
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        goals += terminated
+    expected = goals / episodes * profile.typical_budget / profile.max_episode_steps
+    assert profile.sparse_reward == (expected < 1)

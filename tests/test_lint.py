@@ -7,7 +7,8 @@ import pytest
 from ablations.__main__ import main
 from agents.config import AgentConfig
 from agents.configfile import load_config_file
-from agents.diagnosis.lint import RULES, lint
+from agents.diagnosis.lint import BREAKS_VALUES, ORDER_CLASSES, POINTLESS, RULES, SECONDARY, Finding, lint
+from agents.envprofile import env_profile
 
 KNOWN_CAUSES = Path(__file__).resolve().parents[1] / "examples" / "known-causes"
 # A config no rule flags: the neighbour every defect below is one change away from.
@@ -85,7 +86,76 @@ DEFECTS = [
     ("small-buffer", {"replay_capacity": 249}, "replay_capacity", {"replay_capacity": 250}),
     ("long-n-step", {"n_step": 11}, "n_step", {"n_step": 10}),
     ("no-evaluation", {"eval_episodes": 0}, "eval_episodes", {"eval_episodes": 1}),
+    # Under a quarter of rl-zoo's 50,000 steps on CartPole-v1 (agents/envprofile.py).
+    ("short-budget", {"total_env_steps": 12_499}, "total_env_steps", {"total_env_steps": 12_500}),
+    # A goal-reaching env needs a horizon of a quarter of the goal's distance: Acrobot-v1's 100
+    # steps need 25 (gamma 0.96), MountainCar-v0's 110 need 27.5 (gamma 1 - 1 / 27.5 = 0.9636).
+    ("short-horizon", {"env_id": "Acrobot-v1", "gamma": 0.959}, "gamma", {"env_id": "Acrobot-v1", "gamma": 0.96}),
+    (
+        "short-horizon",
+        {"env_id": "MountainCar-v0", "gamma": 0.9},
+        "gamma",
+        {"env_id": "MountainCar-v0", "gamma": 0.964},
+    ),
+    (
+        "no-target",
+        {"target_network": "none"},
+        "target_network",
+        {"target_network": "none", "replay_capacity": None, "batch_size": 1, "learning_starts": 1},
+    ),
+    # Updates per env step 4x outside the sources' 0.1-1: below 1 / 40, above 4.
+    ("few-updates", {"env_steps_per_update": 41}, "env_steps_per_update", {"env_steps_per_update": 40}),
+    ("many-updates", {"gradient_steps": 5}, "gradient_steps", {"gradient_steps": 4}),
+    # One update per env step, in training steps further apart than CartPole-v1's 500-step limit.
+    (
+        "update-gap",
+        {"env_steps_per_update": 501, "gradient_steps": 501},
+        "env_steps_per_update",
+        {"env_steps_per_update": 500, "gradient_steps": 500},
+    ),
+    # Bursts beyond 4 x rl-zoo's 128.
+    (
+        "update-burst",
+        {"env_steps_per_update": 513, "gradient_steps": 513},
+        "gradient_steps",
+        {"env_steps_per_update": 512, "gradient_steps": 512},
+    ),
+    ("small-batch", {"batch_size": 31}, "batch_size", {"batch_size": 32}),
+    ("small-network", {"hidden_sizes": (63, 64)}, "hidden_sizes", {"hidden_sizes": (64, 64)}),
+    ("small-network", {"hidden_sizes": (127,)}, "hidden_sizes", {"hidden_sizes": (128,)}),
+    (
+        "sparse-exploration",
+        {"env_id": "MountainCar-v0", "epsilon_start": 1.0},
+        "epsilon_start",
+        {"env_id": "Acrobot-v1", "epsilon_start": 1.0},
+    ),
 ]
+# The order class each rule's findings carry (agents/diagnosis/lint.py ORDER_CLASSES).
+ORDER = {
+    "no-update": POINTLESS,
+    "short-budget": POINTLESS,
+    "never-synced": POINTLESS,
+    "target-barely-moves": POINTLESS,
+    "random-behaviour": POINTLESS,
+    "decay-beyond-run": SECONDARY,  # 20,001 decay steps in a 20,000-step run: epsilon ends near 0.05
+    "few-updates": POINTLESS,
+    "no-evaluation": POINTLESS,
+    "bug-unmasked-terminals": BREAKS_VALUES,
+    "bug-stale-target": POINTLESS,
+    "no-stabiliser": BREAKS_VALUES,
+    "no-target": BREAKS_VALUES,
+    "learning-rate": BREAKS_VALUES,
+    "short-horizon": BREAKS_VALUES,
+    "no-discount": BREAKS_VALUES,
+    "many-updates": BREAKS_VALUES,
+    "small-buffer": SECONDARY,
+    "long-n-step": SECONDARY,
+    "update-gap": SECONDARY,
+    "update-burst": SECONDARY,
+    "small-batch": SECONDARY,
+    "small-network": SECONDARY,
+    "sparse-exploration": SECONDARY,
+}
 
 
 def rules_of(config: AgentConfig) -> set[str]:
@@ -103,6 +173,7 @@ def test_each_rule_fires_on_its_defect_names_the_field_and_not_inside_its_bounda
     assert findings[0].value == defect[field]
     assert findings[0].line().startswith(f"{field} = {defect[field]!r}: ")
     assert rule not in rules_of(HEALTHY.replace(**inside))
+    assert findings[0].order == ORDER[rule]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[rule.__name__ for rule in RULES])
@@ -117,7 +188,8 @@ FIRST_FINDING = {
     "random-exploration": "epsilon_end",
     "no-updates": "learning_starts",
     "unmasked-terminals": "terminal_masking",
-    "no-target-large-lr": None,
+    # Replay without a target network: the no-target rule (its stated cause is target_network).
+    "no-target-large-lr": "target_network",
     "never-synced": "target_sync_period",
     "decay-beyond-run": "epsilon_decay_steps",
     "short-horizon": "gamma",
@@ -143,7 +215,12 @@ def test_the_lint_command_exits_0_1_or_2(tmp_path, capsys):
     assert main(["lint", str(KNOWN_CAUSES / "no-updates.toml")]) == 1
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "learning_starts = 50000: no gradient update ever happens" in out
-    assert main(["lint", str(KNOWN_CAUSES / "no-target-large-lr.toml")]) == 0
+    healthy = tmp_path / "healthy.toml"
+    healthy.write_text(
+        "total_env_steps = 20000\nlearning_starts = 500\nepsilon_start = 1.0\nepsilon_end = 0.05\n"
+        "epsilon_decay_steps = 10000\n"
+    )
+    assert main(["lint", str(healthy)]) == 0
     assert "no finding" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
     bad.write_text("learning_rate = -1\n")
@@ -179,3 +256,75 @@ def test_the_benchmark_tables_existing_diagnoses_and_refuses_a_missing_config(tm
     assert row["config"] == "no-updates" and row["error"] == f"no diagnosis in {tmp_path / 'no-updates'}"
     assert benchmark(["--table-only", "--out", str(tmp_path), "no-updates"]) == 2
     assert capsys.readouterr().err == "error: configs=['no-updates'] is invalid: no such config file\n"
+
+
+def test_findings_print_by_order_class_pointless_first_then_broken_values_then_secondary():
+    # Three defects, one of each class, listed in RULES in the opposite order of their classes' ranks.
+    config = HEALTHY.replace(bootstrap_on_truncation=False, learning_rate=0.5, total_env_steps=12_000)
+    assert [(f.rule, f.order) for f in lint(config)] == [
+        ("short-budget", POINTLESS),
+        ("learning-rate", BREAKS_VALUES),
+        ("bug-time-limit-terminal", SECONDARY),
+    ]
+    # The time limit as terminal is the first line only when nothing worse is found.
+    assert lint(HEALTHY.replace(bootstrap_on_truncation=False))[0].field == "bootstrap_on_truncation"
+
+
+def test_a_decay_that_stops_while_the_agent_is_still_random_is_pointless():
+    finding = lint(HEALTHY.replace(epsilon_decay_steps=200_000))[0]
+    assert finding.rule == "decay-beyond-run" and finding.order == POINTLESS
+
+
+def test_to_dict_keeps_its_keys_and_adds_the_order_class():
+    (finding,) = lint(HEALTHY.replace(gamma=0.5))
+    assert finding.to_dict() == {
+        "rule": "short-horizon",
+        "field": "gamma",
+        "value": "0.5",
+        "why": finding.why,
+        "fix": finding.fix,
+        "order": BREAKS_VALUES,
+        "order_class": ORDER_CLASSES[BREAKS_VALUES],
+    }
+    with pytest.raises(ValueError, match="order=4 is invalid"):
+        Finding("r", "f", 1, "why", "fix", 4)
+
+
+def test_the_env_rules_read_the_profile_given_and_stay_silent_without_one():
+    import dataclasses
+
+    short = HEALTHY.replace(total_env_steps=1_000, epsilon_decay_steps=500, learning_starts=100)
+    assert "short-budget" in rules_of(short)
+    no_budget = dataclasses.replace(env_profile("CartPole-v1"), typical_budget=None)
+    assert "short-budget" not in {f.rule for f in lint(short, no_budget)}
+    # An env gymnasium cannot find: no env facts, no env rule (training reports the bad env).
+    assert rules_of(short.replace(env_id="NoSuchEnv-v0")) == set()
+
+
+def test_the_horizon_rule_is_the_old_ten_step_floor_on_a_dense_reward_and_the_goal_on_a_goal_env():
+    # gamma = 0.9 (a 10-step horizon) passes on CartPole-v1 but not on either goal-reaching env.
+    assert "short-horizon" not in rules_of(HEALTHY.replace(gamma=0.9))
+    for env_id in ("Acrobot-v1", "MountainCar-v0"):
+        (finding,) = [f for f in lint(HEALTHY.replace(env_id=env_id, gamma=0.9)) if f.rule == "short-horizon"]
+        assert "goal" in finding.why
+    # rl-zoo's tuned discounts pass: 0.98 on MountainCar-v0, 0.99 on Acrobot-v1.
+    assert "short-horizon" not in rules_of(HEALTHY.replace(env_id="MountainCar-v0", gamma=0.98))
+    assert "short-horizon" not in rules_of(HEALTHY.replace(env_id="Acrobot-v1", gamma=0.99))
+
+
+def test_the_sparse_exploration_finding_says_no_knob_of_the_suite_fixes_it():
+    (finding,) = [f for f in lint(HEALTHY.replace(env_id="MountainCar-v0")) if f.rule == "sparse-exploration"]
+    assert "no knob of this suite" in finding.why and "outside this suite" in finding.fix
+    # Exploration that stays random is random-behaviour's finding, not this one.
+    assert "sparse-exploration" not in rules_of(HEALTHY.replace(env_id="MountainCar-v0", epsilon_end=0.5))
+
+
+def test_the_update_schedule_names_one_field_once():
+    # 1 update every 1,000 env steps: few updates and a gap beyond the episode, one line for the field.
+    findings = [f for f in lint(HEALTHY.replace(env_steps_per_update=1_000)) if f.field == "env_steps_per_update"]
+    assert [f.rule for f in findings] == ["few-updates"]
+    # 600 updates every 100 env steps: many updates and a burst beyond 512, one line for gradient_steps.
+    findings = [
+        f for f in lint(HEALTHY.replace(env_steps_per_update=100, gradient_steps=600)) if f.field == "gradient_steps"
+    ]
+    assert [f.rule for f in findings] == ["many-updates"]

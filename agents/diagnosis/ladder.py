@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from agents.catalogue.bugs import CATALOGUE, Bug
 from agents.config import AgentConfig, ConfigError
+from agents.envprofile import env_profile
 
 # Values a rung switches to where the base has the knob off. Each is a common choice stated in
 # the rung's description: the article's replay and sync period, the DQN paper's clipping norm
@@ -39,6 +40,17 @@ EPSILON_SCHEDULE = {"epsilon_start": 1.0, "epsilon_end": 0.05, "decay_fraction":
 # Discounts a rung tries: the common 0.99 (a horizon of about 100 steps) and 0.9 (about 10, which
 # also bounds the values: a shorter horizon is a stabiliser in its own right).
 DISCOUNTS = (0.9, 0.99)
+# The budget rung: 4x the env steps (the factor lint calls far, agents/diagnosis/lint.py FAR), offered while
+# the budget is below the env's typical one (rl-zoo's n_timesteps, agents/envprofile.py).
+BUDGET_FACTOR = 4
+# The update schedule moves by this factor toward one gradient update per env step (the top of
+# the sources' 0.1-1, agents/diagnosis/lint.py UPDATE_RATIOS), never past it.
+SCHEDULE_FACTOR = 4
+# Batch sizes toward Revisiting Rainbow's >= 64 (rl-zoo 64-128, CleanRL 128), capped here.
+BATCH_FACTORS = (2, 4)
+MAX_BATCH = 256
+# Revisiting Rainbow's best classic-control networks: 2-3 layers of >= 256 units (rl-zoo's [256, 256]).
+WIDE = 256
 
 
 @dataclass(frozen=True)
@@ -48,10 +60,16 @@ class Rung:
     key: str
     description: str
     config: AgentConfig
+    # The config fields the rung changes against its base (one knob; several for a switch that
+    # sets fields together), in AgentConfig's order: what reports/diagnosis/cause.py reads a finding against.
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.key or not all(c.isalnum() or c in "-." for c in self.key):
             raise ConfigError(f"key={self.key!r} is invalid: letters, digits, '-' and '.' only")
+        unknown = [name for name in self.fields if name not in AgentConfig.__dataclass_fields__]
+        if unknown:
+            raise ConfigError(f"fields={self.fields!r} is invalid: {unknown[0]!r} is not a config field")
 
 
 def _replay(base: AgentConfig) -> tuple[str, str, dict]:
@@ -166,13 +184,16 @@ def _learning_start(base: AgentConfig):
 
 
 def _exploration(base: AgentConfig):
-    if base.decay_steps == 0 or base.epsilon_start == base.epsilon_end:
+    # A schedule that ends with the agent acting mostly at random (epsilon_end >= 0.5, lint's
+    # random-behaviour) gets CleanRL's schedule too: its constant rung would stay random.
+    if base.decay_steps == 0 or base.epsilon_start == base.epsilon_end or base.epsilon_end >= 0.5:
         s = EPSILON_SCHEDULE
         steps = max(1, int(base.total_env_steps * s["decay_fraction"]))
         return (
             "eps-decay",
             f"Decaying exploration from {s['epsilon_start']:g} to {s['epsilon_end']:g} over the first "
-            f"{s['decay_fraction']:.0%} of training (CleanRL's schedule) instead of a constant {base.epsilon_end:g}",
+            f"{s['decay_fraction']:.0%} of training (CleanRL's schedule) instead of "
+            + (f"a constant {base.epsilon_end:g}" if base.decay_steps == 0 else f"ending at {base.epsilon_end:g}"),
             {"epsilon_start": s["epsilon_start"], "epsilon_end": s["epsilon_end"], "epsilon_decay_steps": steps},
         )
     return (
@@ -205,6 +226,100 @@ def _discount(gamma: float):
     return change
 
 
+def _budget(base: AgentConfig):
+    # One knob, the budget: only total_env_steps changes. A decay given as a fraction of the run
+    # (epsilon_decay_fraction) keeps its share by itself; schedules given in env steps (learning
+    # start, decay steps, sync period) keep their length, as they would if the user trained longer.
+    try:
+        typical = env_profile(base.env_id).typical_budget
+    except ConfigError:
+        typical = None
+    if typical is None:
+        return f"steps x{BUDGET_FACTOR}: no typical budget is known for {base.env_id}"
+    if base.total_env_steps >= typical:
+        return f"steps x{BUDGET_FACTOR}: the budget is already at least {base.env_id}'s typical {typical:,} (rl-zoo)"
+    steps = BUDGET_FACTOR * base.total_env_steps
+    return (
+        f"steps-x{BUDGET_FACTOR}",
+        f"Training for {steps:,} env steps instead of {base.total_env_steps:,} ({base.env_id}'s typical budget is "
+        f"{typical:,})",
+        {"total_env_steps": steps},
+    )
+
+
+def _schedule(field: str, factor: float):
+    """A rung moving one update-schedule field by `factor` toward one update per env step: fewer
+    env steps between training steps or more gradient steps each when updates are fewer than env
+    steps, the reverse when they are more. Never past one per env step."""
+
+    def change(base: AgentConfig):
+        every, steps = base.env_steps_per_update, base.gradient_steps
+        if every == steps:
+            return "update schedule: already one gradient update per env step"
+        fewer = steps < every  # fewer updates than env steps
+        if field == "env_steps_per_update" and (factor < 1) == fewer:
+            value = max(every // SCHEDULE_FACTOR, steps) if fewer else min(every * SCHEDULE_FACTOR, steps)
+        elif field == "gradient_steps" and (factor > 1) == fewer:
+            value = min(steps * SCHEDULE_FACTOR, every) if fewer else max(steps // SCHEDULE_FACTOR, every)
+        else:
+            return None  # the direction away from one update per env step
+        new_every, new_steps = (value, steps) if field == "env_steps_per_update" else (every, value)
+        what = "Training every" if field == "env_steps_per_update" else "Training with"
+        name = "train-every" if field == "env_steps_per_update" else "grad-steps"
+        return (
+            f"{name}-x{factor:g}",
+            f"{what} {f'{new_every} env steps' if field == 'env_steps_per_update' else f'{new_steps} gradient steps'}"
+            f" instead of {every if field == 'env_steps_per_update' else steps}: {new_steps} update(s) every "
+            f"{new_every} env step(s), {new_steps / new_every:.2g} per env step instead of {steps / every:.2g}",
+            {field: value},
+        )
+
+    return change
+
+
+def _burst(base: AgentConfig):
+    # Smaller, more frequent training steps at the same updates per env step: both fields of the
+    # schedule divided together (one knob, the training step's size). Offered for bursts of 4 or
+    # more updates every 4 or more env steps.
+    every, steps = base.env_steps_per_update, base.gradient_steps
+    if steps < SCHEDULE_FACTOR or every < SCHEDULE_FACTOR:
+        return "smaller bursts: the base trains in bursts of fewer than 4 updates or every fewer than 4 env steps"
+    new_every, new_steps = every // SCHEDULE_FACTOR, steps // SCHEDULE_FACTOR
+    return (
+        f"burst-x{1 / SCHEDULE_FACTOR:g}",
+        f"Training in bursts of {new_steps} updates every {new_every} env steps instead of {steps} every {every}",
+        {"env_steps_per_update": new_every, "gradient_steps": new_steps},
+    )
+
+
+def _batch(factor: int):
+    def change(base: AgentConfig):
+        if not base.uses_replay:
+            return "batch size: the base has no replay (a batch of its latest transition)"
+        if base.batch_size >= MAX_BATCH:
+            return f"batch size: the base's {base.batch_size} is already at least {MAX_BATCH}"
+        size = min(MAX_BATCH, base.batch_size * factor)
+        capped = f", capped at {MAX_BATCH}" if size < base.batch_size * factor else ""
+        return (f"batch-x{factor}", f"Batches of {size} instead of {base.batch_size}{capped}", {"batch_size": size})
+
+    return change
+
+
+def _width(base: AgentConfig):
+    # Every hidden layer at least WIDE units; a single hidden layer becomes two (Revisiting
+    # Rainbow's 2-3 layers). One field, the network: hidden_sizes.
+    hidden = base.hidden_sizes
+    wide = tuple(max(width, WIDE) for width in hidden) if len(hidden) >= 2 else (max(hidden[0], WIDE), WIDE)
+    if wide == hidden:
+        return f"network: every one of the base's {len(hidden)} hidden layers already has >= {WIDE} units"
+    return (
+        f"width-{WIDE}",
+        f"Hidden layers of {list(wide)} instead of {list(hidden)} (Revisiting Rainbow: 2-3 layers of >= {WIDE} "
+        "units on classic control)",
+        {"hidden_sizes": wide},
+    )
+
+
 def _flip(field: str, on: str, off: str):
     def change(base: AgentConfig):
         value = getattr(base, field)
@@ -234,7 +349,20 @@ CHANGES: tuple[Callable[[AgentConfig], tuple[str, str, dict] | str | None], ...]
     _learning_start,
     _exploration,
     *(_discount(gamma) for gamma in DISCOUNTS),
+    _budget,
+    _schedule("env_steps_per_update", 1 / SCHEDULE_FACTOR),
+    _schedule("env_steps_per_update", SCHEDULE_FACTOR),
+    _schedule("gradient_steps", SCHEDULE_FACTOR),
+    _schedule("gradient_steps", 1 / SCHEDULE_FACTOR),
+    _burst,
+    *(_batch(factor) for factor in BATCH_FACTORS),
+    _width,
 )
+
+
+def _changed_fields(base: AgentConfig, config: AgentConfig) -> tuple[str, ...]:
+    """The fields config sets differently from base, in AgentConfig's order."""
+    return tuple(f.name for f in dataclasses.fields(config) if getattr(base, f.name) != getattr(config, f.name))
 
 
 def _changes(base: AgentConfig, config: AgentConfig) -> str:
@@ -269,7 +397,8 @@ def one_knob_ladder(base: AgentConfig) -> tuple[list[Rung], list[str]]:
             skipped.append(f"{key}: the same config as {same}")
             continue
         if config != base:
-            if len(fields) > 1:  # several fields: the sentence names each (and only what changed)
+            changed = _changed_fields(base, config)
+            if len(changed) > 1:  # several fields: the sentence names each (and only what changed)
                 description = f"{description}; changes {_changes(base, config)}"
-            rungs.append(Rung(key, description, config))
+            rungs.append(Rung(key, description, config, changed))
     return rungs, skipped
