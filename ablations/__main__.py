@@ -20,15 +20,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
+from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, repair_path
 from ablations.options import EXECUTORS, PROFILES
 from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
 from agents.configfile import ConfigFile, EnvSettings, load_config_file
 from agents.diagnosis.ladder import one_knob_ladder
 from agents.diagnosis.lint import lint
 from agents.importers.formats import SOURCES, import_source, imported_toml
+from reports.diagnosis.cause import diagnosis_causes
+from reports.diagnosis.record import Diagnosis
 from reports.render.html import build_report, cause_sentence, write_text_atomically
-from reports.render.tables import diagnosis_causes
 from reports.results import load_results
 
 
@@ -136,7 +137,7 @@ def lint_lines(loaded: ConfigFile) -> list[str]:
 
 def cause_lines(results: Path, shown: int = 3) -> list[str]:
     """The diagnosis' named causes as printed, most likely first: 'cause: KIND: sentence'."""
-    causes = diagnosis_causes(load_results(results))
+    causes = diagnosis_causes(Diagnosis.from_results(load_results(results)))
     if not causes:
         return ["cause: none named (no lint finding, and no single change settled as helping)"]
     return [f"cause: {cause.kind}: {cause_sentence(cause)}" for cause in causes[:shown]]
@@ -209,7 +210,7 @@ def repair(loaded: ConfigFile, args: argparse.Namespace, results: Path) -> int:
         print(f"error: repair path: {exc}", file=sys.stderr)
         return 1
     for step in steps:
-        print(f"repair: {path_line(step)}")
+        print(f"repair: {step.line()}")
     build_report(results)
     if (results / REPAIRED_FILE).exists():
         print(f"repaired config: {(results / REPAIRED_FILE).resolve()}")

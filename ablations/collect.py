@@ -190,8 +190,8 @@ def _diagnosis_meta(settings) -> dict | None:
     return {
         "config_file": str(settings.config_file.path),
         "name": settings.config_file.name,
-        "base_variant": base.name,
+        "base": base.name,
         "base_config": settings.configure(base.config).to_dict(),
         "rungs": [{"variant": v.name, "change": v.summary} for v in rungs],
-        "skipped_rungs": list(settings.skipped_rungs),
+        "skipped": list(settings.skipped_rungs),
     }

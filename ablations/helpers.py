@@ -8,9 +8,7 @@ from ablations.claims.article import ERROR, Claim, Refutation
 from ablations.collect import record
 from ablations.verdicts import enforce_settled
 from agents.catalogue.presets import VARIANTS
-from agents.results import RunResult
-from reports.analysis.metrics import per_seed
-from reports.analysis.stats import Verdict
+from reports.analysis.stats import Decision
 
 
 def refuted_marks(records: tuple[Refutation, ...]) -> list[pytest.MarkDecorator]:
@@ -39,16 +37,13 @@ def variants_expecting(outcome: str) -> list[str]:
     return [name for name, v in VARIANTS.items() if v.expected_outcome == outcome]
 
 
-def seed_summary(run: RunResult):
-    """per_seed outcome metrics of a run (late return, divergence, collapse, ...)."""
-    return per_seed(run.checkpoints, run.env_profile, run.config.gamma)
 
 
-def pooled_sweep_verdict(verdict: Verdict, points_per_seed: int) -> Verdict:
+def pooled_sweep_verdict(verdict: Decision, points_per_seed: int) -> Decision:
     """A sweep test pools one point per (seed, setting): express 'seeds needed' per setting."""
     if not verdict.seeds_needed:
         return verdict
-    return Verdict(**{**verdict.as_dict(), "seeds_needed": -(-verdict.seeds_needed // points_per_seed)})
+    return Decision(**{**verdict.as_dict(), "seeds_needed": -(-verdict.seeds_needed // points_per_seed)})
 
 
 def report_settled(settled, runs, record_property, family: str) -> None:

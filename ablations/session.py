@@ -19,12 +19,12 @@ from ablations.claims.bugs import BUG_CLAIMS
 from ablations.claims.literature import LITERATURE
 from ablations.collect import ResultsCollector, session_meta
 from ablations.diagnosis.rungs import DIAGNOSIS_MODULE, rung_claims
-from ablations.helpers import seed_summary
 from ablations.progress import uncaptured_writer
 from ablations.runs import remote
 from ablations.runs.cache import RunCache
 from ablations.settings import AblationSettings, read_settings
 from agents.results import git_commit
+from reports.analysis.metrics import seed_summary
 from reports.render.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are

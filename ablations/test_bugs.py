@@ -7,10 +7,11 @@ import pytest
 
 from ablations.claims.bugs import BUG_CLAIMS, RECOGNITION_CLASSES, recognition_frame
 from ablations.collect import record
-from ablations.helpers import report_settled, seed_summary
+from ablations.helpers import report_settled
 from agents.catalogue.bugs import FEATURES
 from agents.catalogue.presets import get_variant
 from reports.analysis import stats
+from reports.analysis.metrics import seed_summary
 from reports.analysis.recognition import accuracy_table, leave_one_seed_out
 
 pytestmark = pytest.mark.bugs

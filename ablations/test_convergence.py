@@ -12,12 +12,13 @@ import pytest
 
 from ablations.claims.article import Refutation
 from ablations.collect import record
-from ablations.helpers import over, seed_summary, variants_expecting
+from ablations.helpers import over, variants_expecting
 from ablations.verdicts import enforce
 from reports.analysis import stats
 from reports.analysis.metrics import (
     COLLAPSE_FRACTION,
     SOFT_DIVERGENCE_MARGIN,
+    seed_summary,
     soft_divergence_bound,
     soft_divergence_rates,
 )

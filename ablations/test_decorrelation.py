@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from ablations.collect import record
-from ablations.helpers import over, pooled_sweep_verdict, seed_summary
+from ablations.helpers import over, pooled_sweep_verdict
 from ablations.verdicts import enforce
 from agents.catalogue.presets import REPLAY_CAPACITIES, VARIANTS, capacity_variant, get_variant
 from reports.analysis import stats
+from reports.analysis.metrics import seed_summary
 
 pytestmark = pytest.mark.decorrelation
 

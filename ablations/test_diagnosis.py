@@ -12,11 +12,9 @@ from __future__ import annotations
 import pytest
 
 from ablations.collect import record
-from ablations.diagnosis.rungs import bug_matches, bugs_in_config, outcome_counts, trains
-from ablations.helpers import report_settled, seed_summary
-from agents.diagnosis.lint import lint
-from reports.analysis import stats
-from reports.diagnosis.symptoms import symptoms
+from ablations.diagnosis.rungs import base_record
+from ablations.helpers import report_settled
+from reports.diagnosis.record import BASE_PROPERTY
 
 pytestmark = pytest.mark.diagnosis
 
@@ -43,39 +41,23 @@ def base_name(ablation_settings) -> str:
 def test_base_learns(ablation_settings, ablation_runs, base_name, record_property):
     """What became of each seed of the user's DQN; passes when a majority converge."""
     run = ablation_runs.get(ablation_settings.variant(base_name))
-    summary = seed_summary(run)
-    rungs = [seed_summary(ablation_runs.get(v)) for v in ablation_settings.session_variants[1:]]
-    threshold = run.env_profile.success_threshold
-    counts = outcome_counts(summary, threshold)
-    learned = counts["converged"]
-    interval = stats.wilson_interval(learned, len(summary))
+    rungs = [ablation_runs.get(v) for v in ablation_settings.session_variants[1:]]
+    base = base_record(ablation_settings, run, rungs)
     record(
         record_property,
         runs=[run],
-        property="diagnosis-base",
+        property=BASE_PROPERTY,
         statistic="share of seeds that converge",
-        effect_size=interval.estimate,
-        ci_low=interval.low,
-        ci_high=interval.high,
-        n=len(summary),
-        base_variant=base_name,
-        config_file=str(ablation_settings.config_file.path),
-        success_threshold=threshold,
-        success_source=run.env_profile.success_source,
-        outcomes=counts,
-        late_returns=summary["late_return"].tolist(),
-        late_return_iqm=stats.iqm(summary["late_return"]),
-        skipped_rungs=list(ablation_settings.skipped_rungs),
-        # The config as the user wrote it (before the session sized it), and what its runs showed.
-        lint=[finding.to_dict() for finding in lint(ablation_settings.config_file.config)],
-        symptoms=[symptom.to_dict() for symptom in symptoms(run.checkpoints, run.env_profile, run.config.gamma)],
-        bugs_in_config=bugs_in_config(run.config),
-        bug_matches=bug_matches(summary, rungs),
+        effect_size=base.share_converged,
+        ci_low=base.share_low,
+        ci_high=base.share_high,
+        n=base.seeds,
+        **base.details(),
     )
-    described = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-    assert trains(learned, len(summary)), (
-        f"{base_name} does not train: {learned} of {len(summary)} seeds converge (late return >= {threshold:g}); "
-        f"{described}"
+    described = ", ".join(f"{k} {v}" for k, v in base.outcomes.items() if v)
+    assert base.trains, (
+        f"{base_name} does not train: {base.converged} of {base.seeds} seeds converge "
+        f"(late return >= {base.success_threshold:g}); {described}"
     )
 
 

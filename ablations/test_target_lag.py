@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from ablations.collect import record
-from ablations.helpers import over, pooled_sweep_verdict, seed_summary
+from ablations.helpers import over, pooled_sweep_verdict
 from ablations.verdicts import enforce
 from agents.catalogue.presets import SYNC_PERIODS, VARIANTS, get_variant, sync_period_variant
 from agents.engine.loop import train
 from reports.analysis import stats
+from reports.analysis.metrics import seed_summary
 
 pytestmark = pytest.mark.target_lag
 

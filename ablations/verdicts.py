@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reports.analysis.stats import INCONCLUSIVE, REFUTED, SUPPORTED, Verdict
+from reports.analysis.stats import INCONCLUSIVE, REFUTED, SUPPORTED, Decision
 
 
-def describe(verdict: Verdict) -> str:
+def describe(verdict: Decision) -> str:
     text = (
         f"{verdict.verdict}: {verdict.statistic} = {verdict.effect_size:.4g} "
         f"[95% CI {verdict.ci_low:.4g}, {verdict.ci_high:.4g}], p = {verdict.p_value:.3g}, n = {verdict.n}"
@@ -21,7 +21,7 @@ def describe(verdict: Verdict) -> str:
     return text
 
 
-def enforce(verdict: Verdict, claim: str) -> None:
+def enforce(verdict: Decision, claim: str) -> None:
     """Supported: the test passes. Refuted: it fails. Inconclusive: it is skipped, with its numbers."""
     message = f"{claim} -- {describe(verdict)}"
     if verdict.verdict == SUPPORTED:

@@ -112,7 +112,7 @@ from reports.analysis import stats
 
 
 def _refuted(summaries, alpha):
-    return claims.Evidence(stats.Verdict("refuted", "demo", -1.0, -1.0, -1.0, 1.0, 2, None, 1e-12))
+    return claims.Evidence(stats.Decision("refuted", "demo", -1.0, -1.0, -1.0, 1.0, 2, None, 1e-12))
 
 
 def _crashes(summaries, alpha):

@@ -23,7 +23,8 @@ def _z_test_claim(key: str) -> Claim:
         b = summaries[f"{key}-b"]["late_return"].to_numpy()
         z = (a.mean() - b.mean()) / math.sqrt(1 / a.size + 1 / b.size)
         p, p_opposite = scipy_stats.norm.sf(z), scipy_stats.norm.cdf(z)
-        verdict = stats.Verdict("n/a", "mean difference", a.mean() - b.mean(), 0.0, 0.0, p, a.size, None, p_opposite)
+        difference = a.mean() - b.mean()
+        verdict = stats.Decision(stats.INCONCLUSIVE, "mean difference", difference, 0, 0, p, a.size, None, p_opposite)
         return Evidence(verdict)
 
     return Claim(key, f"claim {key}", "synthetic", (f"{key}-a", f"{key}-b"), evaluate)
@@ -77,7 +78,7 @@ def _fixed_claim(key: str, p: float) -> Claim:
     """A claim whose p-values are the same at every look: p for it, 1 - p against it."""
 
     def evaluate(summaries, alpha):
-        return Evidence(stats.Verdict("n/a", "fixed", 0.0, 0.0, 0.0, p, 20, None, 1 - p))
+        return Evidence(stats.Decision(stats.INCONCLUSIVE, "fixed", 0.0, 0.0, 0.0, p, 20, None, 1 - p))
 
     return Claim(key, f"claim {key}", "synthetic", (), evaluate)
 

@@ -2,7 +2,7 @@
 and seeds on demand under a group-sequential design.
 
 Each claim names the variants it reads and a function from their per-seed summaries to its
-evidence (a stats.Verdict carrying both one-sided p-values). `evaluate_family` is the whole
+evidence (a stats.Decision carrying both one-sided p-values). `evaluate_family` is the whole
 decision procedure: at each look (seed count) the claims still open are tested together, with
 Holm's step-down adjustment over both directions of every open claim at the look's share of
 alpha (O'Brien-Fleming spending); a claim is settled when it is supported or refuted, when it
@@ -32,7 +32,7 @@ import pandas as pd
 from agents.catalogue.presets import FACTORIAL_KNOBS, factorial_variant
 from reports.analysis import factorial, stats
 
-ERROR = "error"
+ERROR = stats.ERROR
 # A "consistent" failure: the agent learns in fewer than 20% of seeds. Fixed before any result.
 CONSISTENT_FAILURE_RATE = 0.2
 
@@ -44,7 +44,7 @@ Fetch = Callable[[tuple[str, ...], int], Summaries]
 class Evidence:
     """What one claim's test found at one look: the verdict's numbers plus named figures."""
 
-    verdict: stats.Verdict
+    verdict: stats.Decision
     figures: dict = field(default_factory=dict)
 
 
@@ -206,7 +206,7 @@ def stratified_effect(s: Summaries, pairs: list[tuple[str, str]], column: str, g
     n = int(min(min(x.size, y.size) for x, y in strata))
     per_stratum = {f"{on} vs {off}": stats.probability_of_improvement(*st) for (on, off), st in zip(pairs, strata)}
     return (
-        stats.Verdict(
+        stats.Decision(
             verdict, "mean P(improvement) over strata", estimate, low, high, p_claimed, n, needed, p_opposite
         ),
         per_stratum,
@@ -282,7 +282,7 @@ def contrast_evidence(s: Summaries, column: str, weights: np.ndarray, statistic:
     if n < stats.MIN_BOOTSTRAP_SEEDS:
         p_claimed = p_opposite = 1.0
     verdict = stats.decide(p_claimed, p_opposite, alpha)
-    return stats.Verdict(verdict, statistic, float(weights @ means), low, high, p_claimed, int(n), None, p_opposite)
+    return stats.Decision(verdict, statistic, float(weights @ means), low, high, p_claimed, int(n), None, p_opposite)
 
 
 def _failure_is_missing_stabilisers(s: Summaries, alpha: float) -> Evidence:
@@ -391,7 +391,7 @@ def _evidence_or_error(claim: Claim, fetch: Fetch, seeds: int, alpha: float) -> 
         return None, "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
-def _conditional_power(verdict: stats.Verdict, fraction: float, final_level: float) -> float:
+def _conditional_power(verdict: stats.Decision, fraction: float, final_level: float) -> float:
     """The better of the two directions' conditional power (a one-sided claim has no opposite).
     A p-value that could not be computed (NaN) says nothing about futility: the claim goes on."""
     p_opposite = verdict.p_opposite if verdict.p_opposite is not None else 1.0

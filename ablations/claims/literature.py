@@ -122,7 +122,7 @@ def _layer_norm_as_good_as_target(s: Summaries, alpha: float) -> Evidence:
     margin = NON_INFERIORITY_SHARE * abs(threshold)
     shifted = s["replay-layernorm"]["late_return"].to_numpy(dtype=float) + margin
     verdict = stats.compare_greater(shifted, s["article-target"]["late_return"], alpha)
-    verdict = stats.Verdict(**{**verdict.as_dict(), "statistic": f"P(layernorm + {margin:g} > target)"})
+    verdict = stats.Decision(**{**verdict.as_dict(), "statistic": f"P(layernorm + {margin:g} > target)"})
     return Evidence(verdict, {"margin": margin, "iqm": _iqms(s, ("replay-layernorm", "article-target"))})
 
 

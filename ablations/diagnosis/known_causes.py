@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.diagnosis.cause import diagnosis_causes
+from reports.diagnosis.record import Diagnosis
 from reports.render.html import write_text_atomically
-from reports.render.tables import diagnosis, diagnosis_base, diagnosis_causes
-from reports.results import load_results
+from reports.results import ReportError, load_results
 
 KNOWN_CAUSES = Path(__file__).resolve().parents[2] / "examples" / "known-causes"
 
@@ -43,22 +44,20 @@ def stated_fields(path: Path) -> set[str]:
 def first_screen(results_dir: Path, stated: set[str]) -> dict:
     """What a diagnosis' first screen names first, read from its results folder, and whether the
     cause named first is the stated one (shares a field with `stated`, the fields that fix it)."""
-    results = load_results(results_dir)
-    base = diagnosis_base(results) or {}
-    ranked = diagnosis(results)
-    helps = ranked[ranked["verdict"] == "supported"]
-    lint = base.get("lint") or []
-    found = base.get("symptoms") or []
-    causes = diagnosis_causes(results, ranked)
+    diagnosis = Diagnosis.from_results(load_results(results_dir))
+    if diagnosis is None:
+        raise ReportError(f"{results_dir}: the session recorded no diagnosis")
+    base, helps = diagnosis.base, diagnosis.helping()
+    causes = diagnosis_causes(diagnosis)
     return {
         "named_first": f"{causes[0].field} ({causes[0].kind})" if causes else "",
         "names_the_cause": bool(causes) and bool(causes[0].fields & stated),
-        "trains": base.get("outcome") == "passed",
-        "lint_first": f"{lint[0]['field']} ({lint[0]['rule']})" if lint else "",
-        "symptom_first": found[0]["name"] if found else "",
-        "best_settled_change": helps.iloc[0]["rung"] if len(helps) else "",
-        "settled_changes": int(len(helps)),
-        "best_unsettled": "" if len(helps) or ranked.empty else ranked.iloc[0]["rung"],
+        "trains": base.trains,
+        "lint_first": f"{base.lint[0].field} ({base.lint[0].rule})" if base.lint else "",
+        "symptom_first": base.symptoms[0].name if base.symptoms else "",
+        "best_settled_change": helps[0].rung if helps else "",
+        "settled_changes": len(helps),
+        "best_unsettled": "" if helps or not diagnosis.rungs else diagnosis.rungs[0].rung,
     }
 
 

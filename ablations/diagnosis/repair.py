@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ablations.diagnosis.rungs import trains
 from agents.config import AgentConfig
 from agents.configfile import ConfigFile, config_file_text
-from reports.diagnosis.cause import CONFIRMED, named_causes
+from reports.diagnosis.cause import CONFIRMED, diagnosis_causes
+from reports.diagnosis.record import REPAIR_PATH_FILE, Diagnosis, RepairPath, RepairStep, Rung, changed_fields
 from reports.render.html import write_text_atomically
-from reports.render.tables import changed_fields, diagnosis, diagnosis_base
 from reports.results import load_results
 
 CAUSE = "settled, fixes the confirmed cause"
 SETTLED = "settled"
 UNSETTLED = "best P(improvement), not settled"
-PATH_FILE = "repair-path.json"
 REPAIRED_FILE = "repaired.toml"
 # Fields the session sizes to its profile: a rung never changes them, and the repaired config
 # keeps the user's own.
@@ -40,50 +38,19 @@ class RepairFailed(RuntimeError):
     """A round's session crashed: the path stops, and the rounds before it stay on disk."""
 
 
-@dataclass(frozen=True)
-class RepairStep:
-    """One round of the path: the config diagnosed, what became of it, and the change chosen."""
-
-    round: int
-    config_file: str
-    results: str
-    trains: bool
-    learned: int
-    seeds: int
-    late_return_iqm: float | None
-    env_steps: int | None = None  # per seed, as the session sized the config (a profile may cap it)
-    change: str | None = None  # the rung's sentence
-    rung: str | None = None
-    chosen_as: str | None = None  # SETTLED or UNSETTLED
-    change_iqm: float | None = None
-    change_learned: int | None = None
-    change_seeds: int | None = None  # the rung's seeds (more than the base's when added on demand)
-    p_improvement: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    p_adjusted: float | None = None
-    fields: dict | None = None  # field -> new value
-    from_rung: str | None = None  # this config's runs are that rung of the round before
-
-
-def path_line(step: RepairStep) -> str:
-    """One line of the path as printed and reported: the round, what became of it, its change."""
-    iqm = "" if step.late_return_iqm is None else f", late return IQM {step.late_return_iqm:.3g}"
-    state = f"round {step.round}: {step.learned} of {step.seeds} seeds converge{iqm}"
-    if step.from_rung is not None:
-        state += f" (its runs are round {step.round - 1}'s {step.from_rung} rung, on the same seeds)"
-        return state + (": it trains." if step.trains else ": it does not train yet; the rounds ran out.")
-    if step.change is None:
-        return state + (": it trains." if step.trains else ": no change helps; the path stops here.")
-    p_adj = "" if step.p_adjusted is None else f", Holm-adjusted p = {step.p_adjusted:.2g}"
-    return (
-        f"{state}; applying ({step.chosen_as}): {step.change} (IQM {step.change_iqm:.3g}, "
-        f"{step.change_learned} of {step.change_seeds} learn, P(improvement) = {step.p_improvement:.2f}{p_adj})"
-    )
-
-
-def _number(value) -> float | None:
-    return None if value is None or value != value else float(value)
+def choose_change(diagnosis: Diagnosis) -> tuple[Rung, str] | None:
+    """The change to apply from a round's diagnosis, and how it was chosen; None when no change
+    helps."""
+    confirmed = [c for c in diagnosis_causes(diagnosis) if c.kind == CONFIRMED]
+    if confirmed:
+        return confirmed[0].rung, f"{CAUSE} {confirmed[0].field}"
+    helping = diagnosis.helping()
+    if helping:
+        return helping[0], SETTLED
+    lifts = [r for r in diagnosis.rungs if r.effect_size is not None and r.effect_size > 0.5 and (r.gain or 0) > 0]
+    if lifts:
+        return lifts[0], UNSETTLED
+    return None
 
 
 def _recorded_config(meta: dict, variant: str | None) -> dict:
@@ -91,35 +58,19 @@ def _recorded_config(meta: dict, variant: str | None) -> dict:
     return ((meta.get("variants") or {}).get(variant) or {}).get("config") or {}
 
 
-def choose_change(table, lint: list[dict] | None = None) -> tuple[dict, str] | None:
-    """The change to apply from a ranked diagnosis table (reports.render.tables.diagnosis) and the
-    base's lint findings, and how it was chosen; None when no change helps."""
-    confirmed = [c for c in named_causes(lint or [], table) if c.kind == CONFIRMED]
-    if confirmed:
-        return confirmed[0].rung, f"{CAUSE} {confirmed[0].field}"
-    supported = table[table["verdict"] == "supported"]
-    if len(supported):
-        return supported.iloc[0].to_dict(), SETTLED
-    lifts = table[
-        (table["effect_size"].astype(float) > 0.5)
-        & (table["change_iqm"].astype(float) > table["base_iqm"].astype(float))
-    ]
-    if len(lifts):
-        return lifts.iloc[0].to_dict(), UNSETTLED
-    return None
-
-
 def rung_fields(meta: dict, base: str, rung: str) -> dict:
     """What the rung changed, field by field, read from the round's recorded variant configs."""
-    variants = meta["variants"]
-    before, after = variants[base]["config"], variants[f"{base}+{rung}"]["config"]
+    before, after = _recorded_config(meta, base), _recorded_config(meta, f"{base}+{rung}")
     return {k: after.get(k) for k in changed_fields(before, after) if k not in SIZING_FIELDS}
 
 
-def read_round(results_dir: Path) -> tuple[dict, object, dict]:
-    """A finished round's base row, ranked changes and metadata."""
+def read_round(results_dir: Path) -> tuple[Diagnosis, dict]:
+    """A finished round's diagnosis and metadata."""
     results = load_results(results_dir)
-    return diagnosis_base(results) or {}, diagnosis(results), results.meta
+    diagnosis = Diagnosis.from_results(results)
+    if diagnosis is None:
+        raise RepairFailed(f"{results_dir}: the round recorded no diagnosis")
+    return diagnosis, results.meta
 
 
 def repair_path(
@@ -135,46 +86,46 @@ def repair_path(
     for number in range(1, rounds + 1):
         if number > 1:
             run_round(config_path, results_dir)
-        base, table, meta = read_round(results_dir)
-        outcomes = base.get("outcomes") or {}
+        diagnosis, meta = read_round(results_dir)
+        base = diagnosis.base
         figures = {
             "round": number,
             "config_file": str(config_path),
             "results": str(results_dir),
-            "trains": base.get("outcome") == "passed",
-            "learned": int(outcomes.get("converged", 0)),
-            "seeds": int(sum(outcomes.values())),
-            "late_return_iqm": _number(base.get("late_return_iqm")),
-            "env_steps": _recorded_config(meta, base.get("base_variant")).get("total_env_steps"),
+            "trains": base.trains,
+            "learned": base.converged,
+            "seeds": int(sum(base.outcomes.values())),
+            "late_return_iqm": base.late_return_iqm,
+            "env_steps": _recorded_config(meta, base.variant).get("total_env_steps"),
         }
-        chosen = None if figures["trains"] else choose_change(table, base.get("lint"))
+        chosen = None if base.trains else choose_change(diagnosis)
         if chosen is None:
             steps.append(RepairStep(**figures))
             break
-        row, how = chosen
-        fields = rung_fields(meta, base["base_variant"], row["rung"])
+        rung, how = chosen
+        fields = rung_fields(meta, base.variant, rung.rung)
         steps.append(
             RepairStep(
                 **figures,
-                change=row["change"],
-                rung=row["rung"],
+                change=rung.change,
+                rung=rung.rung,
                 chosen_as=how,
-                change_iqm=_number(row["change_iqm"]),
-                change_learned=None if row["change_learned"] is None else int(row["change_learned"]),
-                change_seeds=int(row["seeds"]),
-                p_improvement=_number(row["effect_size"]),
-                ci_low=_number(row["ci_low"]),
-                ci_high=_number(row["ci_high"]),
-                p_adjusted=_number(row["p_adjusted"]),
+                change_iqm=rung.with_change.late_return_iqm,
+                change_learned=rung.with_change.learned,
+                change_seeds=rung.with_change.seeds,
+                p_improvement=rung.effect_size,
+                ci_low=rung.ci_low,
+                ci_high=rung.ci_high,
+                p_adjusted=rung.p_adjusted,
                 fields=fields,
             )
         )
         config = AgentConfig.from_dict({**current.config.to_dict(), **fields})
         current = ConfigFile(current.path, f"{loaded.name}-r{number + 1}", config, current.env)
         config_path = out / f"round-{number + 1}.toml"
-        header = f"Round {number + 1} of the repair path of {loaded.path.name}: {row['change']}"
+        header = f"Round {number + 1} of the repair path of {loaded.path.name}: {rung.change}"
         write_text_atomically(config_path, config_file_text(current.name, current.config, current.env, header))
-        converged, seeds = int(row["change_converged"] or 0), int(row["seeds"])
+        converged, seeds = int(rung.with_change.outcomes.get("converged", 0)), rung.with_change.seeds
         if trains(converged, seeds) or number == rounds:
             steps.append(
                 RepairStep(
@@ -184,9 +135,9 @@ def repair_path(
                     trains=trains(converged, seeds),
                     learned=converged,
                     seeds=seeds,
-                    late_return_iqm=_number(row["change_iqm"]),
+                    late_return_iqm=rung.with_change.late_return_iqm,
                     env_steps=figures["env_steps"],
-                    from_rung=row["rung"],
+                    from_rung=rung.rung,
                 )
             )
             break
@@ -197,12 +148,8 @@ def repair_path(
 
 def write_path(out: Path, loaded: ConfigFile, final: ConfigFile, steps: list[RepairStep]) -> None:
     """repair-path.json (every round) and, when a change was applied, repaired.toml."""
-    record = {
-        "config_file": str(loaded.path),
-        "repaired": REPAIRED_FILE if final.config != loaded.config else None,
-        "steps": [{**asdict(s), "line": path_line(s)} for s in steps],
-    }
-    write_text_atomically(out / PATH_FILE, json.dumps(record, indent=2))
+    path = RepairPath(str(loaded.path), REPAIRED_FILE if final.config != loaded.config else None, tuple(steps))
+    write_text_atomically(out / REPAIR_PATH_FILE, json.dumps(path.to_dict(), indent=2))
     if final.config != loaded.config:
         changes = "; ".join(s.change for s in steps if s.change)
         header = (

@@ -14,8 +14,11 @@ import pandas as pd
 from ablations.claims.article import Claim, Evidence, Summaries
 from agents.catalogue.bugs import CATALOGUE
 from agents.config import AgentConfig
+from agents.diagnosis.lint import lint
 from reports.analysis import stats
-from reports.analysis.metrics import SEED_OUTCOMES, seed_outcomes
+from reports.analysis.metrics import SEED_OUTCOMES, seed_outcomes, seed_summary
+from reports.diagnosis.record import Base, LintLine, SeedFigures, SymptomLine, rung_evidence
+from reports.diagnosis.symptoms import symptoms
 
 DIAGNOSIS_MODULE = "test_diagnosis.py"
 RUNG_METRIC = "late return: the change vs your DQN (P(change > base), one-sided Mann-Whitney U)"
@@ -33,33 +36,23 @@ def outcome_counts(summary, success_threshold: float) -> dict[str, int]:
     return {outcome: int(counts.get(outcome, 0)) for outcome in SEED_OUTCOMES}
 
 
-def _figures(summary, success_threshold: float) -> dict:
+def _figures(summary, success_threshold: float) -> SeedFigures:
     values = summary["late_return"].to_numpy(dtype=float)
-    return {
-        "late_return_iqm": stats.iqm(values),
-        "late_return_median": float(np.median(values)),
-        "learned": int((values >= success_threshold).sum()),
-        "seeds": int(values.size),
-        "outcomes": outcome_counts(summary, success_threshold),
-    }
+    return SeedFigures(
+        late_return_iqm=stats.iqm(values),
+        late_return_median=float(np.median(values)),
+        learned=int((values >= success_threshold).sum()),
+        seeds=int(values.size),
+        outcomes=outcome_counts(summary, success_threshold),
+    )
 
 
 def _rung_improves(rung: str, base: str, key: str, description: str):
     def evaluate(s: Summaries, alpha: float) -> Evidence:
         threshold = float(s[base].attrs["success_threshold"])
         verdict = stats.compare_greater(s[rung]["late_return"], s[base]["late_return"], alpha)
-        return Evidence(
-            verdict,
-            {
-                "rung": key,
-                "change": description,
-                "base_variant": base,
-                "rung_variant": rung,
-                "success_threshold": threshold,
-                "base": _figures(s[base], threshold),
-                "with_change": _figures(s[rung], threshold),
-            },
-        )
+        figures = (_figures(s[base], threshold), _figures(s[rung], threshold))
+        return Evidence(verdict, rung_evidence(key, description, base, rung, threshold, *figures))
 
     return evaluate
 
@@ -87,6 +80,37 @@ def rung_claims(settings) -> list[Claim]:
 # A bug "matches well" when the base sits this many spreads from the ladder's runs, on average
 # over the bug's signature features, in the declared directions. Fixed before any diagnosis.
 MATCH_THRESHOLD = 1.0
+
+
+def base_record(settings, run, rungs: list) -> Base:
+    """The base's part of the diagnosis record: what became of each seed of the user's DQN (run),
+    the config's lint as the user wrote it (before the session sized it), the runs' symptoms and
+    the bug catalogue read against the ladder's runs (rungs)."""
+    summary = seed_summary(run)
+    threshold = run.env_profile.success_threshold
+    counts = outcome_counts(summary, threshold)
+    interval = stats.wilson_interval(counts["converged"], len(summary))
+    return Base(
+        variant=run.variant,
+        config_file=str(settings.config_file.path),
+        trains=trains(counts["converged"], len(summary)),
+        success_threshold=threshold,
+        success_source=run.env_profile.success_source,
+        outcomes=counts,
+        late_returns=tuple(summary["late_return"].tolist()),
+        late_return_iqm=stats.iqm(summary["late_return"]),
+        share_converged=interval.estimate,
+        share_low=interval.low,
+        share_high=interval.high,
+        lint=tuple(LintLine.from_dict(finding.to_dict()) for finding in lint(settings.config_file.config)),
+        symptoms=tuple(
+            SymptomLine.from_dict(symptom.to_dict())
+            for symptom in symptoms(run.checkpoints, run.env_profile, run.config.gamma)
+        ),
+        skipped_rungs=tuple(settings.skipped_rungs),
+        bugs_in_config=tuple(bugs_in_config(run.config)),
+        bug_matches=tuple(bug_matches(summary, [seed_summary(r) for r in rungs])),
+    )
 
 
 def bugs_in_config(config: AgentConfig) -> list[str]:

@@ -126,6 +126,12 @@ def per_seed(checkpoints: pd.DataFrame, profile, gamma: float) -> pd.DataFrame:
     return out.reset_index()
 
 
+
+def seed_summary(run) -> pd.DataFrame:
+    """per_seed outcome metrics of a run (an agents.results.RunResult: its checkpoints, env
+    profile and discount): late return, divergence, collapse, ..."""
+    return per_seed(run.checkpoints, run.env_profile, run.config.gamma)
+
 def _late_median(late: pd.DataFrame, column: str) -> pd.Series:
     """Median of a column over each seed's late checkpoints (NaN where it was not recorded)."""
     if column not in late:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 import numpy as np
 from scipy import stats
@@ -22,7 +23,20 @@ PERMUTATIONS = 9_999
 # Verdicts that rest on a bootstrap distribution alone need this many seeds per group.
 MIN_BOOTSTRAP_SEEDS = 5
 
-SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+
+
+class Verdict(StrEnum):
+    """What a test of a claim concluded: supported, refuted (only the test in the opposite
+    direction rejecting), or inconclusive; ERROR marks a claim whose evidence crashed, which is
+    never a verdict on the data."""
+
+    SUPPORTED = "supported"
+    REFUTED = "refuted"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
+SUPPORTED, REFUTED, INCONCLUSIVE, ERROR = Verdict.SUPPORTED, Verdict.REFUTED, Verdict.INCONCLUSIVE, Verdict.ERROR
 
 
 def _as_array(values, name: str) -> np.ndarray:
@@ -167,10 +181,10 @@ def seeds_needed_for_rate_below(bound: float, rate: float, alpha: float = ALPHA,
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The outcome of testing one claim, in the project's vocabulary."""
+class Decision:
+    """The outcome of testing one claim, in the project's vocabulary: its verdict and numbers."""
 
-    verdict: str
+    verdict: Verdict
     statistic: str
     effect_size: float
     ci_low: float
@@ -181,8 +195,11 @@ class Verdict:
     # The one-sided p-value of the opposite direction: a refutation rests on it.
     p_opposite: float | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "verdict": str(self.verdict)}
 
 
 def decide(p_claimed: float, p_opposite: float, alpha: float = ALPHA) -> str:
@@ -195,7 +212,7 @@ def decide(p_claimed: float, p_opposite: float, alpha: float = ALPHA) -> str:
     return INCONCLUSIVE
 
 
-def compare_greater(x, y, alpha: float = ALPHA) -> Verdict:
+def compare_greater(x, y, alpha: float = ALPHA) -> Decision:
     """Claim 'x is larger than y' over seeds: one-sided Mann-Whitney U, effect size
     P(X > Y) with a stratified bootstrap interval."""
     a, b = _as_array(x, "x"), _as_array(y, "y")
@@ -203,7 +220,7 @@ def compare_greater(x, y, alpha: float = ALPHA) -> Verdict:
     effect = stratified_bootstrap_ci(a, b, probability_of_improvement)
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_improvement(effect.estimate, alpha) if verdict == INCONCLUSIVE else None
-    return Verdict(
+    return Decision(
         verdict,
         "P(X > Y)",
         effect.estimate,
@@ -216,7 +233,7 @@ def compare_greater(x, y, alpha: float = ALPHA) -> Verdict:
     )
 
 
-def compare_rates_greater(successes_x: int, n_x: int, successes_y: int, n_y: int, alpha: float = ALPHA) -> Verdict:
+def compare_rates_greater(successes_x: int, n_x: int, successes_y: int, n_y: int, alpha: float = ALPHA) -> Decision:
     """Claim 'rate x is larger than rate y': one-sided Fisher exact test; effect size the rate
     difference with a Newcombe (Wilson-based) interval."""
     table = [[successes_x, n_x - successes_x], [successes_y, n_y - successes_y]]
@@ -229,24 +246,24 @@ def compare_rates_greater(successes_x: int, n_x: int, successes_y: int, n_y: int
     high = diff + math.sqrt((wx.high - wx.estimate) ** 2 + (wy.estimate - wy.low) ** 2)
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_rates(wx.estimate, wy.estimate, alpha) if verdict == INCONCLUSIVE else None
-    return Verdict(verdict, "rate difference", diff, low, high, p_claimed, int(min(n_x, n_y)), needed, p_opposite)
+    return Decision(verdict, "rate difference", diff, low, high, p_claimed, int(min(n_x, n_y)), needed, p_opposite)
 
 
-def rate_below(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
+def rate_below(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Decision:
     """Claim 'the true rate is below bound': exact one-sided binomial test; Wilson interval."""
     p_claimed = float(stats.binomtest(successes, trials, bound, alternative="less").pvalue)
     p_opposite = float(stats.binomtest(successes, trials, bound, alternative="greater").pvalue)
     rate = wilson_interval(successes, trials)
     verdict = decide(p_claimed, p_opposite, alpha)
     needed = seeds_needed_for_rate_below(bound, rate.estimate, alpha) if verdict == INCONCLUSIVE else None
-    return Verdict(verdict, "rate", rate.estimate, rate.low, rate.high, p_claimed, trials, needed, p_opposite)
+    return Decision(verdict, "rate", rate.estimate, rate.low, rate.high, p_claimed, trials, needed, p_opposite)
 
 
-def rate_above(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Verdict:
+def rate_above(successes: int, trials: int, bound: float, alpha: float = ALPHA) -> Decision:
     """Claim 'the true rate is above bound': rate_below on the complementary outcome."""
     below = rate_below(trials - successes, trials, 1 - bound, alpha)
     rate = wilson_interval(successes, trials)
-    return Verdict(
+    return Decision(
         below.verdict,
         "rate",
         rate.estimate,
@@ -259,7 +276,7 @@ def rate_above(successes: int, trials: int, bound: float, alpha: float = ALPHA) 
     )
 
 
-def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha: float) -> Verdict:
+def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha: float) -> Decision:
     array = _as_array(values, "values")
     interval = bootstrap_ci(array, statistic)
     above, below = int(np.sum(array > threshold)), int(np.sum(array < threshold))
@@ -275,24 +292,24 @@ def _sign_test_verdict(values, threshold: float, statistic, greater: bool, alpha
     if verdict == INCONCLUSIVE and hits > misses:
         needed = seeds_needed_for_rate_below(0.5, misses / informative, alpha)
     name = getattr(statistic, "__name__", "statistic")
-    return Verdict(
+    return Decision(
         verdict, name, interval.estimate, interval.low, interval.high, p_claimed, int(array.size), needed, p_opposite
     )
 
 
-def location_above(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Verdict:
+def location_above(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Decision:
     """Claim 'values typically exceed threshold': exact one-sided sign test over seeds (valid
     at any n, and honest about small n: with 3 seeds the smallest p is 1/8). The effect size
     is statistic(values), by default the IQM, with a percentile bootstrap interval."""
     return _sign_test_verdict(values, threshold, statistic, True, alpha)
 
 
-def location_below(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Verdict:
+def location_below(values, threshold: float, statistic=iqm, alpha: float = ALPHA) -> Decision:
     """Claim 'values typically fall below threshold': the sign test of location_above, mirrored."""
     return _sign_test_verdict(values, threshold, statistic, False, alpha)
 
 
-def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Verdict:
+def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Decision:
     """Claim 'y falls (or rises) as x grows': one-sided Spearman rank correlation test; the
     effect size is rho with a bootstrap interval over (x, y) pairs."""
     a, b = _as_array(x, "x"), _as_array(y, "y")
@@ -335,7 +352,7 @@ def spearman_trend(x, y, decreasing: bool, alpha: float = ALPHA) -> Verdict:
     needed = None
     if verdict == INCONCLUSIVE and rho != 0 and (rho < 0) == decreasing:
         needed = seeds_needed_for_spearman(rho, alpha)
-    return Verdict(verdict, "spearman rho", rho, low, high, p_claimed, int(a.size), needed, p_opposite)
+    return Decision(verdict, "spearman rho", rho, low, high, p_claimed, int(a.size), needed, p_opposite)
 
 
 def seeds_needed_for_spearman(rho: float, alpha: float = ALPHA, power: float = 0.8) -> int:

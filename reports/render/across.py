@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from reports.analysis.stats import Verdict
 from reports.render.html import TEMPLATES, _interval, _num, _p, share_cells, write_text_atomically  # noqa: E402
 from reports.render.tables import attribution, verdict_fields  # noqa: E402
 from reports.results import ReportError, Results, load_results
@@ -30,7 +31,7 @@ from reports.results import ReportError, Results, load_results
 COLUMNS = ["claim_key", "claim", "env_id", "profile", "verdict", "statistic", "effect_size", "ci_low", "ci_high"]
 COLUMNS += ["p_value", "p_adjusted", "seeds_used"]
 # The heatmap's colour: which way the verdict went (the effect's own scale differs by claim).
-VERDICT_SIGN = {"supported": 1.0, "inconclusive": 0.0, "refuted": -1.0}
+VERDICT_SIGN = {Verdict.SUPPORTED: 1.0, Verdict.INCONCLUSIVE: 0.0, Verdict.REFUTED: -1.0}
 
 
 def claims_by_env(results: list[Results]) -> pd.DataFrame:
@@ -95,7 +96,7 @@ def heatmap(frame: pd.DataFrame, path: Path) -> Path:
     sign = frame.pivot(index="claim_key", columns="env_id", values="verdict").reindex(index=keys, columns=envs)
     effect = frame.pivot(index="claim_key", columns="env_id", values="effect_size").reindex(index=keys, columns=envs)
     colour = sign.apply(lambda column: column.map(VERDICT_SIGN)).astype(float)
-    labels = np.vectorize(lambda v, e: "error" if v == "error" else ("" if pd.isna(e) else f"{e:.2g}\n{v}"))(
+    labels = np.vectorize(lambda v, e: "error" if v == Verdict.ERROR else ("" if pd.isna(e) else f"{e:.2g}\n{v}"))(
         sign.to_numpy(dtype=object), effect.to_numpy(dtype=float)
     )
     fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(envs), 0.9 + 0.75 * len(keys)))

@@ -16,9 +16,11 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from reports.diagnosis.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, Cause
+from reports.analysis.stats import Verdict
+from reports.diagnosis.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, diagnosis_causes
+from reports.diagnosis.record import BASE_PROPERTY, RUNG_PROPERTY, Base, Cause, Diagnosis, Rung
 from reports.render.figures import render_figures
-from reports.render.tables import diagnosis_base, diagnosis_causes, export_tables, repair_path
+from reports.render.tables import export_tables
 from reports.results import Results, load_results
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -62,7 +64,7 @@ def _p_clause(value) -> str:
 
 def reading(row: pd.Series) -> str:
     """One plain-language sentence for a claim's verdict."""
-    if row["verdict"] == "error":
+    if row["verdict"] == Verdict.ERROR:
         return f"The test crashed before it could reach a verdict: {row.get('error') or 'see the test log'}."
     effect = (
         f"{row['statistic']} = {_num(row['effect_size'])} (95% interval {_interval(row['ci_low'], row['ci_high'])})"
@@ -71,20 +73,20 @@ def reading(row: pd.Series) -> str:
     n = f"{int(seeds)} seeds per variant" if seeds is not None and pd.notna(seeds) else "the seeds"
     adjusted = row.get("p_adjusted")
     holm = f" (Holm-adjusted over the family: {_p(adjusted)})" if adjusted is not None and pd.notna(adjusted) else ""
-    if row["verdict"] == "supported":
+    if row["verdict"] == Verdict.SUPPORTED:
         return f"The data back it: {effect}, {_p_clause(row['p_value'])}{holm} over {n}."
-    if row["verdict"] == "refuted":
+    if row["verdict"] == Verdict.REFUTED:
         return (
             f"The data contradict it: {effect}; the opposite direction is significant after Holm's adjustment, "
             f"over {n}."
         )
-    if row["verdict"] == "inconclusive" and pd.notna(row.get("conditional_power")):
+    if row["verdict"] == Verdict.INCONCLUSIVE and pd.notna(row.get("conditional_power")):
         return (
             f"Stopped for futility after {n}: {effect}, {_p_clause(row['p_value'])}. Even if the effect seen so far"
             f" is the true one, the last look would settle it with probability {_num(row['conditional_power'])},"
             " so no more seeds were spent on it."
         )
-    if row["verdict"] == "inconclusive":
+    if row["verdict"] == Verdict.INCONCLUSIVE:
         needed = row.get("seeds_needed")
         more = (
             f" About {int(needed)} seeds per variant would settle it."
@@ -96,37 +98,41 @@ def reading(row: pd.Series) -> str:
 
 
 VERDICT_ENDINGS = {
-    "supported": "it helps",
-    "refuted": "it hurts",
-    "inconclusive": "not settled by these seeds",
+    Verdict.SUPPORTED: "it helps",
+    Verdict.REFUTED: "it hurts",
+    Verdict.INCONCLUSIVE: "not settled by these seeds",
 }
 
 
-def change_sentence(row: pd.Series) -> str:
+def _figures_move(rung: Rung) -> str:
+    base, changed = rung.base.late_return_iqm, rung.with_change.late_return_iqm
+    if changed == base:
+        return f"leaves late return (IQM) at {_num(base)}"
+    return f"{'lifts' if changed > base else 'lowers'} late return (IQM) from {_num(base)} to {_num(changed)}"
+
+
+def change_sentence(rung: Rung) -> str:
     """One plain sentence for a rung of a diagnosis: what the change does to late return, how
     sure we are, and how many seeds learn with it."""
-    if row["verdict"] == "error" or pd.isna(row["effect_size"]):
-        return f"{row['change']}: the comparison crashed ({_text(row['error']) or 'see the test log'})."
-    base, changed = float(row["base_iqm"]), float(row["change_iqm"])
-    seeds = int(row["seeds"])
-    if changed == base:
-        moves = f"leaves late return (IQM) at {_num(base)}"
-    else:
-        moves = f"{'lifts' if changed > base else 'lowers'} late return (IQM) from {_num(base)} to {_num(changed)}"
+    if rung.verdict == Verdict.ERROR or rung.effect_size is None or rung.gain is None:
+        return f"{rung.change}: the comparison crashed ({_text(rung.error) or 'see the test log'})."
+    seeds = rung.with_change.seeds
     return (
-        f"{row['change']} {moves}; "
-        f"P(improvement) = {row['effect_size']:.2f} {_interval(row['ci_low'], row['ci_high'])}, "
-        f"Holm-adjusted {_p_clause(row['p_adjusted'])}; {int(row['change_learned'])} of {seeds} seeds learn "
-        f"(as given: {int(row['base_learned'])} of {seeds}): {VERDICT_ENDINGS.get(row['verdict'], row['verdict'])}."
+        f"{rung.change} {_figures_move(rung)}; "
+        f"P(improvement) = {rung.effect_size:.2f} {_interval(rung.ci_low, rung.ci_high)}, "
+        f"Holm-adjusted {_p_clause(rung.p_adjusted)}; {rung.with_change.learned} of {seeds} seeds learn "
+        f"(as given: {rung.base.learned} of {seeds}): {VERDICT_ENDINGS.get(rung.verdict, rung.verdict)}."
     )
 
 
-def _moves(rung: dict) -> str:
+def _moves(rung: Rung) -> str:
     """'late return (IQM) 9.6 -> 240, P(improvement) = 1.00 [0.9, 1], Holm-adjusted p = 0.002'."""
+    base = rung.base.late_return_iqm if rung.base else None
+    changed = rung.with_change.late_return_iqm if rung.with_change else None
     return (
-        f"late return (IQM) {_num(rung['base_iqm'])} -> {_num(rung['change_iqm'])}, P(improvement) = "
-        f"{rung['effect_size']:.2f} {_interval(rung['ci_low'], rung['ci_high'])}, Holm-adjusted "
-        f"{_p_clause(rung['p_adjusted'])}"
+        f"late return (IQM) {_num(base)} -> {_num(changed)}, P(improvement) = "
+        f"{rung.effect_size:.2f} {_interval(rung.ci_low, rung.ci_high)}, Holm-adjusted "
+        f"{_p_clause(rung.p_adjusted)}"
     )
 
 
@@ -134,36 +140,36 @@ def cause_sentence(cause: Cause) -> str:
     """One sentence for a named cause: what the config says (for a lint finding), what changing
     that field alone did, and how sure we are."""
     rung, finding = cause.rung, cause.finding
-    flagged = "" if finding is None else f"{finding['field']} = {finding['value']}: {finding['why']}"
+    flagged = "" if finding is None else f"{finding.field} = {finding.value}: {finding.why}"
     if cause.kind == CONFIRMED:
         others = f"; {cause.other_helping} other change(s) of {cause.field} help too" if cause.other_helping else ""
-        return f"{flagged}. Changing it alone helps: {rung['change']}, {_moves(rung)}{others}. Fix: {finding['fix']}."
+        return f"{flagged}. Changing it alone helps: {rung.change}, {_moves(rung)}{others}. Fix: {finding.fix}."
     if cause.kind == FOUND:
-        return f"{rung['change']} helps: {_moves(rung)}; no lint rule flags {cause.field}."
+        return f"{rung.change} helps: {_moves(rung)}; no lint rule flags {cause.field}."
     if cause.kind == CONTRADICTED:
-        return f"{flagged}; but changing it alone hurts: {rung['change']}, {_moves(rung)}."
+        return f"{flagged}; but changing it alone hurts: {rung.change}, {_moves(rung)}."
     if cause.kind == UNSETTLED:
-        needed = rung.get("seeds_needed")
-        more = f"; about {int(needed)} seeds would settle it" if needed is not None and pd.notna(needed) else ""
+        needed = rung.seeds_needed
+        more = f"; about {needed} seeds would settle it" if needed is not None else ""
         return (
-            f"{flagged}. Not settled whether changing it alone helps: {rung['change']}, P(improvement) = "
-            f"{rung['effect_size']:.2f} {_interval(rung['ci_low'], rung['ci_high'])}{more}. Fix: {finding['fix']}."
+            f"{flagged}. Not settled whether changing it alone helps: {rung.change}, P(improvement) = "
+            f"{rung.effect_size:.2f} {_interval(rung.ci_low, rung.ci_high)}{more}. Fix: {finding.fix}."
         )
-    return f"{flagged}. No one-knob change of {cause.field} was tried; {finding['fix']}."
+    return f"{flagged}. No one-knob change of {cause.field} was tried; {finding.fix}."
 
 
 def literature_reading(row: pd.Series, env_id: str, env_steps: int | None) -> str:
     """One sentence on how our verdict relates to the paper's, naming what differs in scale."""
     here = f"{env_id}, {_num(row['seeds_used'])} seeds per cell" + (f" x {env_steps:,} steps" if env_steps else "")
     setting = _text(row.get("setting")) or "the paper's setting"
-    if row["verdict"] == "supported":
+    if row["verdict"] == Verdict.SUPPORTED:
         return f"Holds here too ({here}), at a much smaller scale than {setting}."
-    if row["verdict"] == "refuted":
+    if row["verdict"] == Verdict.REFUTED:
         return (
             f"Does not hold here: the opposite is significant ({here}). The paper's setting was {setting}; "
             "the difference may lie in the scale, the environment or the metric."
         )
-    if row["verdict"] == "inconclusive":
+    if row["verdict"] == Verdict.INCONCLUSIVE:
         futile = row.get("conditional_power")
         stop = f"; stopped for futility (conditional power {_num(futile)})" if pd.notna(futile) else ""
         return f"Not settled here ({here}): neither direction is significant after Holm's adjustment{stop}."
@@ -178,13 +184,13 @@ def _recognised(row) -> str:
     return f"{hits} of {int(row['seeds'])} ({100 * row['recognised']:.0f}%; chance {100 * row['chance']:.0f}%)"
 
 
-def bug_sentence(base: dict) -> str:
+def bug_sentence(base: Base) -> str:
     """What the bug catalogue says about the diagnosed DQN: bugs its config switches on, then
     the best signature matches (or that nothing matches well)."""
     parts = []
-    if base.get("bugs_in_config"):
-        parts.append(f"Its config itself has: {', '.join(base['bugs_in_config'])} (python -m agents bugs).")
-    matches = base.get("bug_matches") or []
+    if base.bugs_in_config:
+        parts.append(f"Its config itself has: {', '.join(base.bugs_in_config)} (dqn-ablations bugs).")
+    matches = base.bug_matches
     good = [m for m in matches if m.get("matches")]
     if good:
         listed = ", ".join(f"{m['bug']} (score {m['score']:.1f})" for m in good[:3])
@@ -197,22 +203,22 @@ def bug_sentence(base: dict) -> str:
     return " ".join(parts)
 
 
-def base_sentence(base: dict, changes: pd.DataFrame | None = None) -> str:
+def base_sentence(base: Base, rungs: tuple[Rung, ...] = ()) -> str:
     """What became of the diagnosed DQN's seeds, in one sentence; and, where changes were settled
     with seeds on demand, the base as those comparisons saw it (more seeds than its first look)."""
-    counts = base.get("outcomes") or {}
+    counts = base.outcomes
     seeds = sum(counts.values())
     parts = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
     sentence = (
-        f"Of {seeds} seeds: {parts}. Late return IQM {_num(base.get('late_return_iqm'))}; a seed converges when its "
-        f"late return reaches {_num(base.get('success_threshold'))} ({base.get('success_source', 'the env profile')})."
+        f"Of {seeds} seeds: {parts}. Late return IQM {_num(base.late_return_iqm)}; a seed converges when its "
+        f"late return reaches {_num(base.success_threshold)} ({base.success_source or 'the env profile'})."
     )
-    compared = pd.to_numeric(changes["seeds"]) if changes is not None and len(changes) else pd.Series(dtype=float)
-    if compared.notna().any() and compared.max() > seeds:
-        widest = changes.loc[compared.idxmax()]
+    compared = [r for r in rungs if r.base is not None and r.with_change is not None]
+    widest = max(compared, key=lambda r: r.with_change.seeds, default=None)
+    if widest is not None and widest.with_change.seeds > seeds:
         sentence += (
-            f" Changes settled with seeds on demand compare against it at up to {int(compared.max())} seeds "
-            f"(late return IQM {_num(widest['base_iqm'])} there)."
+            f" Changes settled with seeds on demand compare against it at up to {widest.with_change.seeds} seeds "
+            f"(late return IQM {_num(widest.base.late_return_iqm)} there)."
         )
     return sentence
 
@@ -335,29 +341,25 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
             "outcome": row["outcome"],
         }
         for _, row in tables["tests"].iterrows()
-        if row["property"] not in ("claims", "literature", "bugs", "diagnosis", "diagnosis-base")
+        if row["property"] not in ("claims", "literature", "bugs", RUNG_PROPERTY, BASE_PROPERTY)
     ]
-    base = diagnosis_base(results)
+    record = Diagnosis.from_results(results)
     diagnosis = None
-    if base is not None:
+    if record is not None:
+        base = record.base
         diagnosis = {
-            "config_file": base.get("config_file", ""),
-            "variant": base.get("base_variant", ""),
-            "trains": base["outcome"] == "passed",
-            "base": base_sentence(base, tables["diagnosis"]),
-            "skipped": base.get("skipped_rungs") or [],
+            "config_file": base.config_file,
+            "variant": base.variant,
+            "trains": base.trains,
+            "base": base_sentence(base, record.rungs),
+            "skipped": list(base.skipped_rungs),
             "bugs": bug_sentence(base),
             # What the config and the runs say on their own, before any change is tried.
-            "lint": [f"{f['field']} = {f['value']}: {f['why']}; {f['fix']}." for f in base.get("lint") or []],
-            "symptoms": [s["sentence"] for s in base.get("symptoms") or []],
-            "causes": [
-                {"kind": c.kind, "sentence": cause_sentence(c)} for c in diagnosis_causes(results, tables["diagnosis"])
-            ],
-            "repair": repair_path(results),
-            "changes": [
-                {"verdict": row["verdict"], "sentence": change_sentence(row)}
-                for _, row in tables["diagnosis"].iterrows()
-            ],
+            "lint": [f"{finding.line()}." for finding in base.lint],
+            "symptoms": [symptom.sentence for symptom in base.symptoms],
+            "causes": [{"kind": c.kind, "sentence": cause_sentence(c)} for c in diagnosis_causes(record)],
+            "repair": None if record.repair is None else record.repair.to_dict(),
+            "changes": [{"verdict": rung.verdict, "sentence": change_sentence(rung)} for rung in record.rungs],
         }
     summary = [
         {

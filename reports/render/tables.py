@@ -10,8 +10,8 @@ import pandas as pd
 
 from reports.analysis import factorial, stats
 from reports.analysis.metrics import per_seed, soft_divergence_bound, soft_divergence_rates
-from reports.diagnosis.cause import Cause, named_causes
-from reports.results import ReportError, Results
+from reports.diagnosis.record import Diagnosis
+from reports.results import Results
 
 
 def seed_table(results: Results) -> pd.DataFrame:
@@ -175,28 +175,6 @@ def success_thresholds(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns + ["ci_low", "ci_high", "p_value"])
 
 
-DIAGNOSIS_COLUMNS = [
-    "rung",
-    "change",
-    "verdict",
-    "effect_size",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "p_adjusted",
-    "seeds_used",
-    "base_iqm",
-    "change_iqm",
-    "base_learned",
-    "change_learned",
-    "change_converged",
-    "seeds",
-    "seeds_needed",
-    "fields",
-    "error",
-]
-
-
 def recognition(results: Results) -> pd.DataFrame:
     """The bug-recognition check's table: per label, seeds, recognised share, chance and p."""
     rows = []
@@ -213,76 +191,11 @@ def verdict_fields(row) -> dict:
     return {name: getattr(row, name) for name in VERDICT_FIELDS}
 
 
-def diagnosis_base(results: Results) -> dict | None:
-    """The diagnosed DQN's own row: its seeds' outcomes and late returns (None if no diagnosis)."""
-    rows = results.tests[results.tests["property"] == "diagnosis-base"]
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
-    return {"outcome": row["outcome"], **(json.loads(row["details"]) if row["details"] else {})}
-
-
-def repair_path(results: Results) -> dict | None:
-    """The diagnosis' repair path (repair-path.json, written by `diagnose`), or None."""
-    path = results.directory / "repair-path.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: not a readable repair path ({exc})") from None
-
-
-def changed_fields(base: dict, rung: dict) -> list[str]:
-    """The config fields a rung sets otherwise than the base, as the two recorded configs say
-    (empty when either was not recorded)."""
-    if not base or not rung:
-        return []
-    return sorted(k for k in base.keys() | rung.keys() if base.get(k) != rung.get(k))
-
-
 def diagnosis(results: Results) -> pd.DataFrame:
-    """The rungs of a diagnosis ranked by their effect on late return: P(change > base) first,
-    then the change in late-return IQM; crashed rungs last."""
-    rows = []
-    configs = results.variant_configs
-    for row in results.tests[results.tests["property"] == "diagnosis"].itertuples():
-        details = json.loads(row.details) if row.details else {}
-        base, changed = details.get("base") or {}, details.get("with_change") or {}
-        base_config, rung_config = (configs.get(details.get(k), {}) for k in ("base_variant", "rung_variant"))
-        fields = changed_fields(base_config, rung_config)
-        rows.append(
-            {
-                "rung": details.get("rung") or row.test,
-                "change": details.get("change") or row.claim,
-                **verdict_fields(row),
-                "seeds_used": details.get("seeds_used"),
-                "base_iqm": base.get("late_return_iqm"),
-                "change_iqm": changed.get("late_return_iqm"),
-                "base_learned": base.get("learned"),
-                "change_learned": changed.get("learned"),
-                "change_converged": (changed.get("outcomes") or {}).get("converged"),
-                "seeds": changed.get("seeds"),
-                "seeds_needed": getattr(row, "seeds_needed", None),
-                "fields": ", ".join(fields),
-                "error": details.get("error"),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
-    if frame.empty:
-        return frame
-    gain = pd.to_numeric(frame["change_iqm"]) - pd.to_numeric(frame["base_iqm"])
-    order = frame.assign(_p=pd.to_numeric(frame["effect_size"]).fillna(-1), _gain=gain.fillna(-np.inf))
-    return order.sort_values(["_p", "_gain"], ascending=False).drop(columns=["_p", "_gain"]).reset_index(drop=True)
-
-
-def diagnosis_causes(results: Results, ranked: pd.DataFrame | None = None) -> list[Cause]:
-    """The diagnosis' named causes, most likely first (reports.diagnosis.cause), from the base's recorded
-    lint findings and the ranked rungs (`ranked`: diagnosis(results), when already computed)."""
-    base = diagnosis_base(results)
-    if base is None:
-        return []
-    return named_causes(base.get("lint") or [], diagnosis(results) if ranked is None else ranked)
+    """The rungs of a diagnosis ranked by their effect on late return (reports.diagnosis.record),
+    as a table: P(change > base) first, then the change in late-return IQM; crashed rungs last."""
+    record = Diagnosis.from_results(results)
+    return Diagnosis.empty_table() if record is None else record.table()
 
 
 def export_tables(results: Results, directory: str | Path) -> dict[str, pd.DataFrame]:

@@ -1,27 +1,26 @@
 """Named causes: lint findings read against the rungs that change their field (tiny exact cases)."""
 
-import pandas as pd
 import pytest
 
 from reports.diagnosis.cause import CONFIRMED, CONTRADICTED, FOUND, UNSETTLED, UNTESTED, Cause, named_causes
+from reports.diagnosis.record import Base, LintLine, Rung, SeedFigures, changed_fields, split_fields
 from reports.render.html import cause_sentence
-from reports.render.tables import changed_fields
 
 
-def finding(field: str, value="1", why="why", fix="fix") -> dict:
-    return {"rule": f"rule-{field}", "field": field, "value": value, "why": why, "fix": fix}
+def finding(field: str, value="1", why="why", fix="fix") -> LintLine:
+    return LintLine(f"rule-{field}", field, value, why, fix)
 
 
-def rung(key: str, fields: str, verdict: str, p: float = 0.9, **extra) -> dict:
-    return {
-        "rung": key, "change": f"Change {key}", "verdict": verdict, "effect_size": p, "ci_low": p - 0.1,
-        "ci_high": min(1.0, p + 0.1), "p_value": 0.001, "p_adjusted": 0.01, "base_iqm": 10.0, "change_iqm": 200.0,
-        "seeds_needed": None, "fields": fields, **extra,
-    }  # fmt: skip
+def rung(key: str, fields: str, verdict: str, p: float = 0.9, seeds: int = 8, base_iqm: float = 10.0, **extra) -> Rung:
+    return Rung(
+        rung=key, change=f"Change {key}", verdict=verdict, effect_size=p, ci_low=p - 0.1, ci_high=min(1.0, p + 0.1),
+        p_value=0.001, p_adjusted=0.01, fields=tuple(sorted(split_fields(fields))),
+        base=SeedFigures(base_iqm, None, 0, seeds), with_change=SeedFigures(200.0, None, 0, seeds), **extra,
+    )  # fmt: skip
 
 
-def ranked(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame(list(rows))
+def ranked(*rows: Rung) -> tuple[Rung, ...]:
+    return rows
 
 
 def test_a_finding_whose_field_a_helping_change_sets_is_confirmed_by_the_best_such_change():
@@ -32,7 +31,7 @@ def test_a_finding_whose_field_a_helping_change_sets_is_confirmed_by_the_best_su
     )
     causes = named_causes([finding("target_sync_period")], changes)
     assert [(c.kind, c.field) for c in causes] == [(CONFIRMED, "target_sync_period")]
-    assert causes[0].rung["rung"] == "no-target" and causes[0].other_helping == 1
+    assert causes[0].rung.rung == "no-target" and causes[0].other_helping == 1
     assert causes[0].fields == {"target_sync_period"}
 
 
@@ -65,7 +64,7 @@ def test_confirmed_first_in_lint_order_then_found_then_unsettled_untested_contra
 def test_an_unsettled_change_of_the_field_outranks_a_hurting_one():
     changes = ranked(rung("lr-x0.1", "learning_rate", "inconclusive", 0.6), rung("lr-x10", "learning_rate", "refuted"))
     (cause,) = named_causes([finding("learning_rate")], changes)
-    assert cause.kind == UNSETTLED and cause.rung["rung"] == "lr-x0.1"
+    assert cause.kind == UNSETTLED and cause.rung.rung == "lr-x0.1"
 
 
 def test_a_helping_change_of_a_flagged_field_is_its_confirmation_not_a_second_cause():
@@ -78,7 +77,7 @@ def test_crashed_rungs_leave_a_finding_untested_and_nothing_is_named_without_evi
     changes = ranked(rung("lr-x0.1", "learning_rate", "error"), rung("huber", "loss", "inconclusive"))
     assert [c.kind for c in named_causes([finding("learning_rate")], changes)] == [UNTESTED]
     assert named_causes([], changes) == []
-    assert named_causes([], pd.DataFrame()) == []
+    assert named_causes([], ()) == []
 
 
 def test_a_cause_without_its_evidence_is_refused():
@@ -92,9 +91,9 @@ def test_a_cause_without_its_evidence_is_refused():
 
 def test_changed_fields_are_the_keys_whose_values_differ():
     base = {"gamma": 0.5, "learning_rate": 1e-3, "double_q": False}
-    assert changed_fields(base, {**base, "gamma": 0.99}) == ["gamma"]
-    assert changed_fields(base, {"gamma": 0.5, "learning_rate": 1e-3, "tau": 1.0}) == ["double_q", "tau"]
-    assert changed_fields({}, base) == []
+    assert changed_fields(base, {**base, "gamma": 0.99}) == ("gamma",)
+    assert changed_fields(base, {"gamma": 0.5, "learning_rate": 1e-3, "tau": 1.0}) == ("double_q", "tau")
+    assert changed_fields({}, base) == ()
 
 
 def test_each_kind_reads_as_one_sentence_with_its_evidence():
@@ -107,7 +106,7 @@ def test_each_kind_reads_as_one_sentence_with_its_evidence():
     found = cause_sentence(Cause(FOUND, "double_q", None, rung("double-q", "double_q", "supported")))
     assert found.startswith("Change double-q helps: late return (IQM) 10 -> 200")
     assert "no lint rule flags double_q" in found
-    unsettled = Cause(UNSETTLED, "gamma", finding("gamma"), rung("g", "gamma", "inconclusive", 0.7, seeds_needed=40.0))
+    unsettled = Cause(UNSETTLED, "gamma", finding("gamma"), rung("g", "gamma", "inconclusive", 0.7, seeds_needed=40))
     assert "Not settled whether changing it alone helps" in cause_sentence(unsettled)
     assert "about 40 seeds would settle it" in cause_sentence(unsettled)
     assert "No one-knob change of gamma was tried" in cause_sentence(Cause(UNTESTED, "gamma", finding("gamma"), None))
@@ -118,13 +117,13 @@ def test_each_kind_reads_as_one_sentence_with_its_evidence():
 def test_the_base_sentence_says_when_changes_compared_against_more_of_its_seeds():
     from reports.render.html import base_sentence
 
-    base = {"outcomes": {"converged": 1, "soft-diverged": 7}, "late_return_iqm": 109.0, "success_threshold": 250}
+    outcomes = {"converged": 1, "soft-diverged": 7}
+    base = Base("b", "b.toml", False, 250, "", outcomes, (0.0,) * 8, 109.0, None, None, None)
     first_look = base_sentence(base)
     assert first_look.startswith("Of 8 seeds: 1 converged, 7 soft-diverged. Late return IQM 109;")
-    on_demand = ranked({**rung("a", "gamma", "supported"), "seeds": 16, "base_iqm": 106.0},
-                       {**rung("b", "loss", "inconclusive"), "seeds": 8, "base_iqm": 109.0})  # fmt: skip
+    on_demand = (rung("a", "gamma", "supported", seeds=16, base_iqm=106.0), rung("b", "loss", "inconclusive"))
     assert base_sentence(base, on_demand) == (
         first_look + " Changes settled with seeds on demand compare against it at up to 16 seeds (late return IQM 106 "
         "there)."
     )
-    assert base_sentence(base, on_demand.assign(seeds=8)) == first_look
+    assert base_sentence(base, (rung("b", "loss", "inconclusive"),)) == first_look
