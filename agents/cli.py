@@ -33,7 +33,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dqn-ablations", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("variants", help="list the named agent variants")
     sub.add_parser("bugs", help="list the bug catalogue: each bug, what it does, where it is seen, its symptom")
@@ -77,7 +77,7 @@ def import_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: -o={args.output!r}: cannot write ({exc.strerror})", file=sys.stderr)
         return 2
-    print(f"wrote {out} (lint it: python -m ablations lint {out})")
+    print(f"wrote {out} (lint it: dqn-ablations lint {out})")
     return 0
 
 

@@ -1,11 +1,14 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from agents.catalogue.presets import VARIANTS
 from agents.cli import main
 from agents.results import RunResult
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_variants_lists_every_preset_with_its_summary(capsys):
@@ -70,3 +73,35 @@ def test_bugs_lists_the_catalogue(capsys):
     assert len(CATALOGUE) >= 8
     for bug in CATALOGUE:
         assert bug.name in out and bug.seen_in in out and bug.symptom in out
+
+
+def test_one_command_line_lists_every_subcommand(capsys):
+    from ablations.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    expected = {"train", "import", "lint", "diagnose", "probe", "report", "known-causes", "bench", "variants", "bugs"}
+    assert expected <= set(COMMANDS)
+    assert all(f"  {name} " in listed for name in COMMANDS)
+    assert main(["no-such-command"]) == 2
+    assert "unknown command 'no-such-command'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["train", "lint", "diagnose", "report", "known-causes", "bench", "variants"])
+def test_each_subcommand_answers_help_under_its_own_name(name, capsys):
+    from ablations.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0
+    assert "dqn-ablations" in capsys.readouterr().out
+
+
+ALIASES = [["agents", "variants"], ["agents.bench", "--help"], ["ablations.known_causes", "--help"],
+           ["reports", "--help"], ["ablations", "variants"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_the_old_entry_points_are_aliases(alias):
+    out = subprocess.run([sys.executable, "-m", *alias], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr

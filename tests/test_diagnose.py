@@ -140,7 +140,7 @@ def test_bad_input_is_one_line_before_anything_trains(user_dir, text, message):
 
 
 def test_diagnose_says_what_it_will_train_before_it_trains():
-    from ablations.__main__ import build_parser, plan
+    from ablations.diagnosis.command import build_parser, plan
     from agents.configfile import load_config_file
 
     example = ROOT / "examples" / "article-example-1.toml"

@@ -141,7 +141,7 @@ def test_the_import_command_writes_a_toml_with_provenance_and_fails_in_one_line(
 
 
 def test_lint_takes_the_sources_directly(capsys):
-    from ablations.__main__ import main as ablations_main
+    from ablations.diagnosis.command import main as ablations_main
 
     assert ablations_main(["lint", "--from", "cleanrl", str(IMPORTS / "cleanrl-defaults.txt")]) == 0
     assert ablations_main(["lint", "--from", "rl-zoo", str(ZOO), "--env", "Acrobot-v1"]) == 0

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ablations.__main__ import main
+from ablations.diagnosis.command import main
 from agents.config import AgentConfig
 from agents.configfile import load_config_file
 from agents.diagnosis.lint import BREAKS_VALUES, ORDER_CLASSES, POINTLESS, RULES, SECONDARY, Finding, lint

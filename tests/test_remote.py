@@ -236,7 +236,7 @@ def test_the_suite_on_ray_writes_the_same_results_as_the_local_executor(pytester
 
 
 def test_diagnose_hands_the_executor_to_pytest_and_trains_in_one_process_on_ray():
-    from ablations.__main__ import build_parser, pytest_args
+    from ablations.diagnosis.command import build_parser, pytest_args
 
     local = pytest_args(build_parser().parse_args(["diagnose", "my.toml"]), "my")
     assert local[-2:] == ["-n", "auto"] and not any(a.startswith("--ablation-executor") for a in local)

@@ -1,6 +1,6 @@
 """Our engine against Stable-Baselines3's own DQN fed the same random numbers.
 
-docs/sb3_crosscheck.py --lockstep gives SB3's DQN our seed's start weights, exploration draws,
+ablations/sb3_crosscheck.py --lockstep gives SB3's DQN our seed's start weights, exploration draws,
 replay indices and env reset seed (each substitution keeps its draw's distribution), trains both
 on an imported rl-zoo entry, and finds the first env step whose action differs and the first
 update after which either network's bits differ. Both sides then score the last common network
@@ -10,13 +10,10 @@ shows up as a parted run or a different score. CI installs the sb3 extra, so the
 """
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import NEEDS_BOX2D
-
-SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "sb3_crosscheck.py"
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("stable_baselines3") is None, reason="Stable-Baselines3 is not installed ([sb3] extra)"
@@ -25,10 +22,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def crosscheck():
-    spec = importlib.util.spec_from_file_location("sb3_crosscheck", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from ablations import sb3_crosscheck
+
+    return sb3_crosscheck
 
 
 # Long enough for each entry to pass learning_starts, run several bursts and sync the target

@@ -1,4 +1,4 @@
-"""`python -m ablations.diagnosis.known_causes [DIR]`: the diagnosis benchmark on configs with a known cause.
+"""`dqn-ablations known-causes [DIR]`: the diagnosis benchmark on configs with a known cause.
 
 Each config in examples/known-causes/ fails for one stated reason (its first comment line).
 This runs `diagnose` on each (quick profile by default, no repair path unless --rounds), and

@@ -153,7 +153,7 @@ def write_path(out: Path, loaded: ConfigFile, final: ConfigFile, steps: list[Rep
     if final.config != loaded.config:
         changes = "; ".join(s.change for s in steps if s.change)
         header = (
-            f"{loaded.path.name} repaired by `python -m ablations diagnose` ({len(steps) - 1} change(s)):\n"
+            f"{loaded.path.name} repaired by `dqn-ablations diagnose` ({len(steps) - 1} change(s)):\n"
             f"{changes}\n"
             + ("It trains: a majority of its seeds converged" if steps[-1].trains else "It does not train yet")
             + (f" at {steps[-1].env_steps:,} env steps per seed." if steps[-1].env_steps else ".")

@@ -120,7 +120,7 @@ def _seed_counts(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents.textbook.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="dqn-ablations bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median is reported")
     parser.add_argument("--steps", type=int, default=2_000, help="env steps per run")
     parser.add_argument("--out", default="bench-results", help="directory for bench.csv and bench.json")

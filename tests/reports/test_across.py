@@ -6,8 +6,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from reports.__main__ import main
 from reports.analysis import factorial
+from reports.cli import main
 from reports.render.across import attribution_by_env, claims_by_env, env_reach
 from reports.results import ReportError, load_results
 

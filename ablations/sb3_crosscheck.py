@@ -1,7 +1,7 @@
 """Stable-Baselines3's own DQN beside ours, from the same imported rl-zoo config.
 
     pip install -e ".[sb3]"
-    python docs/sb3_crosscheck.py --env CartPole-v1 --seeds 10 --out sb3-check
+    dqn-ablations sb3-crosscheck --env CartPole-v1 --seeds 10 --out sb3-check
 
 Both train every seed on the zoo entry's schedule (agents/importers/formats.py maps it) and are scored
 the same way: the late return, the mean greedy return (10 episodes) over the checkpoints of the
@@ -31,17 +31,15 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from agents.engine.loop import train
+from agents.envprofile import env_profile
+from agents.importers.formats import import_source
+from agents.seeding import EVAL_SEED_BASE
+from reports.analysis import stats
+from reports.analysis.metrics import late_checkpoints, late_count
 
-from agents.engine.loop import train  # noqa: E402
-from agents.envprofile import env_profile  # noqa: E402
-from agents.importers.formats import import_source  # noqa: E402
-from agents.seeding import EVAL_SEED_BASE  # noqa: E402
-from reports.analysis import stats  # noqa: E402
-from reports.analysis.metrics import late_checkpoints, late_count  # noqa: E402
-
-ZOO = ROOT / "examples" / "imports" / "rl-zoo-dqn.yml"
+# The zoo's classic-control entries, as checked out beside the package (a source checkout).
+ZOO = Path(__file__).resolve().parents[1] / "examples" / "imports" / "rl-zoo-dqn.yml"
 EVAL_EPISODES = 10
 
 
@@ -523,7 +521,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dqn-ablations sb3-crosscheck", description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1", help="a classic-control entry of examples/imports")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
