@@ -58,4 +58,4 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Engine throughput against the textbook baseline, measured in the same run."""
     session.install(*INSTALL)
-    session.run("python", "-m", "agents.textbook.bench", *session.posargs)
+    session.run("python", "-m", "ablations", "bench", *session.posargs)

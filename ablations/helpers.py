@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims.article import ERROR, Claim, Refutation
+from ablations.claims.procedure import ERROR, Claim, Refutation
 from ablations.collect import record
 from ablations.verdicts import enforce_settled
 from agents.catalogue.presets import VARIANTS

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablations.claims.article import CLAIMS, Refutation, Settled, evaluate_family
+from ablations.claims.article import CLAIMS
 from ablations.claims.bugs import BUG_CLAIMS
 from ablations.claims.literature import LITERATURE
+from ablations.claims.procedure import Refutation, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
 from ablations.diagnosis.rungs import DIAGNOSIS_MODULE, rung_claims
 from ablations.progress import uncaptured_writer
@@ -43,8 +44,8 @@ MARKERS = {
     "literature": "claims from the literature (their own family), on the factorial cells",
     "diagnosis": "a user's DQN (--ablation-config) and the one-knob ladder around it",
     "variants(*names)": "the agent variants a test compares (trained before it runs)",
-    "refuted(reason, profiles, envs)": "a refutation on record (ablations.claims.article.Refutation) at these profiles "
-    "and envs (default standard and paper, CartPole-v1): strict xfail there, with the numbers",
+    "refuted(reason, profiles, envs)": "a refutation on record (ablations.claims.procedure.Refutation) at these "
+    "profiles and envs (default standard and paper, CartPole-v1): strict xfail there, with the numbers",
 }
 
 

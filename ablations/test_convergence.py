@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.claims.article import Refutation
+from ablations.claims.procedure import refutations
 from ablations.collect import record
 from ablations.helpers import over, variants_expecting
 from ablations.verdicts import enforce
@@ -65,17 +65,8 @@ def test_converges(variant_run, record_property):
 
 
 # Declared before any run, under the old peak-based definition; measured since with the
-# sustained one: on record as refuted, with the numbers.
-REFUTED_OUTCOMES = {
-    "naive-masked": (
-        Refutation(
-            "Refuted at the standard profile (20 seeds x 50k steps, 2026-11-25): no seed's max|Q| stays above 110 over "
-            "its late checkpoints (0/20 at every margin from 0% to 900%); 18/20 cross 110 at some checkpoint and come "
-            "back (transient overshoot), and none crosses 150. Masking terminal states alone removes example 1's "
-            "soft divergence.",
-        ),
-    )
-}
+# sustained one: on record as refuted (ablations/claims/refutations.json has the numbers).
+REFUTED_OUTCOMES = {"naive-masked": refutations("soft-divergence:naive-masked")}
 
 
 @over(variants_expecting("soft_divergence"), refuted=REFUTED_OUTCOMES)

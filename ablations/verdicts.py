@@ -37,7 +37,7 @@ class ClaimCrashed(Exception):
 
 
 def describe_settled(settled) -> str:
-    """A settled claim (ablations.claims.article.Settled) in one line: verdict, effect, raw and Holm p."""
+    """A settled claim (ablations.claims.procedure.Settled) in one line: verdict, effect, raw and Holm p."""
     v = settled.evidence.verdict
     text = (
         f"{settled.verdict}: {v.statistic} = {v.effect_size:.4g} [95% CI {v.ci_low:.4g}, {v.ci_high:.4g}], "

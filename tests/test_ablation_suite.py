@@ -108,23 +108,24 @@ def test_bad_options_are_usage_errors(pytester, tmp_path):
 # record as refuted": the crash must still be an error, not an expected refutation).
 DEMO_CLAIMS = """
 from ablations.claims import article as claims
+from ablations.claims import procedure
 from reports.analysis import stats
 
 
 def _refuted(summaries, alpha):
-    return claims.Evidence(stats.Decision("refuted", "demo", -1.0, -1.0, -1.0, 1.0, 2, None, 1e-12))
+    return procedure.Evidence(stats.Decision("refuted", "demo", -1.0, -1.0, -1.0, 1.0, 2, None, 1e-12))
 
 
 def _crashes(summaries, alpha):
     return summaries["article-naive"]["no_such_column"]
 
 
-ON_RECORD = (claims.Refutation("demo: refuted on purpose", profiles=("smoke (overridden)",)),)
+ON_RECORD = (procedure.Refutation("demo: refuted on purpose", profiles=("smoke (overridden)",)),)
 claims.CLAIMS.clear()
-claims.CLAIMS["demo_refuted"] = claims.Claim(
+claims.CLAIMS["demo_refuted"] = procedure.Claim(
     "demo_refuted", "A claim the data refute.", "demo", ("article-naive",), _refuted, refuted=ON_RECORD
 )
-claims.CLAIMS["demo_crash"] = claims.Claim(
+claims.CLAIMS["demo_crash"] = procedure.Claim(
     "demo_crash", "A claim whose evidence crashes.", "demo", ("article-naive",), _crashes, refuted=ON_RECORD
 )
 """

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from ablations.claims.article import ERROR, Claim, Evidence, Refutation, evaluate_family
+from ablations.claims.procedure import ERROR, Claim, Evidence, Refutation, evaluate_family
 from reports.analysis import stats
 
 MAX_SEEDS = 80

@@ -5,11 +5,11 @@ import torch
 
 from agents.catalogue.presets import get_variant
 from agents.config import AgentConfig, ConfigError
+from agents.engine.bellman import td_targets
 from agents.engine.family import SeedKnobs
 from agents.engine.loop import train, train_family
 from agents.engine.measurements import lag1_autocorrelation
 from agents.engine.networks import MLPParams
-from agents.engine.update import td_targets
 from tests.conftest import NEEDS_BOX2D
 
 SHORT = dict(total_env_steps=1_500, eval_period=500, eval_episodes=2)
@@ -315,8 +315,7 @@ def test_configs_that_cannot_share_a_seed_axis_are_refused_by_name():
 def test_n_step_windows_stop_at_episode_ends_and_at_the_newest_transition():
     """A hand-filled buffer of capacity 6 after 8 inserts (slots hold inserts 6, 7, 2, 3, 4, 5):
     insert 3 is truncated, insert 5 terminated; gamma 0.5, n = 3."""
-    from agents.engine.replay import ReplayBuffer
-    from agents.engine.update import n_step_batch
+    from agents.engine.replay import ReplayBuffer, n_step_batch
 
     config = get_variant("article-target").config.replace(gamma=0.5, n_step=3, replay_capacity=6, batch_size=6)
     knobs = SeedKnobs.of([config], "cpu")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablations.claims.article import evaluate_family
 from ablations.claims.literature import LITERATURE, N_STEP_VARIANTS, TIME_LIMIT, full_agent_removal_weights
+from ablations.claims.procedure import evaluate_family
 from agents.catalogue.presets import FACTORIAL_KNOBS, N_STEPS, factorial_variant
 from reports.analysis import factorial, stats
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablations.claims.article import Claim, Evidence, Summaries
+from ablations.claims.procedure import Claim, Evidence, Summaries
 from agents.catalogue.bugs import CATALOGUE, FEATURES, UP, Bug
 from agents.catalogue.presets import BUG_VARIANTS
 from reports.analysis import stats

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablations.claims.article import (
-    ALL_CELLS,
-    MASK,
-    REPLAY,
-    TARGET,
-    Claim,
-    Evidence,
-    Summaries,
-    contrast_evidence,
-    knob_strata,
-    stratified_effect,
-)
+from ablations.claims.article import ALL_CELLS, MASK, REPLAY, TARGET
+from ablations.claims.procedure import Claim, Evidence, Summaries
 from agents.catalogue.presets import FACTORIAL_KNOBS, N_STEPS, n_step_variant
 from reports.analysis import factorial, stats
+from reports.analysis.effects import contrast_evidence, knob_strata, stratified_effect
 
 PARDO_SETTING = "their own tasks and agents"
 VAN_HASSELT = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablations.claims.article import Claim, Evidence, Summaries
+from ablations.claims.procedure import Claim, Evidence, Summaries
 from agents.catalogue.bugs import CATALOGUE
 from agents.config import AgentConfig
 from agents.diagnosis.lint import lint

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from agents.engine.bellman import bootstrap_mask
 from agents.engine.family import SeedKnobs
 from agents.engine.networks import MLPParams, backward, forward_with_activations
-from agents.engine.update import bootstrap_mask
 
 
 def per_seed_where(switch, buggy: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:

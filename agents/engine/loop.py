@@ -18,14 +18,15 @@ import numpy as np
 import torch
 
 from agents.config import AgentConfig
+from agents.engine.bellman import td_targets
 from agents.engine.bughooks import BugHooks
 from agents.engine.envs import env_spec, make_env_batch
 from agents.engine.family import SeedKnobs
 from agents.engine.networks import BatchedAdam, MLPParams, aligned_batch, forward, init_params, layer_sizes
 from agents.engine.recorder import Recorder, TrainingRecord
-from agents.engine.replay import ReplayBuffer, UniformBlocks
+from agents.engine.replay import ReplayBuffer, UniformBlocks, sample_batch
 from agents.engine.targets import TargetNetwork
-from agents.engine.update import gradient_step, sample_batch, td_targets
+from agents.engine.update import gradient_step
 from agents.seeding import seed_streams
 
 __all__ = ["TrainingRecord", "td_targets", "train", "train_family"]

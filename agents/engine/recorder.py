@@ -13,13 +13,14 @@ import numpy as np
 import torch
 
 from agents.config import AgentConfig
+from agents.engine.bellman import batch_targets, td_targets
 from agents.engine.envs import EnvSpec
 from agents.engine.family import SeedKnobs
 from agents.engine.measurements import DriftMeter, UpdateWindow, greedy_eval, probe_transitions, relative_change
 from agents.engine.networks import MLPParams, forward
 from agents.engine.replay import ReplayBuffer
 from agents.engine.targets import TargetNetwork
-from agents.engine.update import UpdateResult, batch_targets, td_targets
+from agents.engine.update import UpdateResult
 
 EPISODE_COLUMNS = ("seed", "env_step", "episode_return", "episode_length", "terminated", "truncated")
 # Checkpoint columns kept for a diverged seed; every other column is NaN once it diverged.

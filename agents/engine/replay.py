@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agents.engine.family import SeedKnobs
+
 
 class UniformBlocks:
     """Per-seed U[0, 1) draws of a fixed width, fetched from each seed's generator in blocks.
@@ -120,3 +122,51 @@ class ReplayBuffer:
         fill = self.fill()
         size = fill if self.capacities is None else fill[:, None]
         return torch.from_numpy(uniform_indices(uniforms, size)).to(self.obs.device)
+
+
+def n_step_batch(buffer: ReplayBuffer, indices: torch.Tensor, first: dict, knobs: SeedKnobs) -> dict:
+    """The sampled transitions extended to multi-step windows: from slot i, the following slots
+    in insertion order while the window has fewer than the seed's n steps, no episode has ended
+    (terminated or truncated: a window never crosses an episode boundary; a truncation ends it
+    and bootstraps from its true next state unless old-gym done masks it) and the buffer holds
+    a later transition. Returns the batch with reward = sum_j gamma^j r_j (accumulated left to
+    right in float32), next_obs, terminated and truncated of the window's last transition, and
+    `discount` = gamma^m (float32 products; gamma itself for m = 1)."""
+    device = indices.device
+    if buffer.capacities is None:
+        capacity = buffer.capacity
+    else:
+        capacity = torch.as_tensor(buffer.capacities, device=device).view(-1, 1)
+    newest = (buffer.inserted - 1) % capacity
+    later = (newest - indices) % capacity  # transitions inserted after slot i
+    n_step = torch.as_tensor(knobs.n_step, device=device).view(-1, 1)
+    discount = torch.ones_like(first["reward"]) * knobs.gamma
+    reward = first["reward"]
+    next_obs, terminated, truncated = first["next_obs"], first["terminated"], first["truncated"]
+    open_window = ~(terminated | truncated)
+    for j in range(1, knobs.max_n_step):
+        use = open_window & (later >= j) & (n_step > j)
+        if not bool(use.any()):
+            break
+        step = buffer.gather((indices + j) % capacity)
+        reward = torch.where(use, reward + discount * step["reward"], reward)
+        discount = torch.where(use, discount * knobs.gamma, discount)
+        next_obs = torch.where(use.unsqueeze(2), step["next_obs"], next_obs)
+        terminated = torch.where(use, step["terminated"], terminated)
+        truncated = torch.where(use, step["truncated"], truncated)
+        open_window = use & ~(step["terminated"] | step["truncated"])
+    window = {"reward": reward, "next_obs": next_obs, "terminated": terminated, "truncated": truncated}
+    return {**first, **window, "discount": discount}
+
+
+def sample_batch(buffer: ReplayBuffer, uniforms: UniformBlocks, knobs: SeedKnobs, uses_replay: bool) -> dict:
+    """Each seed's batch: B uniform draws from its buffer, or (no replay) the transition just
+    stored in its single slot; extended to multi-step windows where a seed uses them."""
+    if uses_replay:
+        indices = buffer.sample_indices(uniforms.next())
+    else:
+        indices = torch.zeros((buffer.num_seeds, 1), dtype=torch.int64, device=buffer.obs.device)
+    batch = buffer.gather(indices)
+    if knobs.max_n_step > 1:
+        batch = n_step_batch(buffer, indices, batch, knobs)
+    return batch

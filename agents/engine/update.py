@@ -1,4 +1,5 @@
-"""The DQN update (Mnih et al. 2015): sample a batch, Bellman targets, loss, gradients, Adam step.
+"""The DQN update (Mnih et al. 2015): Bellman targets (bellman.py) of a sampled batch (replay.py),
+the loss, its gradients by hand, clipping, then the Adam step.
 
 Every function works on the seed axis first: (K, B) for a batch of B transitions per seed. The
 floating-point operations run in the order the textbook DQN (agents/textbook/reference.py) runs them, so
@@ -8,132 +9,21 @@ each seed's losses match it bit for bit (tests/test_differential.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from agents.engine.bellman import batch_targets
+from agents.engine.bughooks import BugHooks
 from agents.engine.family import SeedKnobs
 from agents.engine.networks import (
     BatchedAdam,
     MLPParams,
     backward,
     clip_grads_,
-    forward,
     forward_with_activations,
     global_grad_norm,
 )
-from agents.engine.replay import ReplayBuffer, UniformBlocks
-
-if TYPE_CHECKING:  # agents.engine.bughooks reads bootstrap_mask from here
-    from agents.engine.bughooks import BugHooks
-
-
-def td_targets(
-    knobs: SeedKnobs,
-    online: MLPParams,
-    target: MLPParams | None,
-    reward: torch.Tensor,
-    next_obs: torch.Tensor,
-    terminated: torch.Tensor,
-    truncated: torch.Tensor,
-    discount: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Bellman targets y = r + gamma * (1 - mask) * bootstrap(s'), shape (K, B).
-
-    With multi-step returns (n_step_batch), r is the discounted sum of the window's rewards,
-    s' the state after its last transition and `discount` gamma^m for a window of m steps.
-
-    bootstrap(s') = max_a Q_eval(s', a), where Q_eval is the target network if there is one
-    and the online network otherwise (in a family, seeds without a target network keep their
-    target equal to the online network); with double_q the online network picks the action and
-    the target network values it. mask is 1 on terminated transitions when terminal_masking
-    is on, and on truncated ones when bootstrap_on_truncation is off (old-gym `done`).
-    """
-    with torch.no_grad():
-        q_next = forward(target if target is not None else online, next_obs)
-        bootstrap = q_next.max(2).values
-        if knobs.double_q is True or torch.is_tensor(knobs.double_q):
-            best = forward(online, next_obs).argmax(2, keepdim=True)
-            chosen = q_next.gather(2, best).squeeze(2)
-            bootstrap = chosen if knobs.double_q is True else torch.where(knobs.double_q, chosen, bootstrap)
-        mask = bootstrap_mask(knobs, terminated, truncated)
-        # Same operation order as the textbook: r + (gamma * bootstrap) * (1 - mask).
-        return reward + (knobs.gamma if discount is None else discount) * bootstrap * (1.0 - mask.float())
-
-
-def batch_targets(knobs: SeedKnobs, online: MLPParams, target: MLPParams | None, batch: dict) -> torch.Tensor:
-    """td_targets of a sampled batch (one- or multi-step)."""
-    return td_targets(
-        knobs,
-        online,
-        target,
-        batch["reward"],
-        batch["next_obs"],
-        batch["terminated"],
-        batch["truncated"],
-        batch.get("discount"),
-    )
-
-
-def bootstrap_mask(knobs: SeedKnobs, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-    """Where the target drops its bootstrap term: terminated transitions with terminal masking,
-    truncated ones with old-gym done."""
-    mask = torch.zeros_like(terminated)
-    for switch, flags in ((knobs.mask_terminated, terminated), (knobs.mask_truncated, truncated)):
-        if switch is True:
-            mask = mask | flags
-        elif torch.is_tensor(switch):
-            mask = mask | (flags & switch)
-    return mask
-
-
-def n_step_batch(buffer: ReplayBuffer, indices: torch.Tensor, first: dict, knobs: SeedKnobs) -> dict:
-    """The sampled transitions extended to multi-step windows: from slot i, the following slots
-    in insertion order while the window has fewer than the seed's n steps, no episode has ended
-    (terminated or truncated: a window never crosses an episode boundary; a truncation ends it
-    and bootstraps from its true next state unless old-gym done masks it) and the buffer holds
-    a later transition. Returns the batch with reward = sum_j gamma^j r_j (accumulated left to
-    right in float32), next_obs, terminated and truncated of the window's last transition, and
-    `discount` = gamma^m (float32 products; gamma itself for m = 1)."""
-    device = indices.device
-    if buffer.capacities is None:
-        capacity = buffer.capacity
-    else:
-        capacity = torch.as_tensor(buffer.capacities, device=device).view(-1, 1)
-    newest = (buffer.inserted - 1) % capacity
-    later = (newest - indices) % capacity  # transitions inserted after slot i
-    n_step = torch.as_tensor(knobs.n_step, device=device).view(-1, 1)
-    discount = torch.ones_like(first["reward"]) * knobs.gamma
-    reward = first["reward"]
-    next_obs, terminated, truncated = first["next_obs"], first["terminated"], first["truncated"]
-    open_window = ~(terminated | truncated)
-    for j in range(1, knobs.max_n_step):
-        use = open_window & (later >= j) & (n_step > j)
-        if not bool(use.any()):
-            break
-        step = buffer.gather((indices + j) % capacity)
-        reward = torch.where(use, reward + discount * step["reward"], reward)
-        discount = torch.where(use, discount * knobs.gamma, discount)
-        next_obs = torch.where(use.unsqueeze(2), step["next_obs"], next_obs)
-        terminated = torch.where(use, step["terminated"], terminated)
-        truncated = torch.where(use, step["truncated"], truncated)
-        open_window = use & ~(step["terminated"] | step["truncated"])
-    window = {"reward": reward, "next_obs": next_obs, "terminated": terminated, "truncated": truncated}
-    return {**first, **window, "discount": discount}
-
-
-def sample_batch(buffer: ReplayBuffer, uniforms: UniformBlocks, knobs: SeedKnobs, uses_replay: bool) -> dict:
-    """Each seed's batch: B uniform draws from its buffer, or (no replay) the transition just
-    stored in its single slot; extended to multi-step windows where a seed uses them."""
-    if uses_replay:
-        indices = buffer.sample_indices(uniforms.next())
-    else:
-        indices = torch.zeros((buffer.num_seeds, 1), dtype=torch.int64, device=buffer.obs.device)
-    batch = buffer.gather(indices)
-    if knobs.max_n_step > 1:
-        batch = n_step_batch(buffer, indices, batch, knobs)
-    return batch
 
 
 def loss_and_grad(knobs: SeedKnobs, prediction: torch.Tensor, target: torch.Tensor):

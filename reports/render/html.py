@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -203,6 +204,25 @@ def bug_sentence(base: Base) -> str:
     return " ".join(parts)
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s=,;:'\"]+")
+
+
+def portable_paths(text: str, results_dir: Path) -> str:
+    """The text with each absolute path shown without the machine's folders: relative to the
+    results folder's parent when it lies under it, else its last two parts. A report is shared;
+    where its author keeps files is not part of it."""
+    base = Path(results_dir).resolve().parent
+
+    def shorten(match: re.Match) -> str:
+        path = Path(match.group(0))
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return "/".join(path.parts[-2:])
+
+    return ABSOLUTE_PATH.sub(shorten, text)
+
+
 def base_sentence(base: Base, rungs: tuple[Rung, ...] = ()) -> str:
     """What became of the diagnosed DQN's seeds, in one sentence; and, where changes were settled
     with seeds on demand, the base as those comparisons saw it (more seeds than its first look)."""
@@ -348,7 +368,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
     if record is not None:
         base = record.base
         diagnosis = {
-            "config_file": base.config_file,
+            "config_file": portable_paths(base.config_file, results.directory),
             "variant": base.variant,
             "trains": base.trains,
             "base": base_sentence(base, record.rungs),
@@ -390,6 +410,7 @@ def render_report(results: Results, output: str | Path, work_dir: str | Path | N
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
     meta = {"wall_time_s": None, "xdist_workers": 0, "git_commit": None, "package_versions": {}, **results.meta}
+    meta["command_line"] = portable_paths(str(meta.get("command_line", "")), results.directory)
     html = environment.get_template("report.html.j2").render(
         meta=meta,
         ledger=ledger,

@@ -113,3 +113,12 @@ def test_a_futility_stop_reads_as_such_in_the_ledger():
     assert "settle it with probability 0.012" in reading(row) and "900" not in reading(row)
     assert look_cell(row) == "2 of 3 (0.0056), futile (conditional power 0.012)"
     assert "futile" not in look_cell(row.drop("conditional_power"))
+
+
+def test_machine_paths_are_not_part_of_a_report(tmp_path):
+    from reports.render.html import portable_paths
+
+    results = tmp_path / "runs" / "diag"
+    line = f"pytest --ablation-config=/home/ada/dqn/my.toml --ablation-out={results} -n auto"
+    assert portable_paths(line, results) == "pytest --ablation-config=dqn/my.toml --ablation-out=diag -n auto"
+    assert portable_paths("no paths here, 1/2 of them", results) == "no paths here, 1/2 of them"
