@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.runs.cache import BLOCK_SEEDS, RunCache, batches, deal
+from ablations.runs.cache import BLOCK_SEEDS, RunCache
+from ablations.runs.local import batches, deal
 from ablations.settings import AblationSettings
 from agents.catalogue.presets import get_variant
 from agents.engine.loop import train

@@ -1,5 +1,8 @@
 """Trained runs, cached on disk and trained at most once per session across xdist workers.
 
+This module stores and finds entries; the runs themselves train in this process
+(runs/local.py) or on a Ray cluster (runs/remote.py).
+
 An entry is a RunResult directory (Parquet + JSON, written atomically by RunResult.save)
 named by a key over the config, a block of seeds and the engine's code version. The profile's
 seeds are the first blocks; seeds on demand add blocks (the seeds of the next look), and a run
@@ -22,10 +25,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ablations.progress import TrainingProgress, seed_ranges
+from ablations.runs.local import batches, deal, train_locally
 from ablations.runs.remote import RayExecutor
 from ablations.settings import AblationSettings
-from agents.engine.loop import TrainingRecord, train_family
+from agents.engine.loop import TrainingRecord
 from agents.engine.family import family_key
 from agents.catalogue.presets import Variant
 from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_version
@@ -38,35 +41,6 @@ CACHE_FORMAT = 2  # 2: the key reads the engine folder and its three modules (ag
 # its seeds have hard-diverged. So entries are cut the same way whatever trains them, and an
 # executor never cuts one. 20 keeps the standard profile's 20 seeds one entry.
 BLOCK_SEEDS = 20
-
-
-def deal(costs: list[float], workers: int) -> list[list[int]]:
-    """Job indices per worker: largest job first to the least-loaded worker, ties to the earlier
-    job and the lower worker (longest-processing-time first). Deterministic, so every xdist
-    worker computes the same deal without talking to the others."""
-    loads = [0.0] * workers
-    shares: list[list[int]] = [[] for _ in range(workers)]
-    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
-        worker = min(range(workers), key=lambda w: (loads[w], w))
-        loads[worker] += costs[index]
-        shares[worker].append(index)
-    return [sorted(share) for share in shares]
-
-
-def batches(sizes: list[int], cap: int | None) -> list[list[int]]:
-    """Consecutive job indices cut into batches of at most `cap` agents; a job larger than the
-    cap is a batch alone (a seed block is a cache entry, never split). None: one batch."""
-    if cap is None:
-        return [list(range(len(sizes)))] if sizes else []
-    cut: list[list[int]] = []
-    load = 0
-    for index, size in enumerate(sizes):
-        if not cut or load + size > cap:
-            cut.append([])
-            load = 0
-        cut[-1].append(index)
-        load += size
-    return cut
 
 
 class RunCache:
@@ -231,20 +205,8 @@ class RunCache:
         return self._store(variant, seeds, self._run(variant, record), time.perf_counter() - started, len(seeds))
 
     def _train_batch(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> list[TrainingRecord]:
-        """Train (variant, block) jobs of one family on one seed axis, with progress lines."""
-        members = [(self.settings.configure(v.config), list(b)) for v, b in jobs]
-        if self.report is None:
-            return train_family(members)
-        seeds: dict[str, list[int]] = {}
-        for variant, block in jobs:
-            seeds.setdefault(variant.name, []).extend(block)
-        agents = sum(len(b) for _, b in jobs)
-        steps = members[0][0].total_env_steps  # a family shares its env steps (agents.engine.family)
-        detail = ", ".join(f"{name} seeds {seed_ranges(s)}" for name, s in seeds.items())
-        progress = TrainingProgress(self.report, f"{agents} agents x {steps:,} env steps", detail, steps, agents)
-        records = train_family(members, progress=progress)
-        progress.finish()
-        return records
+        """Train (variant, block) jobs of one family on one seed axis, here (runs/local.py)."""
+        return train_locally([(v.name, self.settings.configure(v.config), b) for v, b in jobs], self.report)
 
     def _run(self, variant: Variant, record) -> RunResult:
         return RunResult.from_record(variant.name, record, self.settings.env_settings)
