@@ -8,13 +8,17 @@ repeats, the ratio to the baseline measured in the same run, and the share of th
 limit, i.e. FLOPs per agent-step times agent-steps/s over the FLOP/s of a large single-thread
 sgemm measured in the same run. Greedy evaluation is off: this measures training. The baseline
 is agents/baseline.py: the article's loop as its readers write it (nn.Module, deque replay,
-random.sample, gymnasium.make), the code a user would otherwise run.
+random.sample, gymnasium.make), the code a user would otherwise run. With the `bench` extra
+installed (jax), a PureJaxRL-style DQN (agents/bench_jax.py) runs beside the engine at every K
+of article-target, its compile time reported apart; the engine, its paths and the peer take
+turns within each repeat, so a change in the machine's load falls on all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -45,6 +49,11 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
     from agents.presets import get_variant
 
     config = get_variant(variant).config.replace(total_env_steps=steps, eval_episodes=0, **changes)
+    if kind == JAX_PEER:
+        from agents.bench_jax import measure, peer_config
+
+        result = measure(seeds, steps, peer_config(config))
+        return {"agent_steps_per_s": result["agent_steps_per_s"], "peak_rss_mib": _peak_rss_mib(), **result}
     if kind == "article-loop":
         from agents.baseline import article_loop
 
@@ -100,12 +109,37 @@ def flops_per_agent_step(variant: str) -> float:
     return 2 * macs + per_update / config.env_steps_per_update
 
 
-def run_one(pool, kind, variant, seeds, steps, changes, repeats):
-    results = [pool.apply(_measure, (kind, variant, seeds, steps, changes)) for _ in range(repeats)]
-    return {
+def _summary(results: list[dict]) -> dict:
+    """Medians of the repeats (peak RSS: the largest)."""
+    summary = {
         "agent_steps_per_s": statistics.median(r["agent_steps_per_s"] for r in results),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
     }
+    if "compile_s" in results[0]:
+        summary["compile_s"] = statistics.median(r["compile_s"] for r in results)
+    return summary
+
+
+def run_one(pool, kind, variant, seeds, steps, changes, repeats):
+    return _summary([pool.apply(_measure, (kind, variant, seeds, steps, changes)) for _ in range(repeats)])
+
+
+def run_turns(pool, kinds: list[str], variant: str, seeds: int, steps: int, repeats: int) -> dict[str, dict]:
+    """Each kind measured `repeats` times, the kinds taking turns within each repeat."""
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):
+        for kind in kinds:
+            results[kind].append(pool.apply(_measure, (kind, variant, seeds, steps, {})))
+    return {kind: _summary(runs) for kind, runs in results.items()}
+
+
+JAX_PEER = "jax-peer"
+# The variants the JAX peer implements (agents/bench_jax.py: peer_config).
+PEER_VARIANTS = ("article-target",)
+
+
+def jax_available() -> bool:
+    return importlib.util.find_spec("jax") is not None
 
 
 def _seed_counts(text: str) -> tuple[int, ...]:
@@ -117,6 +151,17 @@ def _seed_counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not positive integers separated by commas (e.g. 40,160)")
     return counts
+
+
+def _variant_names(text: str) -> tuple[str, ...]:
+    """--variants: names of the presets (agents.presets), separated by commas."""
+    from agents.presets import VARIANTS as PRESETS
+
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no preset variant ({', '.join(unknown)} unknown)")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         help="batch widths K to measure, comma-separated (default 1,8,32,64); e.g. 40,160 for the cost of "
         "--ablation-max-batch 40 against a worker's whole share",
     )
+    parser.add_argument(
+        "--variants",
+        type=_variant_names,
+        default=VARIANTS,
+        help=f"variants to measure at every K, comma-separated (default {','.join(VARIANTS)})",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 200:
         parser.error("--repeats must be >= 1 and --steps >= 200")
@@ -138,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn")
     rows = []
     peak_flops = _gemm_flops_per_s()
+    with_peer = jax_available()
+    if not with_peer:
+        print('jax-peer: skipped (jax is not installed: pip install "dqn-ablations[bench]")', flush=True)
     with context.Pool(1, maxtasksperchild=1) as pool:
-        for variant in VARIANTS:
+        for variant in args.variants:
             baseline = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
-            runs = [("article-loop", 1, baseline)] + [
-                ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in args.seeds
-            ]
+            kinds = ["engine"] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
+            runs = [("article-loop", 1, baseline)]
+            for k in args.seeds:
+                turns = run_turns(pool, kinds, variant, k, args.steps, args.repeats)
+                runs += [(kind, k, turns[kind]) for kind in kinds]
             for kind, k, result in runs:
                 rate = result["agent_steps_per_s"]
                 rows.append(
@@ -156,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                         "ratio_to_article_loop": round(rate / baseline["agent_steps_per_s"], 2),
                         "share_of_arithmetic_limit": round(rate * flops / peak_flops, 4),
                         "peak_rss_mib": round(result["peak_rss_mib"], 1),
+                        "compile_s": round(result["compile_s"], 1) if "compile_s" in result else None,
                     }
                 )
                 print(_format_row(rows[-1]), flush=True)
@@ -174,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     family["agent_steps_per_s"] * flops_per_agent_step("article-target") / peak_flops, 4
                 ),
                 "peak_rss_mib": round(family["peak_rss_mib"], 1),
+                "compile_s": None,
             }
         )
         print(_format_row(rows[-1]), flush=True)
@@ -222,17 +280,24 @@ def _plot(directory: Path, rows: list[dict]) -> None:
                 label=row["variant"],
             )
     for variant in dict.fromkeys(row["variant"] for row in rows if row["implementation"] != "engine-family"):
-        engine = [r for r in rows if r["variant"] == variant and r["implementation"] == "engine"]
-        line = ax.plot(
-            [r["seeds"] for r in engine], [r["agent_steps_per_s_per_core"] for r in engine], marker="o", label=variant
-        )
+        color = None
+        for kind in dict.fromkeys(r["implementation"] for r in rows if r["variant"] == variant):
+            if kind == "article-loop":
+                continue
+            points = [r for r in rows if r["variant"] == variant and r["implementation"] == kind]
+            line = ax.plot(
+                [r["seeds"] for r in points],
+                [r["agent_steps_per_s_per_core"] for r in points],
+                marker="o",
+                linestyle="-" if kind == "engine" else ":",
+                color=color,
+                label=f"{variant}: {kind}",
+            )
+            color = color or line[0].get_color()
         for r in rows:
-            if r["variant"] == variant and r["implementation"] != "engine":
+            if r["variant"] == variant and r["implementation"] == "article-loop":
                 ax.axhline(
-                    r["agent_steps_per_s_per_core"],
-                    linestyle="--",
-                    color=line[0].get_color(),
-                    label=f"{variant}: article loop",
+                    r["agent_steps_per_s_per_core"], linestyle="--", color=color, label=f"{variant}: article loop"
                 )
     ax.set(xscale="log", xlabel="seeds per process (K)", ylabel="agent-steps/s per core")
     ax.legend(fontsize=8)
@@ -243,11 +308,12 @@ def _plot(directory: Path, rows: list[dict]) -> None:
 
 
 def _format_row(row: dict) -> str:
+    compile_s = row.get("compile_s")
     return (
         f"{row['variant']:<15} {row['implementation']:<12} K={row['seeds']:<3} "
         f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core  "
         f"x{row['ratio_to_article_loop']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
-        f"{row['peak_rss_mib']:6.0f} MiB"
+        f"{row['peak_rss_mib']:6.0f} MiB" + (f"  (+{compile_s:.1f} s compile, not timed)" if compile_s else "")
     )
 
 
