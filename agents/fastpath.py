@@ -6,8 +6,8 @@ path (`train(..., path="fast")`) instead runs every layer of every seed in one b
 (`torch.bmm` / `torch.baddbmm`, in whichever orientation is cheaper for the shape), and flushes
 denormal floats to zero while it trains (Adam's second moments decay into denormals, which the
 CPU handles many times slower). Adam stays the exact path's foreach operations: the fused kernel
-(`torch._fused_adam_`) computes its scalar tail differently from its vector body, so a seed's
-update would depend on where its parameters fall in the stacked tensor, i.e. on K.
+(`torch._fused_adam_`) computes a tensor's scalar tail differently from its vector body, so over
+the stacked parameters a seed's update would depend on K, and run per seed slice it is slower.
 
 What it keeps: a seed's results do not depend on its neighbours or on how many seeds share
 the batch. Every kernel choice below depends on the shapes of one seed's operands only, never
