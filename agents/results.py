@@ -186,6 +186,7 @@ class RunResult:
             "git_commit": git_commit(),
             "package_versions": package_versions(),
             "wall_time_s": record.wall_time_s,
+            "path": record.path,  # the engine's execution path: part of what the cache key must cover
             "env_profile": env_profile(record.config.env_id, **(env_settings or {})).to_dict(),
         }
         return cls(variant, record.config, list(record.seeds), checkpoints, episodes, meta)

@@ -22,6 +22,7 @@ from agents.engine.bellman import td_targets
 from agents.engine.bughooks import BugHooks
 from agents.engine.envs import env_spec, make_env_batch
 from agents.engine.family import SeedKnobs
+from agents.engine.fastpath import FastKernels, check_path, flushing_denormals
 from agents.engine.networks import BatchedAdam, MLPParams, aligned_batch, forward, init_params, layer_sizes
 from agents.engine.recorder import Recorder, TrainingRecord
 from agents.engine.replay import ReplayBuffer, UniformBlocks, sample_batch
@@ -41,14 +42,16 @@ def train(
     progress: Callable[[int], None] | None = None,
     trace: bool = False,
     on_update: UpdateHook | None = None,
+    path: str = "exact",
 ) -> TrainingRecord:
     """Train one agent per seed for config.total_env_steps env steps; return the record.
 
     progress(n) is told of every n env steps done; on_update(env_step, updates, online, target)
     sees the networks after every gradient update and target update (for tests and probes; it
-    must not modify them unless it means to).
+    must not modify them unless it means to). path: "exact" (bit-identical to the textbook DQN)
+    or "fast" (agents/fastpath.py: batched kernels, equal within float tolerance).
     """
-    return train_family([(config, seeds)], progress=progress, trace=trace, on_update=on_update)[0]
+    return train_family([(config, seeds)], progress=progress, trace=trace, on_update=on_update, path=path)[0]
 
 
 def epsilon_greedy(online: MLPParams, acting_obs: torch.Tensor, uniforms: np.ndarray, epsilon, num_actions: int):
@@ -66,10 +69,20 @@ def train_family(
     progress: Callable[[int], None] | None = None,
     trace: bool = False,
     on_update: UpdateHook | None = None,
+    path: str = "exact",
 ) -> list[TrainingRecord]:
     """Train several configs of one family (agents.engine.family) on one seed axis: member m's seeds
     occupy their own slots, with that member's knobs. Returns one record per member, each
-    identical to training that member alone."""
+    identical to training that member alone (on either path; see train for `path`)."""
+    check_path(path)
+    with flushing_denormals(path == "fast"):
+        records = _train_family(members, progress, trace, on_update, path)
+    for record in records:
+        record.path = path
+    return records
+
+
+def _train_family(members, progress, trace, on_update, path: str) -> list[TrainingRecord]:
     started = time.perf_counter()
     config, knobs, streams = _seed_axis(members)  # config: the family's shared fields
     device, spec, num_seeds = torch.device(config.device), env_spec(config.env_id), len(streams)
@@ -78,6 +91,7 @@ def train_family(
         layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions),
         device,
         config.layer_norm,
+        FastKernels if path == "fast" else None,  # the target network, a clone, inherits them
     )
     target = TargetNetwork(knobs, online, device)
     optimizer = BatchedAdam(online, knobs.learning_rate)

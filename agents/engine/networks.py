@@ -29,13 +29,17 @@ class MLPParams:
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
     layer_norm: bool = False
+    # The fast path's kernels (agents.fastpath.FastKernels) when it trains this network; None: exact.
+    kernels: type | None = None
 
     def tensors(self) -> list[torch.Tensor]:
         """Parameters in nn.Sequential order: w0, b0, w1, b1, ..."""
         return [t for pair in zip(self.weights, self.biases) for t in pair]
 
     def clone(self) -> MLPParams:
-        return MLPParams([w.clone() for w in self.weights], [b.clone() for b in self.biases], self.layer_norm)
+        return MLPParams(
+            [w.clone() for w in self.weights], [b.clone() for b in self.biases], self.layer_norm, self.kernels
+        )
 
     def copy_(self, other: MLPParams) -> None:
         for mine, theirs in zip(self.tensors(), other.tensors()):
@@ -138,7 +142,11 @@ def layer_sizes(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) -
 
 
 def init_params(
-    generators: list[torch.Generator], sizes: list[int], device: torch.device, layer_norm: bool = False
+    generators: list[torch.Generator],
+    sizes: list[int],
+    device: torch.device,
+    layer_norm: bool = False,
+    kernels: type | None = None,
 ) -> MLPParams:
     """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight then bias,
     layer by layer, each seed drawing from its own generator."""
@@ -152,7 +160,7 @@ def init_params(
             b[k].uniform_(-bound, bound, generator=gen)
         weights.append(w.to(device))
         biases.append(b.to(device))
-    return MLPParams(weights, biases, layer_norm)
+    return MLPParams(weights, biases, layer_norm, kernels)
 
 
 class Activations(list):
@@ -176,6 +184,8 @@ def _hidden(params: MLPParams, h: torch.Tensor, norms: list | None = None) -> to
 
 def forward(params: MLPParams, x: torch.Tensor) -> torch.Tensor:
     """Q-values (K, B, A) for inputs x (K, B, obs_dim); no activations kept."""
+    if params.kernels is not None:
+        return params.kernels.forward(params, x)
     h = x
     last = len(params.weights) - 1
     for i, (w, b) in enumerate(zip(params.weights, params.biases)):
@@ -188,6 +198,8 @@ def forward(params: MLPParams, x: torch.Tensor) -> torch.Tensor:
 
 def forward_with_activations(params: MLPParams, x: torch.Tensor) -> Activations:
     """[x, relu(h1), ..., q]: every layer's input, plus the output, for the backward pass."""
+    if params.kernels is not None:
+        return params.kernels.forward_with_activations(params, x)
     acts = Activations([x])
     acts.norms = []
     last = len(params.weights) - 1
@@ -203,6 +215,8 @@ def backward(params: MLPParams, acts: Activations, grad_q: torch.Tensor) -> list
     grad_q is dLoss/dQ, shape (K, B, A). Per layer: dW = g^T h_in, db = sum_b g,
     dh_in = g W, then through the ReLU (zero where its output was not positive).
     """
+    if params.kernels is not None:
+        return params.kernels.backward(params, acts, grad_q)
     n_layers = len(params.weights)
     grads: list[torch.Tensor] = [None] * (2 * n_layers)  # type: ignore[list-item]
     g = grad_q

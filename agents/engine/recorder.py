@@ -39,6 +39,7 @@ class TrainingRecord:
     # Per env step actions (T, K) and per update losses (U, K), kept only with trace=True.
     trace_actions: np.ndarray | None = None
     trace_losses: np.ndarray | None = None
+    path: str = "exact"  # the engine's execution path (agents.engine.fastpath.PATHS)
 
 
 def in_diagnostic_window(config: AgentConfig, step: int) -> bool:

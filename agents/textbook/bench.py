@@ -8,13 +8,17 @@ repeats, the ratio to the baseline measured in the same run, and the share of th
 limit, i.e. FLOPs per agent-step times agent-steps/s over the FLOP/s of a large single-thread
 sgemm measured in the same run. Greedy evaluation is off: this measures training. The baseline
 is agents/textbook/article_loop.py: the article's loop as its readers write it (nn.Module, deque replay,
-random.sample, gymnasium.make), the code a user would otherwise run.
+random.sample, gymnasium.make), the code a user would otherwise run. With the `bench` extra
+installed (jax), a PureJaxRL-style DQN (agents/bench_jax.py) runs beside the engine at every K
+of article-target, its compile time reported apart; the engine, its paths and the peer take
+turns within each repeat, so a change in the machine's load falls on all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -38,34 +42,43 @@ def _peak_rss_mib() -> float:
 
 
 def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> dict:
-    """Run in a child process: train and time one configuration."""
+    """Run in a child process: train and time one configuration. Both the wall-clock rate and
+    the rate per second of this process's CPU time are returned: on a machine shared with other
+    work the second is what one core of its own would give (up to cache sharing)."""
     import torch
 
     torch.set_num_threads(1)
     from agents.catalogue.presets import get_variant
 
     config = get_variant(variant).config.replace(total_env_steps=steps, eval_episodes=0, **changes)
+    if kind == JAX_PEER:
+        from agents.textbook.bench_jax import measure, peer_config
+
+        result = measure(seeds, steps, peer_config(config))
+        return {"peak_rss_mib": _peak_rss_mib(), **result}
+    started, cpu_started = time.perf_counter(), time.process_time()
     if kind == "article-loop":
         from agents.textbook.article_loop import article_loop
 
-        started = time.perf_counter()
         article_loop(config, steps)
-    elif kind == "mixed-family":
+    elif kind in FAMILY_KINDS:
         from agents.engine.loop import train_family
 
         members = [
             (get_variant(name).config.replace(total_env_steps=steps, eval_episodes=0), list(range(MIXED_SEEDS_EACH)))
             for name in MIXED_FAMILY
         ]
-        started = time.perf_counter()
-        train_family(members)
+        train_family(members, path=FAMILY_KINDS[kind])
     else:
         from agents.engine.loop import train
 
-        started = time.perf_counter()
-        train(config, list(range(seeds)))
-    elapsed = time.perf_counter() - started
-    return {"agent_steps_per_s": seeds * steps / elapsed, "peak_rss_mib": _peak_rss_mib()}
+        train(config, list(range(seeds)), path=ENGINE_KINDS[kind])
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "agent_steps_per_s": seeds * steps / elapsed,
+        "cpu_agent_steps_per_s": seeds * steps / cpu,
+        "peak_rss_mib": _peak_rss_mib(),
+    }
 
 
 def _gemm_flops_per_s() -> float:
@@ -100,12 +113,41 @@ def flops_per_agent_step(variant: str) -> float:
     return 2 * macs + per_update / config.env_steps_per_update
 
 
-def run_one(pool, kind, variant, seeds, steps, changes, repeats):
-    results = [pool.apply(_measure, (kind, variant, seeds, steps, changes)) for _ in range(repeats)]
-    return {
+def _summary(results: list[dict]) -> dict:
+    """Medians of the repeats (peak RSS: the largest)."""
+    summary = {
         "agent_steps_per_s": statistics.median(r["agent_steps_per_s"] for r in results),
+        "cpu_agent_steps_per_s": statistics.median(r["cpu_agent_steps_per_s"] for r in results),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
     }
+    if "compile_s" in results[0]:
+        summary["compile_s"] = statistics.median(r["compile_s"] for r in results)
+    return summary
+
+
+def run_one(pool, kind, variant, seeds, steps, changes, repeats):
+    return _summary([pool.apply(_measure, (kind, variant, seeds, steps, changes)) for _ in range(repeats)])
+
+
+def run_turns(pool, kinds: list[str], variant: str, seeds: int, steps: int, repeats: int) -> dict[str, dict]:
+    """Each kind measured `repeats` times, the kinds taking turns within each repeat."""
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):
+        for kind in kinds:
+            results[kind].append(pool.apply(_measure, (kind, variant, seeds, steps, {})))
+    return {kind: _summary(runs) for kind, runs in results.items()}
+
+
+JAX_PEER = "jax-peer"
+# The engine's execution paths (agents.engine.fastpath.PATHS) as bench implementations.
+ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast"}
+FAMILY_KINDS = {"engine-family": "exact", "engine-family-fast": "fast"}
+# The variants the JAX peer implements (agents/bench_jax.py: peer_config).
+PEER_VARIANTS = ("article-target",)
+
+
+def jax_available() -> bool:
+    return importlib.util.find_spec("jax") is not None
 
 
 def _seed_counts(text: str) -> tuple[int, ...]:
@@ -117,6 +159,17 @@ def _seed_counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not positive integers separated by commas (e.g. 40,160)")
     return counts
+
+
+def _variant_names(text: str) -> tuple[str, ...]:
+    """--variants: names of the presets (agents.catalogue.presets), separated by commas."""
+    from agents.catalogue.presets import VARIANTS as PRESETS
+
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no preset variant ({', '.join(unknown)} unknown)")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         help="batch widths K to measure, comma-separated (default 1,8,32,64); e.g. 40,160 for the cost of "
         "--ablation-max-batch 40 against a worker's whole share",
     )
+    parser.add_argument(
+        "--variants",
+        type=_variant_names,
+        default=VARIANTS,
+        help=f"variants to measure at every K, comma-separated (default {','.join(VARIANTS)})",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 200:
         parser.error("--repeats must be >= 1 and --steps >= 200")
@@ -138,45 +197,38 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn")
     rows = []
     peak_flops = _gemm_flops_per_s()
+    with_peer = jax_available()
+    if not with_peer:
+        print('jax-peer: skipped (jax is not installed: pip install "dqn-ablations[bench]")', flush=True)
+    baselines: dict[str, dict] = {}
     with context.Pool(1, maxtasksperchild=1) as pool:
-        for variant in VARIANTS:
-            baseline = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
+        for variant in args.variants:
+            baseline = baselines[variant] = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
-            runs = [("article-loop", 1, baseline)] + [
-                ("engine", k, run_one(pool, "engine", variant, k, args.steps, {}, args.repeats)) for k in args.seeds
-            ]
+            kinds = [*ENGINE_KINDS] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
+            runs = [("article-loop", 1, baseline)]
+            for k in args.seeds:
+                turns = run_turns(pool, kinds, variant, k, args.steps, args.repeats)
+                runs += [(kind, k, turns[kind]) for kind in kinds]
             for kind, k, result in runs:
-                rate = result["agent_steps_per_s"]
-                rows.append(
-                    {
-                        "variant": variant,
-                        "implementation": kind,
-                        "seeds": k,
-                        "agent_steps_per_s_per_core": round(rate, 1),
-                        "ratio_to_article_loop": round(rate / baseline["agent_steps_per_s"], 2),
-                        "share_of_arithmetic_limit": round(rate * flops / peak_flops, 4),
-                        "peak_rss_mib": round(result["peak_rss_mib"], 1),
-                    }
-                )
+                rows.append(_row(variant, kind, k, result, baseline, flops / peak_flops))
                 print(_format_row(rows[-1]), flush=True)
-        family = run_one(
-            pool, "mixed-family", MIXED_FAMILY[0], len(MIXED_FAMILY) * MIXED_SEEDS_EACH, args.steps, {}, args.repeats
-        )
-        baseline = next(r for r in rows if r["variant"] == "article-target" and r["implementation"] == "article-loop")
-        rows.append(
-            {
-                "variant": "mixed: " + "+".join(MIXED_FAMILY),
-                "implementation": "engine-family",
-                "seeds": len(MIXED_FAMILY) * MIXED_SEEDS_EACH,
-                "agent_steps_per_s_per_core": round(family["agent_steps_per_s"], 1),
-                "ratio_to_article_loop": round(family["agent_steps_per_s"] / baseline["agent_steps_per_s_per_core"], 2),
-                "share_of_arithmetic_limit": round(
-                    family["agent_steps_per_s"] * flops_per_agent_step("article-target") / peak_flops, 4
-                ),
-                "peak_rss_mib": round(family["peak_rss_mib"], 1),
-            }
-        )
-        print(_format_row(rows[-1]), flush=True)
+        family_seeds = len(MIXED_FAMILY) * MIXED_SEEDS_EACH
+        families = run_turns(pool, list(FAMILY_KINDS), MIXED_FAMILY[0], family_seeds, args.steps, args.repeats)
+        # The family's ratio is to article-target's article loop (else the first variant's).
+        baseline = baselines.get("article-target", next(iter(baselines.values())))
+        for kind, result in families.items():
+            rows.append(
+                _row(
+                    "mixed: " + "+".join(MIXED_FAMILY),
+                    kind,
+                    family_seeds,
+                    result,
+                    baseline,
+                    flops_per_agent_step("article-target") / peak_flops,
+                )
+            )
+            print(_format_row(rows[-1]), flush=True)
         memory = run_one(
             pool,
             "engine",
@@ -212,27 +264,34 @@ def _plot(directory: Path, rows: list[dict]) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for row in rows:
-        if row["implementation"] == "engine-family":
+        if row["implementation"] in FAMILY_KINDS:
             ax.plot(
                 [row["seeds"]],
                 [row["agent_steps_per_s_per_core"]],
                 marker="*",
                 markersize=12,
                 linestyle="",
-                label=row["variant"],
+                label=f"{row['variant']}: {row['implementation']}",
             )
-    for variant in dict.fromkeys(row["variant"] for row in rows if row["implementation"] != "engine-family"):
-        engine = [r for r in rows if r["variant"] == variant and r["implementation"] == "engine"]
-        line = ax.plot(
-            [r["seeds"] for r in engine], [r["agent_steps_per_s_per_core"] for r in engine], marker="o", label=variant
-        )
+    for variant in dict.fromkeys(row["variant"] for row in rows if row["implementation"] not in FAMILY_KINDS):
+        color = None
+        for kind in dict.fromkeys(r["implementation"] for r in rows if r["variant"] == variant):
+            if kind == "article-loop":
+                continue
+            points = [r for r in rows if r["variant"] == variant and r["implementation"] == kind]
+            line = ax.plot(
+                [r["seeds"] for r in points],
+                [r["agent_steps_per_s_per_core"] for r in points],
+                marker="o",
+                linestyle="-" if kind == "engine" else ":",
+                color=color,
+                label=f"{variant}: {kind}",
+            )
+            color = color or line[0].get_color()
         for r in rows:
-            if r["variant"] == variant and r["implementation"] != "engine":
+            if r["variant"] == variant and r["implementation"] == "article-loop":
                 ax.axhline(
-                    r["agent_steps_per_s_per_core"],
-                    linestyle="--",
-                    color=line[0].get_color(),
-                    label=f"{variant}: article loop",
+                    r["agent_steps_per_s_per_core"], linestyle="--", color=color, label=f"{variant}: article loop"
                 )
     ax.set(xscale="log", xlabel="seeds per process (K)", ylabel="agent-steps/s per core")
     ax.legend(fontsize=8)
@@ -242,12 +301,30 @@ def _plot(directory: Path, rows: list[dict]) -> None:
     print(f"wrote {directory / 'bench.png'}")
 
 
+def _row(variant: str, kind: str, seeds: int, result: dict, baseline: dict, flops_share: float) -> dict:
+    """One table row: the medians, the ratio to the article loop and the share of the limit."""
+    rate = result["agent_steps_per_s"]
+    return {
+        "variant": variant,
+        "implementation": kind,
+        "seeds": seeds,
+        "agent_steps_per_s_per_core": round(rate, 1),
+        "cpu_agent_steps_per_s": round(result["cpu_agent_steps_per_s"], 1),
+        "ratio_to_article_loop": round(rate / baseline["agent_steps_per_s"], 2),
+        "share_of_arithmetic_limit": round(rate * flops_share, 4),
+        "peak_rss_mib": round(result["peak_rss_mib"], 1),
+        "compile_s": round(result["compile_s"], 1) if "compile_s" in result else None,
+    }
+
+
 def _format_row(row: dict) -> str:
+    compile_s = row.get("compile_s")
     return (
-        f"{row['variant']:<15} {row['implementation']:<12} K={row['seeds']:<3} "
-        f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core  "
+        f"{row['variant']:<15} {row['implementation']:<18} K={row['seeds']:<3} "
+        f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core "
+        f"({row['cpu_agent_steps_per_s']:>7.0f} per CPU s)  "
         f"x{row['ratio_to_article_loop']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
-        f"{row['peak_rss_mib']:6.0f} MiB"
+        f"{row['peak_rss_mib']:6.0f} MiB" + (f"  (+{compile_s:.1f} s compile, not timed)" if compile_s else "")
     )
 
 
