@@ -30,9 +30,9 @@ import torch.nn as nn
 import torch.optim as optim
 
 try:
-    import gym  # old gym (< 0.26) if the reader has it
-except ImportError:  # otherwise gymnasium behind the probes' old-gym shim
-    from agents.probes import old_gym as gym
+    import gym  # old gym (<= 0.25), as the reader had it
+except ImportError:  # gymnasium: the probes register old-API envs under their own ids
+    import gymnasium as gym
 
 
 class QNetwork(nn.Module):

@@ -122,11 +122,11 @@ def run(args: Args, env=None):  # PROBE: was `if __name__ == "__main__":`; the b
     )
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # the seed's own init stream; the global one is left alone
         torch.manual_seed(args.seed)
         q_network = QNetwork(envs)
+        target_network = QNetwork(envs)
     optimizer = optim.Adam(q_network.parameters(), lr=args.learning_rate)
-    target_network = QNetwork(envs)
     target_network.load_state_dict(q_network.state_dict())
 
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape, rng)
