@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ablations", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lint_command = sub.add_parser("lint", help="check your DQN's config for known problems, without training")
+    sub.add_parser("probe", help="the probe battery on your own DQN code: python -m ablations probe FILE.py:train -h")
     diagnose = sub.add_parser("diagnose", help="train your DQN and the one-knob ladder around it; write the report")
     for command in (lint_command, diagnose):
         command.add_argument("config", help="your DQN as a TOML file (see examples/), or a --from source file")
@@ -156,6 +157,11 @@ def load_config(args: argparse.Namespace) -> ConfigFile:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["probe"]:  # the probe battery on any DQN code (ablations/probe.py)
+        from ablations.probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         loaded = load_config(args)

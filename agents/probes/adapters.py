@@ -218,7 +218,8 @@ def _takes_id(fn: Callable) -> bool | None:
 
 def _made_an_env(exc: BaseException) -> bool:
     """Whether the error came from gym.make given our env object (the code wants an id)."""
-    return any("registration.py" in f.filename and "gymnasium" in f.filename for f in traceback.extract_tb(exc.__traceback__))
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any("registration.py" in f.filename and "gymnasium" in f.filename for f in frames)
 
 
 @dataclass

@@ -40,6 +40,7 @@ SEEDS = 3
 DEFAULT_GAMMA = 0.99
 # Probes that measure the discount the agent applied: (probe, first state, reward state).
 DISCOUNT_PROBES = {"DelayedReward": (0, -1), "TwoStep": (0, 1)}
+DEFAULT_SHAPE = ProbeShape()
 STATUSES = ("pass", "fail-every-seed", "fail-some-seeds", "not-applicable")
 
 
@@ -221,7 +222,7 @@ class BatteryResult:
 
 def run_battery(
     agent: Agent,
-    shape: ProbeShape = ProbeShape(),
+    shape: ProbeShape = DEFAULT_SHAPE,
     seeds: list[int] | None = None,
     gamma: float | None = None,
     probes: list[str] | None = None,
