@@ -212,7 +212,8 @@ PROBES: tuple[Probe, ...] = (
         lambda rng: 0,
         _one_step(lambda s, a: 1.0 if a == 1 else -1.0),
         lambda g, n: _action_reward(n, 1)[None, :],
-        lambda g, n: {"unmasked": _action_reward(n, 1)[None, :] / (1 - g)},
+        # Unmasked, every action bootstraps from the same state's best value, 1 / (1 - gamma).
+        lambda g, n: {"unmasked": _action_reward(n, 1)[None, :] + g / (1 - g)},
         min_actions=2,
     ),
     Probe(
