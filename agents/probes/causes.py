@@ -42,6 +42,14 @@ CAUSES: dict[str, tuple[str, str]] = {
         "the discount applied per step is not the declared one",
         "apply gamma once per step, the one you declare: y = r + gamma * (1 - terminated) * max_a Q_target(s', a)",
     ),
+    "self_bootstrap": (
+        "each transition bootstraps from its own state: the stored next state is the current observation",
+        "store the next_obs that env.step returns as the transition's next state",
+    ),
+    "greedy_gather": (
+        "only the greedy action's value is learned: Q(s, a) is read at the argmax, not at the action taken",
+        "q = q_net(obs).gather(1, actions[:, None]).squeeze(1) with the stored actions",
+    ),
     "broadcast": (
         "every Q regresses to the batch's mean target: a (B, 1) prediction against a (B,) target broadcasts "
         "the loss to (B, B)",
@@ -148,7 +156,12 @@ def seed_causes(result: ProbeResult) -> list[tuple[str, tuple[int, int], str]]:
         high = np.unravel_index(int(np.argmax(q)), q.shape)
         if probe.name == "LastStep" and q[0].max() <= expected[0].max() + TOLERANCE:
             found.append(("terminal_shift", high, ""))
+        if probe.name == "LastStep" and np.abs(q[1] - expected[1]).max() <= TOLERANCE:
+            found.append(("self_bootstrap", high, ""))
         found.append(("unmasked", high, ""))
+    # Every state's best action has the right value but other actions do not: only the argmax learns.
+    if q.shape[1] > 1 and _spread(expected, 1) == 0 and np.abs(q.max(1) - expected.max(1)).max() <= TOLERANCE:
+        found.append(("greedy_gather", worst, ""))
     # The time-limit probe: settled at the time-limit-as-terminal value, or still below the floor.
     if probe.name == "TimeLimit":
         settled = time_limit_terminal_q(gamma)
@@ -252,10 +265,14 @@ def explain(battery: BatteryResult) -> dict[str, list[Cause]]:
                 rebuilt.append(cause)
             seen: set[str] = set()
             causes[name] = [c for c in rebuilt if not (c.name in seen or seen.add(c.name))]
-    # Unmasked terminals seen on the terminal-masking probe explain values too high elsewhere.
-    if any(c.name == "unmasked" for c in causes.get("LastStep", [])):
-        for name, found in causes.items():
-            causes[name] = sorted(found, key=lambda c: c.name != "unmasked")
+    # A cause a probe built for it shows is the likelier one wherever else it fits: the terminal-
+    # masking probe's reading of the bootstrap, the one-step probes' reading of the gather, and the
+    # two-step probe's no bootstrap, which looks like a terminal time limit on TerminateOrTruncate.
+    shown = {c.name for p in ("LastStep", "TwoStep", "DelayedReward", "ConstantReward") for c in causes.get(p, [])}
+    for first in ("time_limit_terminal", "greedy_gather", "no_bootstrap", "unmasked", "self_bootstrap"):
+        if first in shown:
+            for name, found in causes.items():
+                causes[name] = sorted(found, key=lambda c, first=first: c.name != first)
     return causes
 
 

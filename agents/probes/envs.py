@@ -239,7 +239,10 @@ PROBES: tuple[Probe, ...] = (
         lambda g, n: _same([1 / (1 - g)], n),
         # Treated as terminal, 1 in TIME_LIMIT of the stored transitions stops the bootstrap, and
         # the one observation cannot tell them apart: Q = 1 + gamma (1 - 1/L) Q.
-        lambda g, n: {"time_limit_terminal": _same([1 / (1 - g * (1 - 1 / TIME_LIMIT))], n)},
+        lambda g, n: {
+            "time_limit_terminal": _same([1 / (1 - g * (1 - 1 / TIME_LIMIT))], n),
+            "no_bootstrap": _same([1.0], n),
+        },
         depth=4,
     ),
     Probe(
@@ -252,6 +255,8 @@ PROBES: tuple[Probe, ...] = (
         lambda g, n: _same([g, 1.0], n),
         lambda g, n: {
             "time_limit_terminal": _same([0.0, 1.0], n),
+            # The same values: told apart by the two-step probe (causes.explain).
+            "no_bootstrap": _same([0.0, 1.0], n),
             "unmasked": _same([g / (1 - g), 1 / (1 - g)], n),
         },
         depth=2,
@@ -296,6 +301,9 @@ PROBES: tuple[Probe, ...] = (
             "unmasked": _same([1 / (1 - g), 1 / (1 - g)], n),
             # The flag of the step before: s0's step looks terminal, s1's bootstraps from s0.
             "terminal_shift": _same([1.0, 1 + g], n),
+            "no_bootstrap": _same([1.0, 1.0], n),
+            # next_obs stored as obs: s0's step bootstraps from s0 itself, s1's is masked.
+            "self_bootstrap": _same([1 / (1 - g), 1.0], n),
         },
         depth=2,
     ),
