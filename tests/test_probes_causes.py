@@ -55,6 +55,8 @@ def battery(*probe_q) -> BatteryResult:
         ("ResetObservation", [0.3, 1 / (2 - GAMMA)], "reset_dropped"),
         ("ResetObservation", [0.3, 0.0], "reset_dropped"),
         ("ConstantReward", [0.02], "no_learning"),
+        ("ResetObservation", [1.8, 0.0], "unstable"),  # unmasked terminals cannot lift this probe
+        ("LastStep", [3.3, 0.5], "unstable"),  # above and below: overshoot, not a bootstrap rule
         ("ConstantReward", [np.nan], "diverged"),
     ],
 )
@@ -91,6 +93,13 @@ def test_a_broadcast_loss_is_read_across_the_observation_and_action_probes():
     assert causes["ObservationReward"][0].name == "broadcast" and causes["ActionReward"][0].name == "broadcast"
     alone = explain(battery(("ObservationReward", [0.0, 0.0]), ("ActionReward", [[-1.0, 1.0]])))
     assert alone["ObservationReward"][0].name == "observation_ignored"
+
+
+def test_overshoot_on_the_reset_probe_reads_values_too_high_elsewhere_as_overshoot():
+    causes = explain(battery(("ResetObservation", [1.8, 0.0]), ("ConstantReward", [1.4])))
+    assert causes["ConstantReward"][0].name == "unstable"
+    unmasked = explain(battery(("ResetObservation", [1.0, 0.0]), ("ConstantReward", [1.4])))
+    assert unmasked["ConstantReward"][0].name == "unmasked"
 
 
 def test_no_bootstrap_on_the_two_step_probe_outranks_a_terminal_time_limit():

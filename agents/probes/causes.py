@@ -76,6 +76,11 @@ CAUSES: dict[str, tuple[str, str]] = {
         "network, or no update runs within the budget)",
         "check that loss.backward() and optimizer.step() run every update and learning starts within the budget",
     ),
+    "unstable": (
+        "Q overshoots the values and scatters: the updates are too large or pile up (gradients never zeroed, "
+        "a learning rate too high)",
+        "call optimizer.zero_grad() before every loss.backward(); then lower the learning rate or clip gradients",
+    ),
     "diverged": ("Q is not finite: training diverged", "lower the learning rate or clip gradients"),
     "too_slow": (
         "Q climbs toward r / (1 - gamma) too slowly to tell from a time limit treated as terminal",
@@ -158,7 +163,13 @@ def seed_causes(result: ProbeResult) -> list[tuple[str, tuple[int, int], str]]:
             found.append(("terminal_shift", high, ""))
         if probe.name == "LastStep" and np.abs(q[1] - expected[1]).max() <= TOLERANCE:
             found.append(("self_bootstrap", high, ""))
-        found.append(("unmasked", high, ""))
+        # Bootstrapping through terminals lifts every value, and cannot lift the reset probe's
+        # (its terminal step pays 0 and bootstraps from itself): values also below theirs, or
+        # above on that probe, are overshoot.
+        if probe.name == "ResetObservation" or (q < expected - TOLERANCE).any():
+            found.append(("unstable", high, ""))
+        else:
+            found.append(("unmasked", high, ""))
     # Every state's best action has the right value but other actions do not: only the argmax learns.
     if q.shape[1] > 1 and _spread(expected, 1) == 0 and np.abs(q.max(1) - expected.max(1)).max() <= TOLERANCE:
         found.append(("greedy_gather", worst, ""))
@@ -269,7 +280,16 @@ def explain(battery: BatteryResult) -> dict[str, list[Cause]]:
     # masking probe's reading of the bootstrap, the one-step probes' reading of the gather, and the
     # two-step probe's no bootstrap, which looks like a terminal time limit on TerminateOrTruncate.
     shown = {c.name for p in ("LastStep", "TwoStep", "DelayedReward", "ConstantReward") for c in causes.get(p, [])}
-    for first in ("time_limit_terminal", "greedy_gather", "no_bootstrap", "unmasked", "self_bootstrap"):
+    # Overshoot where unmasked terminals cannot lift a value reads every value too high as overshoot.
+    if any(c.name == "unstable" for c in causes.get("ResetObservation", [])):
+        shown.add("unstable")
+        for name, found in causes.items():
+            causes[name] = [
+                Cause("unstable", *[getattr(c, f) for f in ("probe", "seeds", "failed", "total", "state")],
+                      c.measured, c.expected) if c.name == "unmasked" else c
+                for c in found
+            ]  # fmt: skip
+    for first in ("time_limit_terminal", "greedy_gather", "no_bootstrap", "unmasked", "self_bootstrap", "unstable"):
         if first in shown:
             for name, found in causes.items():
                 causes[name] = sorted(found, key=lambda c, first=first: c.name != first)
