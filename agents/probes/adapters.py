@@ -35,6 +35,7 @@ from agents.probes.envs import Probe, ProbeShape, probe_env_id
 ENV_MODES = ("auto", "env", "id")
 API_MODES = ("auto", "gymnasium", "old-gym")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # agents/
+USER_MODULE_PREFIX = "_dqn_probe_user_"  # the module name a FILE.py:FUNCTION file is loaded as
 
 
 class AgentSpecError(ValueError):
@@ -291,6 +292,18 @@ class FunctionAgent(Agent):
             if self.api == "auto":
                 self.api = "gymnasium"
 
+    def __getstate__(self) -> dict:
+        """A function loaded from a FILE.py:FUNCTION spec travels to worker processes as its spec."""
+        state = dict(self.__dict__)
+        if ":" in self.name and getattr(self.fn, "__module__", "").startswith(USER_MODULE_PREFIX):
+            state["fn"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.fn is None:
+            self.fn, _ = load_function(self.name)
+
     def train(self, probe: Probe, shape: ProbeShape, total_steps: int, seeds: list[int]) -> list[TrainedQ]:
         trained = []
         for seed in seeds:
@@ -315,7 +328,7 @@ def load_function(spec: str) -> tuple[Callable, frozenset[str]]:
         if not path.is_file():
             raise AgentSpecError(f"agent={spec!r} is invalid: no file {target}")
         path = path.resolve()
-        module_name = f"_dqn_probe_user_{path.stem}"
+        module_name = f"{USER_MODULE_PREFIX}{path.stem}"
         # The user's file imports its neighbours, as `python file.py` would let it.
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
@@ -373,6 +386,7 @@ class EngineAgent(Agent):
 
     config: Any  # AgentConfig
     name: str = "engine"
+    trains_seeds_together = True  # one batched run per probe (battery's workers split probes, not seeds)
     notes: list[str] = field(default_factory=list)
     files: frozenset[str] = frozenset()
 

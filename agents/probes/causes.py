@@ -81,6 +81,10 @@ CAUSES: dict[str, tuple[str, str]] = {
         "a learning rate too high)",
         "call optimizer.zero_grad() before every loss.backward(); then lower the learning rate or clip gradients",
     ),
+    "fragile": (
+        "the values are reached on some seeds and missed on others: the run does not settle on every seed",
+        "learn from a replay buffer with a target network, lower the learning rate, or give the probes more steps",
+    ),
     "diverged": ("Q is not finite: training diverged", "lower the learning rate or clip gradients"),
     "too_slow": (
         "Q climbs toward r / (1 - gamma) too slowly to tell from a time limit treated as terminal",
@@ -244,7 +248,14 @@ def probe_causes(results: list[ProbeResult]) -> list[Cause]:
             )  # fmt: skip
         )
     # Stable sort: most seeds explained first, ties in the order found (most specific first).
-    return sorted(causes, key=lambda c: -c.seeds)
+    causes = sorted(causes, key=lambda c: -c.seeds)
+    if len(failing) < len(results):
+        # Passing seeds show the mechanism works: what differs between seeds is the likelier cause.
+        worst = max(failing, key=lambda r: abs(r.worst_measured - r.worst_expected))
+        fragile = Cause("fragile", probe.name, len(failing), len(failing), len(results), worst.worst_state,
+                        worst.worst_measured, worst.worst_expected)  # fmt: skip
+        causes.insert(0, fragile)
+    return causes
 
 
 def explain(battery: BatteryResult) -> dict[str, list[Cause]]:
@@ -280,6 +291,14 @@ def explain(battery: BatteryResult) -> dict[str, list[Cause]]:
     # masking probe's reading of the bootstrap, the one-step probes' reading of the gather, and the
     # two-step probe's no bootstrap, which looks like a terminal time limit on TerminateOrTruncate.
     shown = {c.name for p in ("LastStep", "TwoStep", "DelayedReward", "ConstantReward") for c in causes.get(p, [])}
+    # The previous step's terminal flag, seen on the probe built for it, explains bootstraps elsewhere.
+    if causes.get("LastStep") and causes["LastStep"][0].name == "terminal_shift":
+        for name, found in causes.items():
+            causes[name] = [
+                Cause("terminal_shift", *[getattr(c, f) for f in ("probe", "seeds", "failed", "total", "state")],
+                      c.measured, c.expected) if c.name == "unmasked" else c
+                for c in found
+            ]  # fmt: skip
     # Overshoot where unmasked terminals cannot lift a value reads every value too high as overshoot.
     if any(c.name == "unstable" for c in causes.get("ResetObservation", [])):
         shown.add("unstable")
