@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pass train() a gymnasium env or its registered id (default: decided from its "
                         "signature, or by trying)")  # fmt: skip
     parser.add_argument("--sb3-kwargs", default=None, metavar="JSON", help="with sb3: DQN keyword arguments")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes training at once (default: one per core; 1 runs in this process)")  # fmt: skip
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every probe's step budget")
     parser.add_argument("--out", default="probe-results", help="results folder (default probe-results)")
     return parser
@@ -99,6 +102,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise BadInput(f"--gamma={args.gamma} is invalid: must lie in [0, 1)")
     if args.seeds is not None and args.seeds < 1:
         raise BadInput(f"--seeds={args.seeds} is invalid: must be >= 1")
+    if args.workers < 1:
+        raise BadInput(f"--workers={args.workers} is invalid: must be >= 1")
     if not args.budget_scale > 0:
         raise BadInput(f"--budget-scale={args.budget_scale} is invalid: must be > 0")
     if args.probes is not None:
@@ -271,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"probe: {agent.name}, observations {shape.obs_shape}, {shape.n_actions} actions, {len(seeds)} seeds",
           flush=True)  # fmt: skip
     try:
-        battery = run_battery(agent, shape, seeds, args.gamma, probes, args.budget_scale, on_probe=show)
+        battery = run_battery(
+            agent, shape, seeds, args.gamma, probes, args.budget_scale, on_probe=show, workers=args.workers
+        )
     except (UserCodeError, AgentSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -288,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": list(seeds),
         "gamma": args.gamma,
         "budget_scale": args.budget_scale,
+        "workers": args.workers,
         "verdicts": [v.to_dict() for v in battery.verdicts],
         "discount_measured": battery.discount(),
         "notes": list(battery.notes),

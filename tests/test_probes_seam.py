@@ -166,7 +166,7 @@ def test_bad_agent_specs_are_one_line_errors(user_file, tmp_path, monkeypatch):
 
 
 def test_the_command_exits_0_when_every_probe_passes_and_writes_its_files(user_file, tmp_path, capsys):
-    assert main(["user_dqn.py:train", "--out", str(tmp_path / "out")]) == 0
+    assert main(["user_dqn.py:train", "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("\npass  ") == 10 and "probes: all passed" in printed
     table = pd.read_parquet(tmp_path / "out" / "probes.parquet")
@@ -178,7 +178,7 @@ def test_the_command_exits_0_when_every_probe_passes_and_writes_its_files(user_f
 
 
 def test_the_command_exits_1_on_failures_and_names_the_cause(user_file, tmp_path, capsys):
-    assert main(["user_dqn.py:train_unmasked", "--out", str(tmp_path / "out")]) == 1
+    assert main(["user_dqn.py:train_unmasked", "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
     lines = capsys.readouterr().out.splitlines()
     last_step = next(line for line in lines if line.startswith("FAIL  LastStep"))
     assert "on 3 of 3 seeds (a bug)" in last_step
@@ -202,13 +202,22 @@ def test_the_command_exits_1_on_failures_and_names_the_cause(user_file, tmp_path
     ],
 )
 def test_the_command_exits_2_on_bad_input_with_one_line(user_file, tmp_path, capsys, argv, message):
-    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert main([*argv, "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_the_probes_take_the_shape_of_a_like_env(user_file, tmp_path, capsys):
-    assert main(["user_dqn.py:train", "--like", "Acrobot-v1", "--probes", "ActionReward", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                *["user_dqn.py:train", "--like", "Acrobot-v1", "--probes", "ActionReward", "--out", str(tmp_path)],
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "observations (6,), 3 actions" in capsys.readouterr().out
     table = pd.read_parquet(tmp_path / "probes.parquet")
     assert sorted(table["action"].unique()) == [0, 1, 2]
