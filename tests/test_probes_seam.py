@@ -68,6 +68,11 @@ def train_module(env, total_steps, seed):
     return net
 
 
+def train_cnn(env, total_steps, seed):
+    channels, n = env.observation_space.shape[0], env.action_space.n
+    return torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(n))
+
+
 def train_id(env_id: str, total_steps, seed):
     return oracle(gym.make(env_id))
 
@@ -221,3 +226,10 @@ def test_the_probes_take_the_shape_of_a_like_env(user_file, tmp_path, capsys):
     assert "observations (6,), 3 actions" in capsys.readouterr().out
     table = pd.read_parquet(tmp_path / "probes.parquet")
     assert sorted(table["action"].unique()) == [0, 1, 2]
+
+
+def test_image_probes_reach_a_cnn_and_an_oracle_passes_them(user_file, tmp_path):
+    shape = ProbeShape((2, 5, 5), 3)
+    (result,) = run_probe(agent("train_cnn"), probe("ObservationReward"), shape, [0])
+    assert np.shape(result.measured) == (2, 3)
+    assert main(["user_dqn.py:train", "--image", "2,5,5", "--workers", "1", "--out", str(tmp_path)]) == 0
