@@ -41,6 +41,7 @@ def battery(*probe_q) -> BatteryResult:
     ("probe", "q", "cause"),
     [
         ("LastStep", [15.0, 14.0], "unmasked"),  # still climbing toward 1 / (1 - gamma)
+        ("ObservationReward", [-9.0, 9.0], "unmasked"),  # -1 rewards sink toward -1 / (1 - gamma)
         ("LastStep", [1.0, 1.99], "terminal_shift"),
         ("LastStep", [30.0, 1.0], "self_bootstrap"),
         ("LastStep", [1.0, 1.0], "no_bootstrap"),

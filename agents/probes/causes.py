@@ -167,13 +167,16 @@ def seed_causes(result: ProbeResult) -> list[tuple[str, tuple[int, int], str]]:
             found.append(("terminal_shift", high, ""))
         if probe.name == "LastStep" and np.abs(q[1] - expected[1]).max() <= TOLERANCE:
             found.append(("self_bootstrap", high, ""))
-        # Bootstrapping through terminals lifts every value, and cannot lift the reset probe's
-        # (its terminal step pays 0 and bootstraps from itself): values also below theirs, or
-        # above on that probe, are overshoot.
-        if probe.name == "ResetObservation" or (q < expected - TOLERANCE).any():
-            found.append(("unstable", high, ""))
+        # Bootstrapping through terminals moves every value toward its unmasked fixed point (up
+        # for rewards +1, down for -1), and cannot lift the reset probe's (its terminal step pays
+        # 0 and bootstraps from itself): values off the other way, or on that probe, are overshoot.
+        unmasked = probe.alternatives(gamma, q.shape[1]).get("unmasked")
+        off = np.abs(q - expected) > TOLERANCE
+        if unmasked is not None:
+            toward = bool(np.all((np.sign(q - expected) * np.sign(unmasked - expected))[off] > 0))
         else:
-            found.append(("unmasked", high, ""))
+            toward = probe.name != "ResetObservation" and not (q < expected - TOLERANCE).any()
+        found.append(("unmasked" if toward else "unstable", high, ""))
     # Every state's best action has the right value but other actions do not: only the argmax learns.
     if q.shape[1] > 1 and _spread(expected, 1) == 0 and np.abs(q.max(1) - expected.max(1)).max() <= TOLERANCE:
         found.append(("greedy_gather", worst, ""))
