@@ -35,6 +35,7 @@ STEP_CAPS = {"smoke": PROFILES["smoke"].env_steps, "quick": 20_000}
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("ablations", "DQN ablation suite")
+    add_probe_options(parser)
     group.addoption(
         "--ablation-profile",
         choices=sorted(PROFILES),
@@ -102,3 +103,21 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
+
+
+def add_probe_options(parser: pytest.Parser) -> None:
+    """The probe battery on your own DQN (ablations/test_probes.py, -m probes)."""
+    group = parser.getgroup("probes", "DQN probe battery on your own code")
+    group.addoption(
+        "--agent",
+        dest="probe_agent",
+        default=None,
+        metavar="FILE.py:FUNCTION",
+        help="probe your DQN: train(env, total_steps, seed) as FILE.py:FUNCTION or MODULE:FUNCTION (also "
+        "engine:VARIANT, sb3); runs the probe tests only (or override the probe_agent fixture in conftest.py)",
+    )
+    group.addoption("--probe-like", default=None, metavar="ENV_ID", help="shape the probes like this env")
+    group.addoption("--probe-gamma", type=float, default=None, help="your discount (default: the returned "
+                    "object's gamma, else 0.99)")  # fmt: skip
+    group.addoption("--probe-seeds", type=int, default=None, help="seeds per probe (default 3)")
+    group.addoption("--probe-old-gym", action="store_true", help="your code uses old gym's API")

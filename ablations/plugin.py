@@ -43,3 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from ablations import session
 
         config.pluginmanager.register(session, "ablation-session")
+    if runs_the_suite(config) and not config.pluginmanager.has_plugin("ablation-probes"):
+        from ablations import probe_fixtures
+
+        config.pluginmanager.register(probe_fixtures, "ablation-probes")

@@ -1,0 +1,112 @@
+"""Q(s, a) shaped (B, 1) against a (B,) target: the MSE broadcasts to (B, B).
+
+Thread: https://github.com/pytorch/pytorch/issues/16045
+The PyTorch issue reports that `MSELoss` between an (N, 1) prediction and an (N,) target
+silently broadcasts to an (N, N) matrix and returns a different loss than with matching shapes;
+the commenter had "spent way too long finding this error" and proposed a warning or an error,
+as `binary_cross_entropy` already gave. PyTorch still broadcasts and now warns "Using a target
+size ... that is different to the input size". SLM-Lab fixed a shape broadcast in its DQN
+(kengz/SLM-Lab#372). Every prediction is regressed towards every
+target in the batch, so Q(s, a) drifts to the batch's mean target.
+
+The bug, the only change from a correct small DQN (marked `# BUG`):
+`q_net(s).gather(1, a[:, None])` keeps its trailing dimension (no `.squeeze(1)`).
+
+    python -m ablations probe examples/byo/buggy/loss_broadcasts.py:train
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+EXPECTED_CAUSE = "loss_shape_broadcast"
+THREAD_URL = "https://github.com/pytorch/pytorch/issues/16045"
+
+
+def make_q_network(obs_size: int, n_actions: int) -> nn.Module:
+    """Observation batch (B, *obs_shape) -> Q-values (B, n_actions)."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(obs_size, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, n_actions)
+    )
+
+
+def td_target(reward, terminated, next_q, gamma=0.99):
+    """r + gamma * max_a' Q_target(s', a'), with no bootstrap after a terminal state."""
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def train(
+    env,
+    total_steps: int,
+    seed: int,
+    gamma: float = 0.99,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    learning_starts: int = 100,
+    target_sync: int = 100,
+    exploration_fraction: float = 0.3,
+    epsilon_end: float = 0.05,
+) -> nn.Module:
+    """Train on `env` (a gymnasium env or its registered id) for `total_steps`; return the Q-network."""
+    torch.set_num_threads(1)
+    env = gym.make(env) if isinstance(env, str) else env
+    rng = np.random.default_rng(seed)
+    obs_shape, n_actions = env.observation_space.shape, int(env.action_space.n)
+    with torch.random.fork_rng(devices=[]):  # the seed's own init stream
+        torch.manual_seed(seed)
+        q_net = make_q_network(int(np.prod(obs_shape)), n_actions)
+    target_net = copy.deepcopy(q_net)
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=lr)
+
+    capacity = max(total_steps, 1)  # the whole run fits: no ring buffer needed at probe scale
+    buf_obs = np.zeros((capacity, *obs_shape), np.float32)
+    buf_next = np.zeros((capacity, *obs_shape), np.float32)
+    buf_act = np.zeros(capacity, np.int64)
+    buf_rew = np.zeros(capacity, np.float32)
+    buf_term = np.zeros(capacity, np.float32)
+    stored = 0
+    updates = 0
+
+    def learn() -> None:
+        nonlocal updates
+        idx = rng.integers(0, stored, size=batch_size)
+        s, a, r = torch.from_numpy(buf_obs[idx]), torch.from_numpy(buf_act[idx]), torch.from_numpy(buf_rew[idx])
+        s2, term = torch.from_numpy(buf_next[idx]), torch.from_numpy(buf_term[idx])
+        with torch.no_grad():
+            target = td_target(r, term, target_net(s2).max(1).values, gamma)
+        q_sa = q_net(s).gather(1, a[:, None])  # BUG: shape (B, 1) against a (B,) target
+        loss = F.mse_loss(q_sa, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        updates += 1
+        if updates % target_sync == 0:
+            target_net.load_state_dict(q_net.state_dict())
+
+    epsilon = 1.0
+    epsilon_step = (1.0 - epsilon_end) / max(int(exploration_fraction * total_steps), 1)
+    obs, _ = env.reset(seed=seed)
+    for _ in range(total_steps):
+        if rng.random() < epsilon:
+            action = int(rng.integers(n_actions))
+        else:
+            with torch.no_grad():
+                action = int(q_net(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax(1).item())
+        epsilon = max(epsilon_end, epsilon - epsilon_step)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buf_obs[stored], buf_act[stored], buf_rew[stored] = obs, action, reward
+        buf_next[stored], buf_term[stored] = next_obs, terminated
+        stored += 1
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+        if stored >= learning_starts:
+            learn()
+    q_net.gamma = gamma
+    return q_net
