@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,134 +195,162 @@ def _attribution(results: Results, axes) -> bool:
     return True
 
 
-def render_figures(results: Results, directory: str | Path) -> list[Figure]:
-    """Draw every figure the results allow; return them in report order."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    sns.set_theme(style="whitegrid", context="notebook")
-    figures: list[Figure] = []
+SYNC_METRICS = [
+    ("late_target_drift", "relative TD-target drift per update"),
+    ("late_td_target_var", "batch TD-target variance (grows with Q^2)"),
+    ("late_return", "late return"),
+]
+CAPACITY_METRICS = [
+    ("late_state_autocorrelation", "lag-1 autocorrelation of training states"),
+    ("late_return", "late return"),
+    ("peak_max_abs_q", "peak max |Q|"),
+]
+CAPACITY_KNOBS = {"replay_capacity", "batch_size", "learning_starts"}
 
-    def save(fig, name: str, title: str, caption: str) -> None:
-        fig.tight_layout()
-        png, svg = out / f"{name}.png", out / f"{name}.svg"
-        fig.savefig(png, dpi=110)
-        fig.savefig(svg)
-        plt.close(fig)
-        figures.append(Figure(name, title, caption, png, svg))
 
-    fig, ax = plt.subplots(figsize=(9, 5))
-    _learning_curves(results, ax)
-    save(
-        fig,
+def _always(draw):
+    """A drawing that every results folder allows."""
+
+    def drawn(results: Results, axes) -> bool:
+        draw(results, axes)
+        return True
+
+    return drawn
+
+
+def _sync_sweep(results: Results, axes) -> bool:
+    return _sweep(results, "target_sync_period", sweep_members(results, {"target_sync_period"}), SYNC_METRICS, axes)
+
+
+def _capacity_sweep(results: Results, axes) -> bool:
+    return _sweep(results, "replay_capacity", sweep_members(results, CAPACITY_KNOBS), CAPACITY_METRICS, axes)
+
+
+def _sample_age(results: Results, ax) -> bool:
+    capacity = sweep_members(results, CAPACITY_KNOBS)
+    if len(capacity) < 2:  # the capacity sweep's own condition (_sweep)
+        return False
+    ages = _capacity_age(results)
+    ages = ages[ages["variant"].isin(capacity)].copy()
+    configs = results.variant_configs
+    ages["replay_capacity"] = [configs[v].get("replay_capacity") or 1 for v in ages["variant"]]
+    sns.pointplot(data=ages, x="replay_capacity", y="mean_sample_age", errorbar=("ci", 95), seed=0, ax=ax)
+    ax.set(xlabel="replay capacity", ylabel="mean sample age at the last checkpoint (env steps)")
+    return True
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report: its file name, title and caption, its layout (a figure size,
+    or a function of the results for the figures that grow with the variants), and the function
+    that draws it on its axes and says whether the results allow it."""
+
+    name: str
+    title: str
+    caption: str
+    size: tuple[float, float] | Callable[[Results], tuple[float, float]]
+    draw: Callable[[Results, object], bool]
+    panels: int = 1
+
+
+def _variant_count(results: Results) -> int:
+    return results.runs["variant"].nunique()
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
         "learning_curves",
         "Learning curves",
         "Greedy evaluation return over training; bands are 95% "
         "bootstrap intervals over seeds, each run resampled to the common checkpoint grid.",
-    )
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    if _attribution(results, axes):
-        save(
-            fig,
-            "attribution",
-            "Attribution of the example 1 -> example 3 gap",
-            "Shapley share of each of the four switches that separate the article's examples (terminal masking, "
-            "old-gym done, replay, target network), from the 16-cell factorial: each knob's marginal effect "
-            "averaged over every order of switching, so the shares add to 1 whatever the order. 95% stratified "
-            "bootstrap intervals over seeds.",
-        )
-    else:
-        plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(9, 5))
-    _max_q(results, ax)
-    save(
-        fig,
+        (9, 5),
+        _always(_learning_curves),
+    ),
+    FigureSpec(
+        "attribution",
+        "Attribution of the example 1 -> example 3 gap",
+        "Shapley share of each of the four switches that separate the article's examples (terminal masking, "
+        "old-gym done, replay, target network), from the 16-cell factorial: each knob's marginal effect "
+        "averaged over every order of switching, so the shares add to 1 whatever the order. 95% stratified "
+        "bootstrap intervals over seeds.",
+        (12, 3.6),
+        _attribution,
+        panels=3,
+    ),
+    FigureSpec(
         "max_q",
         "Soft divergence",
         "Max |Q| over the fixed probe states (log scale). No true value "
         "exceeds max|r|/(1-gamma) = 100 on CartPole; the dashed line is the soft-divergence bound with its margin.",
-    )
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    if _sawtooth(results, ax):
-        save(
-            fig,
-            "target_lag",
-            "Target-network lag",
-            "Online-target distance after every gradient update: "
-            "exactly zero at each hard sync, growing between syncs.",
-        )
-    else:
-        plt.close(fig)
-
-    sync = sweep_members(results, {"target_sync_period"})
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    metrics = [
-        ("late_target_drift", "relative TD-target drift per update"),
-        ("late_td_target_var", "batch TD-target variance (grows with Q^2)"),
-        ("late_return", "late return"),
-    ]
-    if _sweep(results, "target_sync_period", sync, metrics, axes):
-        save(
-            fig,
-            "sync_sweep",
-            "Sync-period sweep",
-            "Relative drift of the TD targets per update (the moving target, scale-free), the batch TD-target "
-            "variance (recorded, not a verdict: it grows with the size of Q) and late return against the sync "
-            "period C (gradient updates); C = 1 is equivalent to no target network. Means with 95% CIs.",
-        )
-    else:
-        plt.close(fig)
-
-    capacity = sweep_members(results, {"replay_capacity", "batch_size", "learning_starts"})
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    metrics = [
-        ("late_state_autocorrelation", "lag-1 autocorrelation of training states"),
-        ("late_return", "late return"),
-        ("peak_max_abs_q", "peak max |Q|"),
-    ]
-    if _sweep(results, "replay_capacity", capacity, metrics, axes):
-        save(
-            fig,
-            "capacity_sweep",
-            "Replay-capacity sweep",
-            "Correlation of consecutively used training "
-            "states, late return and peak max |Q| against replay capacity. Means with 95% CIs.",
-        )
-        ages = _capacity_age(results)
-        ages = ages[ages["variant"].isin(capacity)].copy()
-        configs = results.variant_configs
-        ages["replay_capacity"] = [configs[v].get("replay_capacity") or 1 for v in ages["variant"]]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        sns.pointplot(data=ages, x="replay_capacity", y="mean_sample_age", errorbar=("ci", 95), seed=0, ax=ax)
-        ax.set(xlabel="replay capacity", ylabel="mean sample age at the last checkpoint (env steps)")
-        save(
-            fig,
-            "sample_age",
-            "Sample age",
-            "Mean age of sampled transitions: about (capacity - 1) / 2 "
-            "once the buffer is full, the env step / 2 before.",
-        )
-    else:
-        plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(9, 0.45 * results.runs["variant"].nunique() + 1.5))
-    _distributions(results, ax)
-    save(
-        fig,
+        (9, 5),
+        _always(_max_q),
+    ),
+    FigureSpec(
+        "target_lag",
+        "Target-network lag",
+        "Online-target distance after every gradient update: exactly zero at each hard sync, growing between syncs.",
+        (9, 4),
+        _sawtooth,
+    ),
+    FigureSpec(
+        "sync_sweep",
+        "Sync-period sweep",
+        "Relative drift of the TD targets per update (the moving target, scale-free), the batch TD-target "
+        "variance (recorded, not a verdict: it grows with the size of Q) and late return against the sync "
+        "period C (gradient updates); C = 1 is equivalent to no target network. Means with 95% CIs.",
+        (12, 4),
+        _sync_sweep,
+        panels=3,
+    ),
+    FigureSpec(
+        "capacity_sweep",
+        "Replay-capacity sweep",
+        "Correlation of consecutively used training "
+        "states, late return and peak max |Q| against replay capacity. Means with 95% CIs.",
+        (12, 4),
+        _capacity_sweep,
+        panels=3,
+    ),
+    FigureSpec(
+        "sample_age",
+        "Sample age",
+        "Mean age of sampled transitions: about (capacity - 1) / 2 once the buffer is full, the env step / 2 before.",
+        (6, 4),
+        _sample_age,
+    ),
+    FigureSpec(
         "final_returns",
         "Late-return distributions",
         "Each seed's late return (mean greedy return over its last 20% of checkpoints).",
-    )
-
-    n = results.runs["variant"].nunique()
-    fig, ax = plt.subplots(figsize=(0.6 * n + 3, 0.5 * n + 2))
-    _heatmap(results, ax)
-    save(
-        fig,
+        lambda results: (9, 0.45 * _variant_count(results) + 1.5),
+        _always(_distributions),
+    ),
+    FigureSpec(
         "improvement",
         "Probability of improvement",
         "P(X > Y) over seeds of late returns for every pair of variants; 0.5 means no difference.",
-    )
+        lambda results: (0.6 * _variant_count(results) + 3, 0.5 * _variant_count(results) + 2),
+        _always(_heatmap),
+    ),
+)
+
+
+def render_figures(results: Results, directory: str | Path) -> list[Figure]:
+    """Draw every figure of FIGURES the results allow (PNG and SVG); return them in report order."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid", context="notebook")
+    figures: list[Figure] = []
+    for spec in FIGURES:
+        size = spec.size(results) if callable(spec.size) else spec.size
+        fig, axes = plt.subplots(1, spec.panels, figsize=size)
+        if not spec.draw(results, axes):
+            plt.close(fig)
+            continue
+        fig.tight_layout()
+        png, svg = out / f"{spec.name}.png", out / f"{spec.name}.svg"
+        fig.savefig(png, dpi=110)
+        fig.savefig(svg)
+        plt.close(fig)
+        figures.append(Figure(spec.name, spec.title, spec.caption, png, svg))
     return figures

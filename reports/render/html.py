@@ -204,7 +204,8 @@ def bug_sentence(base: Base) -> str:
     return " ".join(parts)
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s=,;:'\"]+")
+# An absolute path of two or more parts ("/home/ada/my.toml"); "</b>" or "1/2" are not paths.
+ABSOLUTE_PATH = re.compile(r"(?<![\w./<])(?:/[\w.+-]+){2,}")
 
 
 def portable_paths(text: str, results_dir: Path) -> str:

@@ -1,0 +1,1 @@
+"""Where runs are stored and trained: the on-disk cache and the local and Ray executors."""
