@@ -49,3 +49,21 @@ def test_batch_widths_are_a_comma_separated_list_of_positive_integers(capsys):
         with pytest.raises(SystemExit):
             bench.main(["--seeds", bad])
         assert f"argument --seeds: {bad!r} is not positive integers" in capsys.readouterr().err
+
+
+def test_variants_are_preset_names_and_an_unknown_one_is_named(capsys):
+    assert bench._variant_names("article-target,article-naive") == ("article-target", "article-naive")
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "article-target,no-such-variant"])
+    assert "no-such-variant unknown" in capsys.readouterr().err
+
+
+def test_a_row_gives_the_ratio_to_the_article_loop_and_the_compile_time_apart():
+    result = {"agent_steps_per_s": 600.0, "cpu_agent_steps_per_s": 1200.0, "peak_rss_mib": 10.0, "compile_s": 5.04}
+    row = bench._row("article-target", bench.JAX_PEER, 4, result, {"agent_steps_per_s": 200.0}, 1e-6)
+    assert row["ratio_to_article_loop"] == 3.0 and row["compile_s"] == 5.0
+    assert row["share_of_arithmetic_limit"] == round(600.0 * 1e-6, 4)
+    assert "compile, not timed" in bench._format_row(row)
+    without_compile = {key: value for key, value in result.items() if key != "compile_s"}
+    engine = bench._row("article-target", "engine-fast", 4, without_compile, {"agent_steps_per_s": 200.0}, 1e-6)
+    assert engine["compile_s"] is None and "compile" not in bench._format_row(engine)
