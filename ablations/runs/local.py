@@ -38,12 +38,14 @@ def batches(sizes: list[int], cap: int | None) -> list[list[int]]:
     return cut
 
 
-def train_locally(jobs: list[tuple[str, AgentConfig, tuple[int, ...]]], report=None) -> list[TrainingRecord]:
-    """Train (variant name, config, seed block) jobs of one family on one seed axis; with a
-    `report` callable, a progress line per stage."""
+def train_locally(
+    jobs: list[tuple[str, AgentConfig, tuple[int, ...]]], report=None, path: str = "exact"
+) -> list[TrainingRecord]:
+    """Train (variant name, config, seed block) jobs of one family on one seed axis, on the
+    engine's `path`; with a `report` callable, a progress line per stage."""
     members = [(config, list(block)) for _, config, block in jobs]
     if report is None:
-        return train_family(members)
+        return train_family(members, path=path)
     seeds: dict[str, list[int]] = {}
     for name, _, block in jobs:
         seeds.setdefault(name, []).extend(block)
@@ -51,6 +53,6 @@ def train_locally(jobs: list[tuple[str, AgentConfig, tuple[int, ...]]], report=N
     steps = members[0][0].total_env_steps  # a family shares its env steps (agents.engine.family)
     detail = ", ".join(f"{name} seeds {seed_ranges(s)}" for name, s in seeds.items())
     progress = TrainingProgress(report, f"{agents} agents x {steps:,} env steps", detail, steps, agents)
-    records = train_family(members, progress=progress)
+    records = train_family(members, progress=progress, path=path)
     progress.finish()
     return records
