@@ -37,8 +37,8 @@ BASES = {
     "epsilon-at-end": BASE.replace(epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_fraction=0.3),
 }
 PLAIN_BUGS = (
-    "unmasked", "time_limit_terminal", "broadcast", "drop_reset", "target_is_online", "no_bootstrap",
-    "gamma_twice", "greedy_gather", "no_learning", "wrong_gamma",
+    "unmasked", "time_limit_terminal", "broadcast", "drop_reset", "target_is_online", "greedy_gather",
+    "wrong_gamma", "no_bootstrap", "gamma_twice", "no_learning",
 )  # fmt: skip
 
 

@@ -139,3 +139,10 @@ def test_a_result_record_is_validated_and_plain():
     assert record.to_dict()["measured"] == [[GAMMA, GAMMA], [1.0, 1.0]]
     with pytest.raises(ValueError, match="probe='Nope' is invalid"):
         ProbeResult("Nope", *[getattr(record, f) for f in list(record.__dataclass_fields__)[1:]])
+
+
+def test_a_seed_no_cause_fits_takes_the_mechanism_its_dedicated_probe_shows():
+    causes = explain(battery(("ConstantReward", [[1.0, -0.2]]), ("ActionReward", [[-0.2, 0.9]])))
+    assert [c.name for c in causes["ActionReward"]] == ["greedy_gather"]
+    alone = explain(battery(("ConstantReward", [1.0]), ("ActionReward", [[-0.2, 0.9]])))
+    assert alone["ActionReward"] == []

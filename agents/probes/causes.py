@@ -218,19 +218,32 @@ def seed_causes(result: ProbeResult) -> list[tuple[str, tuple[int, int], str]]:
     return list(unique.values())
 
 
-def probe_causes(results: list[ProbeResult]) -> list[Cause]:
-    """One probe's likely causes over its failing seeds, the most seeds explained first."""
+def probe_causes(results: list[ProbeResult], relabel: dict[str, tuple[str, ...]] | None = None) -> list[Cause]:
+    """One probe's likely causes over its failing seeds, the most seeds explained first.
+
+    relabel maps a cause name to the names it reads as, in order (what other probes show; see
+    explain); "" stands for a seed no cause fits."""
     failing = [r for r in results if not r.passed]
     if not failing:
         return []
+    relabel = relabel or {}
     probe = PROBES_BY_NAME[failing[0].probe]
     by_name: dict[str, list[tuple[ProbeResult, tuple[int, int], str]]] = {}
     order: list[str] = []
     for result in failing:
-        for name, where, detail in seed_causes(result):
-            if name not in by_name:
-                order.append(name)
-            by_name.setdefault(name, []).append((result, where, detail))
+        found = seed_causes(result)
+        if not found and "" in relabel:
+            where = (probe.labels.index(result.worst_state), result.worst_action)
+            found = [(name, where, "") for name in relabel[""]]
+        seen: set[str] = set()
+        for name, where, detail in found:
+            for label in relabel.get(name, (name,)):
+                if label in seen:
+                    continue
+                seen.add(label)
+                if label not in by_name:
+                    order.append(label)
+                by_name.setdefault(label, []).append((result, where, detail if label == name else ""))
     causes = []
     for name in order:
         hits = by_name[name]
@@ -261,60 +274,49 @@ def probe_causes(results: list[ProbeResult]) -> list[Cause]:
     return causes
 
 
+# The probes built for one mechanism each: what they show is the likelier cause elsewhere too.
+DEDICATED = ("LastStep", "TwoStep", "DelayedReward", "ConstantReward", "ResetObservation")
+# Among causes shown on those, which is named first where several fit (the last one wins).
+PRIORITY = (
+    "time_limit_terminal", "greedy_gather", "no_bootstrap", "unmasked", "unstable", "self_bootstrap", "terminal_shift"
+)  # fmt: skip
+
+
 def explain(battery: BatteryResult) -> dict[str, list[Cause]]:
-    """Every failing probe's likely causes, with the patterns that read across probes applied."""
-    causes = {v.probe: probe_causes(battery.of(v.probe)) for v in battery.verdicts}
-    # A broadcast loss flattens Q over observations and actions alike: where both the
-    # observation probe and an action probe show it, it is the likelier cause on both.
-    flat_obs = any(c.name == "observation_ignored" for c in causes.get("ObservationReward", []))
-    flat_actions = any(
-        c.name == "actions_ignored" for p in ("ActionReward", "ObservationActionReward") for c in causes.get(p, [])
-    )
+    """Every failing probe's likely causes, with the patterns that read across probes applied:
+    a first reading of each probe, then every probe read again in the light of the others."""
+    first = {v.probe: probe_causes(battery.of(v.probe)) for v in battery.verdicts}
+
+    def top(probe: str) -> str | None:
+        found = [c for c in first.get(probe, []) if c.name != "fragile"]
+        return found[0].name if found else None
+
+    relabel: dict[str, tuple[str, ...]] = {}
+    # A broadcast loss flattens Q over observations and actions alike.
+    flat_obs = any(c.name == "observation_ignored" for c in first.get("ObservationReward", []))
+    flat_actions = any(c.name == "actions_ignored" for p in ("ActionReward", "ObservationActionReward")
+                       for c in first.get(p, []))  # fmt: skip
     if flat_obs and flat_actions:
-        for name, found in causes.items():
-            rebuilt = []
-            for cause in found:
-                if cause.name in ("observation_ignored", "actions_ignored"):
-                    rebuilt.append(
-                        Cause(
-                            "broadcast",
-                            cause.probe,
-                            cause.seeds,
-                            cause.failed,
-                            cause.total,
-                            cause.state,
-                            cause.measured,
-                            cause.expected,
-                        )  # fmt: skip
-                    )
-                rebuilt.append(cause)
-            seen: set[str] = set()
-            causes[name] = [c for c in rebuilt if not (c.name in seen or seen.add(c.name))]
-    # A cause a probe built for it shows is the likelier one wherever else it fits: the terminal-
-    # masking probe's reading of the bootstrap, the one-step probes' reading of the gather, and the
-    # two-step probe's no bootstrap, which looks like a terminal time limit on TerminateOrTruncate.
-    shown = {c.name for p in ("LastStep", "TwoStep", "DelayedReward", "ConstantReward") for c in causes.get(p, [])}
-    # The previous step's terminal flag, seen on the probe built for it, explains bootstraps elsewhere.
-    if causes.get("LastStep") and causes["LastStep"][0].name == "terminal_shift":
-        for name, found in causes.items():
-            causes[name] = [
-                Cause("terminal_shift", *[getattr(c, f) for f in ("probe", "seeds", "failed", "total", "state")],
-                      c.measured, c.expected) if c.name == "unmasked" else c
-                for c in found
-            ]  # fmt: skip
-    # Overshoot where unmasked terminals cannot lift a value reads every value too high as overshoot.
-    if any(c.name == "unstable" for c in causes.get("ResetObservation", [])):
-        shown.add("unstable")
-        for name, found in causes.items():
-            causes[name] = [
-                Cause("unstable", *[getattr(c, f) for f in ("probe", "seeds", "failed", "total", "state")],
-                      c.measured, c.expected) if c.name == "unmasked" else c
-                for c in found
-            ]  # fmt: skip
-    for first in ("time_limit_terminal", "greedy_gather", "no_bootstrap", "unmasked", "self_bootstrap", "unstable"):
-        if first in shown:
-            for name, found in causes.items():
-                causes[name] = sorted(found, key=lambda c, first=first: c.name != first)
+        relabel["observation_ignored"] = ("broadcast", "observation_ignored")
+        relabel["actions_ignored"] = ("broadcast", "actions_ignored")
+    # The previous step's terminal flag, seen on its probe, lifts some values and masks others.
+    if top("LastStep") == "terminal_shift":
+        relabel["unmasked"] = relabel["unstable"] = ("terminal_shift",)
+    # Overshoot on the reset probe, which unmasked terminals cannot lift: values too high are overshoot.
+    elif top("ResetObservation") == "unstable":
+        relabel["unmasked"] = ("unstable",)
+    shown = [top(p) for p in DEDICATED if top(p) is not None]
+    shown = [relabel.get(name, (name,))[0] for name in shown]
+    if shown:
+        # A seed no cause fits: the mechanism the dedicated probes show is the likely one.
+        relabel[""] = (max(shown, key=lambda name: PRIORITY.index(name) if name in PRIORITY else -1),)
+    causes = {v.probe: probe_causes(battery.of(v.probe), relabel) for v in battery.verdicts}
+    for name in PRIORITY:
+        if name in shown:
+            for probe, found in causes.items():
+                fragile = [c for c in found if c.name == "fragile"]
+                rest = sorted((c for c in found if c.name != "fragile"), key=lambda c, name=name: c.name != name)
+                causes[probe] = fragile + rest
     return causes
 
 
