@@ -239,6 +239,7 @@ class FunctionAgent(Agent):
     api: str = "auto"
     files: frozenset[str] = frozenset()
     notes: list[str] = field(default_factory=list)
+    spec: str | None = None  # the FILE.py:FUNCTION or MODULE:FUNCTION it was loaded from
 
     def __post_init__(self) -> None:
         if self.env_mode not in ENV_MODES:
@@ -295,14 +296,14 @@ class FunctionAgent(Agent):
     def __getstate__(self) -> dict:
         """A function loaded from a FILE.py:FUNCTION spec travels to worker processes as its spec."""
         state = dict(self.__dict__)
-        if ":" in self.name and getattr(self.fn, "__module__", "").startswith(USER_MODULE_PREFIX):
+        if self.spec is not None:  # a file loaded by path is no importable module in a worker
             state["fn"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self.fn is None:
-            self.fn, _ = load_function(self.name)
+            self.fn, _ = load_function(self.spec)
 
     def train(self, probe: Probe, shape: ProbeShape, total_steps: int, seeds: list[int]) -> list[TrainedQ]:
         trained = []
@@ -370,7 +371,7 @@ def function_agent(fn_or_spec: Callable | str, env_mode: str = "auto", api: str 
     """A FunctionAgent from a function or a `file.py:function` / `module:function` spec."""
     if isinstance(fn_or_spec, str):
         fn, files = load_function(fn_or_spec)
-        return FunctionAgent(fn, fn_or_spec, env_mode, api, files)
+        return FunctionAgent(fn, fn_or_spec, env_mode, api, files, spec=fn_or_spec)
     source = inspect.getsourcefile(fn_or_spec) if inspect.isfunction(fn_or_spec) else None
     files = frozenset({str(Path(source).resolve())}) if source else frozenset()
     return FunctionAgent(fn_or_spec, getattr(fn_or_spec, "__name__", "train"), env_mode, api, files)

@@ -321,6 +321,7 @@ def _measure_in_workers(agent: Agent, probes: list[Probe], shape: ProbeShape, se
     """Every probe's per-seed Q, trained in worker processes: {probe: (runs, seconds, notes)}."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     chunks = [list(seeds)] if getattr(agent, "trains_seeds_together", False) else [[s] for s in seeds]
     tasks = {}
@@ -333,7 +334,13 @@ def _measure_in_workers(agent: Agent, probes: list[Probe], shape: ProbeShape, se
         for probe in probes:
             runs, seconds, notes = [], 0.0, []
             for chunk in chunks:
-                done, error, worker_notes = tasks[probe.name, tuple(chunk)].result()
+                try:
+                    done, error, worker_notes = tasks[probe.name, tuple(chunk)].result()
+                except BrokenProcessPool:
+                    raise UserCodeError(
+                        "a worker process ended abruptly (the agent could not be sent to it, or it crashed); "
+                        "run with one worker (--workers 1) to see the error"
+                    ) from None
                 if error is not None:
                     for future in tasks.values():
                         future.cancel()
