@@ -1,0 +1,140 @@
+"""`diagnose` in stages (ablations/diagnosis/plan.py): the base first, at the user's budget; its lint
+and symptoms pick the triage rungs, which train next; their settled causes print at once; the rest
+of the ladder follows with --thorough, or when triage settled no cause.
+
+The stop rule, fixed before any benchmark: after stage 1, stop when a rung of it settled as helping
+(a cause is named with evidence: reports/diagnosis/cause.py 'confirmed' or 'found by the runs');
+go on to stage 2 when none did (nothing settled is no answer) or with --thorough. A verdict of
+stage 1 is valid as it stands (plan.py: untrained members hold their Holm places at p = 1);
+stage 2 settles each family whole and its verdicts replace stage 1's in the report.
+
+Each stage is a pytest session of its own process (pytest.main runs once per process); the run
+cache makes what an earlier stage trained free.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ablations.diagnosis.plan import (
+    BASE_STAGE,
+    PLAN_FILE,
+    THOROUGH_STAGE,
+    TRIAGE_SIZE,
+    TRIAGE_STAGE,
+    DiagnosisPlan,
+    write_plan,
+)
+from reports.diagnosis.cause import CONFIRMED, FOUND
+from reports.render.tables import diagnosis_base, diagnosis_causes
+from reports.results import load_results
+
+BASE_FOLDER = "base"
+SETTLED_KINDS = (CONFIRMED, FOUND)
+
+
+class StageFailed(RuntimeError):
+    """A stage's session crashed or wrote no results."""
+
+
+@dataclass(frozen=True)
+class StagedOutcome:
+    """What the staged diagnosis did: the last plan, the stages run, whether a cause settled and
+    when (seconds from the start), the wall time of each stage."""
+
+    plan: DiagnosisPlan
+    stages: tuple[int, ...]
+    settled: bool
+    first_settled_s: float | None
+    stage_seconds: tuple[float, ...]
+
+
+def plan_lines(plan: DiagnosisPlan, name: str, cache: str, thorough: bool) -> list[str]:
+    """The first screen's plan: the budget (and its caveat), the seeds, the stages and families."""
+    variants = 1 + min(TRIAGE_SIZE, len(plan.ladder))
+    line = (
+        f"diagnose: {name} on {plan.env_id}, profile {plan.profile}: your DQN at {plan.steps:,} env steps x "
+        f"{plan.seeds} seeds first, then the {min(TRIAGE_SIZE, len(plan.ladder))} one-knob changes its lint and "
+        f"symptoms point at ({variants * plan.seeds * plan.steps:,} agent-steps at the rungs' own budgets or "
+        f"more)"
+    )
+    rest = max(0, len(plan.ladder) - TRIAGE_SIZE)
+    line += f", then the other {rest} of the ladder's {len(plan.ladder)} changes " + (
+        "(--thorough)" if thorough else "only if no triage change settles (--thorough: always)"
+    )
+    if plan.max_seeds:
+        line += f"; unsettled changes get seeds on demand up to {plan.max_seeds}"
+    families = "; ".join(f"{f.name} {len(f.rungs)} at alpha {f.alpha:g}" for f in plan.families)
+    lines = [line + f"; runs already in {cache} are not trained again", f"families: {families} (Holm within each)"]
+    caveat = plan.budget_line()
+    return lines if caveat is None else [caveat, *lines]
+
+
+def base_record(results: Path) -> dict:
+    """The base's recorded row (lint findings, symptoms) from a stage's results folder."""
+    base = diagnosis_base(load_results(results))
+    if base is None:
+        raise StageFailed(f"no diagnosis of the base in {results}")
+    return base
+
+
+def settled_causes(results: Path) -> list:
+    """The causes named with a settled change behind them."""
+    return [cause for cause in diagnosis_causes(load_results(results)) if cause.kind in SETTLED_KINDS]
+
+
+def triage_line(plan: DiagnosisPlan) -> str:
+    first = plan.triage[:TRIAGE_SIZE] if plan.triage else ()
+    symptoms = ", ".join(plan.symptoms) or "none"
+    if not first:
+        return f"triage: nothing in lint or the symptoms ({symptoms}) points at a rung; training the whole ladder"
+    return f"triage: training first {', '.join(first)} (symptoms of your DQN: {symptoms})"
+
+
+def run_staged(
+    plan: DiagnosisPlan,
+    out: Path,
+    thorough: bool,
+    run_session: Callable[[int, Path, Path], None],
+    show: Callable[[Path], list[str]],
+    say: Callable[[str], None] = print,
+) -> StagedOutcome:
+    """Run the stages: run_session(stage, plan file, results folder) trains and settles one stage
+    (raising StageFailed); show(results) gives the cause lines to print after a stage."""
+    started = time.perf_counter()
+    seconds: list[float] = []
+    plan_path = write_plan(plan, out / PLAN_FILE)
+
+    def stage(number: int, folder: Path) -> None:
+        begun = time.perf_counter()
+        run_session(number, plan_path, folder)
+        seconds.append(time.perf_counter() - begun)
+
+    stage(BASE_STAGE, out / BASE_FOLDER)
+    base = base_record(out / BASE_FOLDER)
+    plan = plan.triaged(base.get("lint") or [], [s["name"] for s in base.get("symptoms") or []])
+    write_plan(plan, plan_path)
+    say(triage_line(plan))
+    stages = [BASE_STAGE]
+    settled, first_settled = False, None
+    for number in (TRIAGE_STAGE, THOROUGH_STAGE):
+        if not plan.stage_rungs(number):
+            continue
+        if number == THOROUGH_STAGE:
+            if settled and not thorough:
+                say(f"stopping after triage: a cause settled (--thorough trains the other {len(plan.stage_rungs(2))})")
+                break
+            reason = "--thorough" if thorough else "no triage change settled"
+            say(f"thorough: training the other {len(plan.stage_rungs(number))} changes ({reason})")
+        stage(number, out)
+        stages.append(number)
+        elapsed = time.perf_counter() - started
+        for line in show(out):
+            say(line)
+        if not settled and settled_causes(out):
+            settled, first_settled = True, elapsed
+            say(f"settled: a cause after {elapsed:.0f} s (stage {number})")
+    return StagedOutcome(plan, tuple(stages), settled, first_settled, tuple(seconds))

@@ -1,0 +1,169 @@
+"""The diagnosis plan (ablations/diagnosis/plan.py): its stages, its budget caveat, and the error
+control of rungs added in stages (ablations/diagnosis/families.py) on exact and synthetic cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ablations.claims.article import Claim, Evidence, evaluate_family
+from ablations.diagnosis.families import evaluate_families, family_claims
+from ablations.diagnosis.plan import (
+    FIRST_SCREEN_AGENT_STEPS,
+    TRIAGE_SIZE,
+    DiagnosisPlan,
+    Family,
+    build_plan,
+    read_plan,
+    write_plan,
+)
+from ablations.settings import sized_config
+from agents.config import AgentConfig
+from reports.analysis import stats
+
+
+def _size(config, steps):
+    return sized_config(config, config.env_id, steps)
+
+
+def _plan(ladder, flagged, triage=None, alpha=None) -> DiagnosisPlan:
+    other = tuple(k for k in ladder if k not in flagged)
+    share = alpha or stats.ALPHA / 2
+    return DiagnosisPlan(
+        profile="quick",
+        env_id="CartPole-v1",
+        own_steps=20_000,
+        steps=20_000,
+        affordable_steps=30_000,
+        seeds=9,
+        max_seeds=18,
+        ladder=tuple(ladder),
+        families=(Family("flagged", share, tuple(flagged)), Family("other", share, other)),
+        triage=triage,
+    )
+
+
+def test_stage_one_trains_the_first_triage_rungs_and_stage_two_the_rest():
+    ladder = tuple("abcdefg")
+    untriaged = _plan(ladder, "ab")
+    assert untriaged.stage_rungs(0) == () and untriaged.stage_rungs(1) == ladder and untriaged.stage_rungs(2) == ()
+    triaged = untriaged.triaged([], [])  # no lint finding, no symptom: nothing points anywhere
+    assert triaged.triage == () and triaged.stage_rungs(1) == () and triaged.stage_rungs(2) == ladder
+    plan = _plan(ladder, "ab", triage=("f", "a", "c", "b"))
+    assert plan.stage_rungs(1) == ("f", "a", "c")[:TRIAGE_SIZE]
+    assert set(plan.stage_rungs(1)) | set(plan.stage_rungs(2)) == set(ladder)
+    assert not set(plan.stage_rungs(1)) & set(plan.stage_rungs(2))
+    assert plan.trained_through(1) == ("a", "c", "f") and plan.trained_through(2) == ladder
+    with pytest.raises(ValueError, match="stage=3"):
+        plan.stage_rungs(3)
+
+
+def test_a_plan_is_invalid_when_its_families_do_not_partition_the_ladder_or_overspend_alpha():
+    with pytest.raises(ValueError, match="families="):
+        DiagnosisPlan("quick", "CartPole-v1", 10, 10, None, 3, None, ("a", "b"), (Family("other", 0.05, ("a",)),))
+    with pytest.raises(ValueError, match="alpha sum"):
+        _plan(("a", "b"), "a", alpha=0.04)
+
+
+def test_the_families_are_fixed_by_lint_on_the_config_alone():
+    # No target network with replay: lint flags target_network, whose rung is "target".
+    config = AgentConfig(env_id="CartPole-v1", total_env_steps=60_000, target_network="none", bootstrap_on_truncation=True)
+    plan = build_plan(config, "standard", 20, _size)
+    flagged = {f.name: f for f in plan.families}["flagged"]
+    assert "target" in flagged.rungs and all(f.alpha == stats.ALPHA / 2 for f in plan.families)
+    # Nothing flagged: one family, at the whole alpha.
+    clean = build_plan(AgentConfig(env_id="CartPole-v1", total_env_steps=60_000), "standard", 20, _size)
+    assert [(f.name, f.alpha) for f in clean.families] in ([("other", stats.ALPHA)], [("flagged", 0.025), ("other", 0.025)])
+    if len(clean.families) == 1:
+        assert clean.families[0].rungs == clean.ladder
+
+
+def test_a_budget_beyond_what_the_profile_affords_trains_its_prefix_and_says_so():
+    own = 400_000
+    config = AgentConfig(env_id="CartPole-v1", total_env_steps=own)
+    plan = build_plan(config, "quick", 8, _size)
+    # The affordable budget is the profile's compute over the first screen's variants and seeds.
+    assert plan.affordable_steps == FIRST_SCREEN_AGENT_STEPS["quick"] // (plan.seeds * (1 + TRIAGE_SIZE))
+    assert plan.steps == plan.affordable_steps < own and plan.shortened
+    line = plan.budget_line()
+    assert line.startswith("budget: your 400,000 env steps are beyond what the quick profile affords")
+    assert f"diagnosing the first {plan.steps:,} steps" in line
+    # Within the budget: the config's own steps, no caveat; standard trains any budget.
+    within = build_plan(config.replace(total_env_steps=plan.affordable_steps // 2), "quick", 8, _size)
+    assert within.steps == plan.affordable_steps // 2 and within.budget_line() is None
+    standard = build_plan(config, "standard", 20, _size)
+    assert standard.steps == own and standard.affordable_steps is None and standard.budget_line() is None
+
+
+def test_a_plan_round_trips_through_its_file_and_a_bad_file_is_one_line(tmp_path):
+    plan = _plan(tuple("abcd"), "a", triage=("a", "c"))
+    assert read_plan(write_plan(plan, tmp_path / "plan.json")) == plan
+    (tmp_path / "bad.json").write_text('{"profile": "quick"}')
+    with pytest.raises(ValueError, match=r"^plan='.*bad.json' is invalid: "):
+        read_plan(tmp_path / "bad.json")
+
+
+def _fixed(key: str, p: float) -> Claim:
+    """A claim whose p-value is p for it and 1 - p against it, at every look."""
+
+    def evaluate(summaries, alpha):
+        return Evidence(stats.Verdict("n/a", "fixed", 0.0, 0.0, 0.0, p, 20, None, 1 - p))
+
+    return Claim(key, key, "synthetic", (), evaluate)
+
+
+def _settle(plan, stage, p_values, stages=(20,)):
+    claims = {key: _fixed(key, p) for key, p in p_values.items()}
+    return evaluate_families(plan, stage, claims, lambda names, count: {}, list(stages))
+
+
+def test_untrained_members_hold_their_holm_places_exactly():
+    # flagged {a, b} at alpha/2, other {c, d, e, f, g} at alpha/2; triage trains a, b, c first.
+    plan = _plan(tuple("abcdefg"), "ab", triage=("a", "b", "c"))
+    p = {"a": 0.004, "b": 0.3, "c": 0.004, "d": 0.5, "e": 0.5, "f": 0.5, "g": 0.5}
+    stage_one = _settle(plan, 1, p)
+    assert set(stage_one) == {"a", "b", "c"}
+    # a: Holm over 2 x 2 directions, 4 x 0.004 = 0.016 < 0.025.
+    assert stage_one["a"].verdict == stats.SUPPORTED and stage_one["a"].p_adjusted == pytest.approx(0.016)
+    # c: its family has 5 members, 4 untrained at p = 1: 10 x 0.004 = 0.04 > 0.025. A family of the
+    # triage rungs alone at alpha (Holm over 3 x 2: 0.024 < 0.05) would have supported it.
+    assert stage_one["c"].verdict == stats.INCONCLUSIVE and stage_one["c"].p_adjusted == pytest.approx(0.04)
+    naive = evaluate_family([_fixed(k, p[k]) for k in "abc"], lambda names, count: {}, [20], stats.ALPHA)
+    assert naive["c"].verdict == stats.SUPPORTED
+    # Stage 2 settles each family whole: c stays at 0.04 (the others' p = 0.5 rank after it).
+    stage_two = _settle(plan, 2, p)
+    assert set(stage_two) == set("abcdefg") and stage_two["c"].p_adjusted == pytest.approx(0.04)
+    # A family none of whose members trained in the stage is not settled at all.
+    assert [len(claims) for _, claims in family_claims(_plan(tuple("abc"), "a", triage=("a",)), 1, {"a": None})] == [1]
+
+
+def test_a_stage_rejects_a_subset_of_what_the_whole_family_rejects():
+    rng = np.random.default_rng(3)
+    plan = _plan(tuple("abcdefgh"), "abc", triage=("a", "d", "e"))
+    for _ in range(200):
+        p = dict(zip("abcdefgh", rng.uniform(0, 0.02, 8)))
+        stage_one = {k for k, s in _settle(plan, 1, p, (10, 20)).items() if s.verdict == stats.SUPPORTED}
+        whole = {k for k, s in _settle(plan, 2, p, (10, 20)).items() if s.verdict == stats.SUPPORTED}
+        assert stage_one <= whole
+
+
+def test_data_chosen_triage_keeps_the_family_wise_error_at_alpha_where_its_own_family_would_not():
+    # The complete null; the symptoms pick the "other" family's triage rungs adversarially: the
+    # ones with the smallest p-values (a worst case for a pick that reads the shared base's runs).
+    rng = np.random.default_rng(7)
+    ladder = tuple(f"r{i}" for i in range(16))
+    flagged = ladder[:2]
+    families = 2_000
+    false_staged = false_naive = 0
+    for _ in range(families):
+        p = dict(zip(ladder, rng.uniform(size=len(ladder))))
+        picked = sorted(ladder[2:], key=lambda k: min(p[k], 1 - p[k]))[:TRIAGE_SIZE]
+        plan = _plan(ladder, flagged, triage=tuple(picked))
+        staged = _settle(plan, 1, p)
+        false_staged += any(s.verdict != stats.INCONCLUSIVE for s in staged.values())
+        naive = evaluate_family([_fixed(k, p[k]) for k in picked], lambda names, count: {}, [20], stats.ALPHA)
+        false_naive += any(s.verdict != stats.INCONCLUSIVE for s in naive.values())
+    error = math.sqrt(stats.ALPHA * (1 - stats.ALPHA) / families)
+    assert false_staged / families <= stats.ALPHA + 2 * error
+    # The pick's own family at alpha: P(min of 28 null p-values < alpha / 6) is about 0.21.
+    assert false_naive / families > stats.ALPHA + 4 * error
