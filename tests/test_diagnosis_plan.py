@@ -67,15 +67,14 @@ def test_a_plan_is_invalid_when_its_families_do_not_partition_the_ladder_or_over
 
 def test_the_families_are_fixed_by_lint_on_the_config_alone():
     # No target network with replay: lint flags target_network, whose rung is "target".
-    config = AgentConfig(env_id="CartPole-v1", total_env_steps=60_000, target_network="none", bootstrap_on_truncation=True)
+    clean = AgentConfig(env_id="CartPole-v1", total_env_steps=60_000)  # lint finds nothing in it
+    config = clean.replace(target_network="none")
     plan = build_plan(config, "standard", 20, _size)
     flagged = {f.name: f for f in plan.families}["flagged"]
-    assert "target" in flagged.rungs and all(f.alpha == stats.ALPHA / 2 for f in plan.families)
-    # Nothing flagged: one family, at the whole alpha.
-    clean = build_plan(AgentConfig(env_id="CartPole-v1", total_env_steps=60_000), "standard", 20, _size)
-    assert [(f.name, f.alpha) for f in clean.families] in ([("other", stats.ALPHA)], [("flagged", 0.025), ("other", 0.025)])
-    if len(clean.families) == 1:
-        assert clean.families[0].rungs == clean.ladder
+    assert flagged.rungs == ("target",) and [f.alpha for f in plan.families] == [stats.ALPHA / 2] * 2
+    # Nothing flagged: one family, the whole ladder at the whole alpha.
+    unflagged = build_plan(clean, "standard", 20, _size)
+    assert [(f.name, f.alpha, f.rungs) for f in unflagged.families] == [("other", stats.ALPHA, unflagged.ladder)]
 
 
 def test_a_budget_beyond_what_the_profile_affords_trains_its_prefix_and_says_so():

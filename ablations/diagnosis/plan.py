@@ -2,24 +2,26 @@
 `build_plan`, and used by both the `diagnose` command (what it prints and which sessions it runs)
 and the pytest session (which variants it trains and which families it settles).
 
-Stages. Stage 0 trains the base alone, at the config's own budget (or, when the profile cannot
-afford it, at the affordable prefix, said on the first screen). Its lint findings and symptoms then
-order the ladder (agents/diagnosis/triage.py): stage 1 trains the first TRIAGE_SIZE of that order,
-stage 2 the rest of the ladder. `diagnose` stops after stage 1 when a change settled as helping
-there, unless --thorough; a plan that was never triaged (pytest run directly) has the whole ladder
-in stage 1.
+Stages. Stage 0 trains the base at the config's own budget (or, when the profile cannot afford
+it, at the affordable prefix, said on the first screen), and beside it the rungs of the findings
+that make training pointless or break the values (`early`: they lead any triage order). The
+base's lint findings and symptoms then order the ladder (agents/diagnosis/triage.py): stage 1
+settles the first TRIAGE_SIZE of that order, stage 2 the rest of the ladder. `diagnose` stops after
+stage 1 when a change settled as helping there, unless --thorough; a plan never triaged (pytest
+run directly) has the whole ladder in stage 1.
 
 Error control. The rungs form two families fixed by the config alone, before anything trains:
 the rungs lint points at ("flagged"), and the rest ("other"). The family-wise error rate alpha is
-split between them (Bonferroni across families, alpha / 2 each when both have members), and
-each is settled by the claims' procedure (Holm over both directions of every member, O'Brien-
-Fleming looks for seeds on demand: ablations/claims/article.py) at its share. In a stage, the
-members of a family not trained yet enter its Holm step with p = 1. Holm is monotone (a larger
-p-value never adds a rejection), so a stage's verdicts are a subset of what Holm over the whole
-family would reject (for a one-look design; for several looks the stopped-early rule keeps the
-same union bound), whichever members the symptoms picked: the pick depends on the base's runs,
-which every test shares, and a data-chosen family with its own alpha would not keep the error
-rate, while a fixed family with unknown members at p = 1 does. Stage 2 settles each family whole.
+split between them (Bonferroni across the two families, alpha / 2 each when both have members;
+weighted Bonferroni, Holm 1979 within each), and each is settled by the claims' procedure (Holm
+over both directions of every member, O'Brien-Fleming looks for seeds on demand:
+ablations/claims/article.py) at its share. In a stage, the members of a family not trained yet
+enter its Holm step with p = 1. Holm is monotone (a larger p-value never adds a rejection), so at
+each look a stage rejects a subset of what Holm over the whole family would, whichever members
+the symptoms picked, and each look keeps within its share of the family's alpha. The pick reads
+the base's runs, which every rung's test shares: a family of the picked rungs with an alpha of its
+own would not keep the error rate (tests/test_diagnosis_plan.py shows both). Stage 2 settles each
+family whole; its verdicts replace stage 1's.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from agents.config import AgentConfig
 from agents.diagnosis.ladder import one_knob_ladder
-from agents.diagnosis.lint import lint
+from agents.diagnosis.lint import SECONDARY, lint
 from agents.diagnosis.triage import triage
 from reports.analysis.stats import ALPHA, seeds_to_settle
 
@@ -80,6 +82,10 @@ class DiagnosisPlan:
     families: tuple[Family, ...]
     triage: tuple[str, ...] | None = None  # None: not triaged, the whole ladder is stage 1
     symptoms: tuple[str, ...] = ()
+    # Stage 1's rungs known before the base trains: those of the findings that make training
+    # pointless or break the values come first in any triage order (agents/diagnosis/triage.py), so
+    # they train beside the base in stage 0 (settled in stage 1), and no core waits for the base.
+    early: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps > self.own_steps or self.steps < 1:
@@ -89,6 +95,10 @@ class DiagnosisPlan:
             raise ValueError(f"families={members!r} is invalid: every rung of the ladder in exactly one family")
         if self.triage is not None and not set(self.triage) <= set(self.ladder):
             raise ValueError(f"triage={self.triage!r} is invalid: names rungs outside the ladder")
+        if self.triage is not None and self.triage[: len(self.early)] != self.early:
+            raise ValueError(f"early={self.early!r} is invalid: not the start of triage={self.triage!r}")
+        if len(self.early) > TRIAGE_SIZE or not set(self.early) <= set(self.ladder):
+            raise ValueError(f"early={self.early!r} is invalid: at most {TRIAGE_SIZE} rungs of the ladder")
         if sum(family.alpha for family in self.families) > ALPHA + 1e-12:
             raise ValueError(f"families' alpha sum to more than {ALPHA}")
 
@@ -109,8 +119,8 @@ class DiagnosisPlan:
         raise ValueError(f"stage={stage!r} is invalid: 0 (base), 1 (triage) or 2 (thorough)")
 
     def trained_through(self, stage: int) -> tuple[str, ...]:
-        """The rungs trained by the end of `stage`, in ladder order."""
-        trained = {key for s in range(stage + 1) for key in self.stage_rungs(s)}
+        """The rungs trained by the end of `stage` (stage 0: the early ones), in ladder order."""
+        trained = {*self.early, *(key for s in range(stage + 1) for key in self.stage_rungs(s))}
         return tuple(key for key in self.ladder if key in trained)
 
     def triaged(self, findings, symptom_names) -> DiagnosisPlan:
@@ -122,13 +132,17 @@ class DiagnosisPlan:
         """The first screen's caveat when the budget is beyond what the profile affords."""
         if not self.shortened:
             return None
+        if self.profile in FIXED_CAPS:
+            affords = f"{self.affordable_steps:,} steps per seed, its fixed cap"
+        else:
+            affords = (
+                f"{self.affordable_steps:,} steps per seed: {FIRST_SCREEN_AGENT_STEPS[self.profile]:,} agent-steps "
+                f"for the first screen over {self.seeds} seeds x {1 + TRIAGE_SIZE} variants"
+            )
         return (
             f"budget: your {self.own_steps:,} env steps are beyond what the {self.profile} profile affords "
-            f"({self.affordable_steps:,} steps per seed: {FIRST_SCREEN_AGENT_STEPS.get(self.profile, 0):,} agent-steps "
-            f"for the first screen over {self.seeds} seeds x {1 + TRIAGE_SIZE} variants"
-            + (", its fixed cap" if self.profile in FIXED_CAPS else "")
-            + f"); diagnosing the first {self.steps:,} steps: a cause named is a cause of that prefix, and a run "
-            "that would learn later reads as failing (--profile standard trains the whole budget)"
+            f"({affords}); diagnosing the first {self.steps:,} steps: a cause named is a cause of that prefix, "
+            "and a run that would learn later reads as failing (--profile standard trains the whole budget)"
         )
 
     def to_json(self) -> str:
@@ -144,6 +158,7 @@ class DiagnosisPlan:
                 **data,
                 "ladder": tuple(data["ladder"]),
                 "symptoms": tuple(data["symptoms"]),
+                "early": tuple(data.get("early", ())),
                 "families": families,
                 "triage": None if triaged is None else tuple(triaged),
             }
@@ -230,6 +245,7 @@ def build_plan(
     ladder = ladder_at(steps)
     families = families_of(config, ladder)
     seeds, max_seeds = seeds_for(families)
+    early = triage([f for f in lint(config) if f.order < SECONDARY], (), ladder)[:TRIAGE_SIZE]
     return DiagnosisPlan(
         profile=profile,
         env_id=config.env_id,
@@ -240,6 +256,7 @@ def build_plan(
         max_seeds=max_seeds if max_seeds and max_seeds > seeds else None,
         ladder=ladder,
         families=families,
+        early=tuple(early),
     )
 
 

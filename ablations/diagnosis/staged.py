@@ -54,16 +54,13 @@ class StagedOutcome:
 
 def plan_lines(plan: DiagnosisPlan, name: str, cache: str, thorough: bool) -> list[str]:
     """The first screen's plan: the budget (and its caveat), the seeds, the stages and families."""
-    variants = 1 + min(TRIAGE_SIZE, len(plan.ladder))
+    first = min(TRIAGE_SIZE, len(plan.ladder))
+    rest = len(plan.ladder) - first
     line = (
         f"diagnose: {name} on {plan.env_id}, profile {plan.profile}: your DQN at {plan.steps:,} env steps x "
-        f"{plan.seeds} seeds first, then the {min(TRIAGE_SIZE, len(plan.ladder))} one-knob changes its lint and "
-        f"symptoms point at ({variants * plan.seeds * plan.steps:,} agent-steps at the rungs' own budgets or "
-        f"more)"
-    )
-    rest = max(0, len(plan.ladder) - TRIAGE_SIZE)
-    line += f", then the other {rest} of the ladder's {len(plan.ladder)} changes " + (
-        "(--thorough)" if thorough else "only if no triage change settles (--thorough: always)"
+        f"{plan.seeds} seeds, with the {first} one-knob changes its lint and symptoms point at first (about "
+        f"{(1 + first) * plan.seeds * plan.steps:,} agent-steps), then the other {rest} of the ladder's "
+        f"{len(plan.ladder)} " + ("(--thorough)" if thorough else "only if none of those settles (--thorough: always)")
     )
     if plan.max_seeds:
         line += f"; unsettled changes get seeds on demand up to {plan.max_seeds}"
