@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -91,8 +93,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def timed_diagnosis(command: list[str], log: Path) -> dict:
     """Run a diagnose command, its output streamed into `log`; the wall time to its first
-    'settled:' line (staged.run_staged prints it when a cause settles) and to the end."""
-    started = time.perf_counter()
+    'settled:' line (staged.run_staged prints it when a cause settles) and to the end, its
+        CPU-seconds, and the 1-minute load average at its start and end (the cores are shared)."""
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    # CPU-seconds of the diagnosis and every process under it (each waits for its children).
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     first_settled = None
     lines: list[str] = []
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -105,10 +110,13 @@ def timed_diagnosis(command: list[str], log: Path) -> dict:
             if first_settled is None and line.startswith("settled: "):
                 first_settled = time.perf_counter() - started
         process.wait()
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     errors = [line for line in lines if line.startswith("error: ")]
     return {
         "wall_first_settled_s": None if first_settled is None else round(first_settled, 1),
         "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime, 1),
+        "load_1m": f"{load:.1f}-{os.getloadavg()[0]:.1f}",  # the machine's load at the start and the end
         "exit": process.returncode,
         "error": errors[-1]
         if process.returncode != 0 and errors
