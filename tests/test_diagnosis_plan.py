@@ -166,3 +166,14 @@ def test_data_chosen_triage_keeps_the_family_wise_error_at_alpha_where_its_own_f
     assert false_staged / families <= stats.ALPHA + 2 * error
     # The pick's own family at alpha: P(min of 28 null p-values < alpha / 6) is about 0.21.
     assert false_naive / families > stats.ALPHA + 4 * error
+
+
+def test_an_empty_cause_fields_line_is_answered_only_by_a_finding_that_no_knob_fixes_it():
+    from ablations.diagnosis.known_causes import names_stated
+    from reports.diagnosis.cause import CONFIRMED, UNSETTLED, Cause
+
+    sparse = Cause(UNSETTLED, "epsilon_start", {"rule": "sparse-exploration", "field": "epsilon_start"}, None)
+    budget = Cause(CONFIRMED, "total_env_steps", {"rule": "short-budget", "field": "total_env_steps"}, {"rung": "x"})
+    assert names_stated(sparse, set()) and not names_stated(budget, set())
+    # With fields stated, a cause is the stated one when it names one of them.
+    assert names_stated(budget, {"total_env_steps", "learning_starts"}) and not names_stated(sparse, {"gamma"})
