@@ -58,6 +58,20 @@ def test_stage_one_trains_the_first_triage_rungs_and_stage_two_the_rest():
         plan.stage_rungs(3)
 
 
+def test_stage_one_takes_triage_rungs_in_order_while_the_first_screen_fits_its_compute():
+    import dataclasses
+
+    # Standard: the first screen is the base and TRIAGE_SIZE rungs of the base's cost (4 units).
+    plan = dataclasses.replace(_plan(tuple("abcde"), "ab"), profile="standard", costs=(1.0, 8.0, 1.0, 1.0, 1.0))
+    assert plan.first_screen_units() == 1 + TRIAGE_SIZE
+    assert plan.admitted(("a", "b", "c", "d", "e")) == ("a", "c", "d")  # b (8 units) waits for stage 2
+    assert plan.admitted(("b", "a", "c")) == ("b",)  # the likeliest fix trains first whatever it costs
+    # Quick: the profile's compute over the base's run; a small budget leaves room for costly rungs.
+    small = dataclasses.replace(plan, profile="quick", own_steps=10_000, steps=10_000)
+    assert small.first_screen_units() == FIRST_SCREEN_AGENT_STEPS["quick"] / (9 * 10_000)
+    assert small.admitted(("a", "b", "c", "d")) == ("a", "b", "c")
+
+
 def test_a_plan_is_invalid_when_its_families_do_not_partition_the_ladder_or_overspend_alpha():
     with pytest.raises(ValueError, match="families="):
         DiagnosisPlan("quick", "CartPole-v1", 10, 10, None, 3, None, ("a", "b"), (Family("other", 0.05, ("a",)),))
@@ -177,3 +191,17 @@ def test_an_empty_cause_fields_line_is_answered_only_by_a_finding_that_no_knob_f
     assert names_stated(sparse, set()) and not names_stated(budget, set())
     # With fields stated, a cause is the stated one when it names one of them.
     assert names_stated(budget, {"total_env_steps", "learning_starts"}) and not names_stated(sparse, {"gamma"})
+
+
+def test_the_benchmark_times_the_first_settled_line_and_stops_a_diagnosis_at_its_timeout(tmp_path):
+    import sys
+
+    from ablations.diagnosis.known_causes import timed_diagnosis
+
+    script = "import time; print('cause: x', flush=True); time.sleep(0.5); print('settled: a cause', flush=True); "
+    done = timed_diagnosis([sys.executable, "-c", script + "time.sleep(0.1)"], tmp_path / "a.log")
+    assert done["exit"] == 0 and done["stopped_at_s"] is None and done["error"] is None
+    assert 0.5 <= done["wall_first_settled_s"] <= done["wall_s"]
+    stopped = timed_diagnosis([sys.executable, "-c", script + "time.sleep(60)"], tmp_path / "b.log", timeout=3)
+    assert stopped["stopped_at_s"] == 3 and stopped["wall_s"] < 30 and stopped["error"] is None
+    assert "settled: a cause" in (tmp_path / "b.log").read_text()

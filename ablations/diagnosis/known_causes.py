@@ -17,8 +17,10 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed_diagnosis(command: list[str], log: Path) -> dict:
+def timed_diagnosis(command: list[str], log: Path, timeout: float | None = None) -> dict:
     """Run a diagnose command, its output streamed into `log`; the wall time to its first
     'settled:' line (staged.run_staged prints it when a cause settles) and to the end, its
         CPU-seconds, and the 1-minute load average at its start and end (the cores are shared)."""
@@ -102,7 +104,14 @@ def timed_diagnosis(command: list[str], log: Path) -> dict:
     lines: list[str] = []
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as sink:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # A session of its own, so a timeout stops the diagnosis and every process under it.
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGTERM))
+            timer.start()
         for line in process.stdout:
             sink.write(line)
             sink.flush()
@@ -110,6 +119,9 @@ def timed_diagnosis(command: list[str], log: Path) -> dict:
             if first_settled is None and line.startswith("settled: "):
                 first_settled = time.perf_counter() - started
         process.wait()
+        stopped = timer is not None and not timer.is_alive() and process.returncode < 0
+        if timer is not None:
+            timer.cancel()
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     errors = [line for line in lines if line.startswith("error: ")]
     return {
@@ -118,9 +130,9 @@ def timed_diagnosis(command: list[str], log: Path) -> dict:
         "cpu_s": round(used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime, 1),
         "load_1m": f"{load:.1f}-{os.getloadavg()[0]:.1f}",  # the machine's load at the start and the end
         "exit": process.returncode,
-        "error": errors[-1]
-        if process.returncode != 0 and errors
-        else (f"exit {process.returncode}" if process.returncode else None),
+        # Stopped at the timeout: the results are the last finished stage's (each is written atomically).
+        "stopped_at_s": timeout if stopped else None,
+        "error": None if stopped or process.returncode == 0 else (errors or [f"exit {process.returncode}"])[-1],
     }
 
 
@@ -153,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", default="0", help="repair rounds per diagnosis (default 0)")
     parser.add_argument("--cache", default=".ablation-cache")
     parser.add_argument("--thorough", action="store_true", help="diagnose --thorough (the whole ladder every time)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop a diagnosis after this many seconds (its last stage's results stand)",
+    )
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: the table from the diagnoses already in --out")  # fmt: skip
     args = parser.parse_args(argv)
@@ -176,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--out", str(folder), "--cache", args.cache, "--rounds", args.rounds]  # fmt: skip
             if args.thorough:
                 command.append("--thorough")
-            timing = timed_diagnosis(command, out / f"{path.stem}.log")
+            timing = timed_diagnosis(command, out / f"{path.stem}.log", args.timeout)
             error = timing.pop("error")
             write_text_atomically(timing_file, json.dumps(timing))
             row.update(timing)

@@ -35,6 +35,7 @@ from agents.config import AgentConfig
 from agents.diagnosis.ladder import one_knob_ladder
 from agents.diagnosis.lint import SECONDARY, lint
 from agents.diagnosis.triage import triage
+from agents.engine.envs import env_spec
 from reports.analysis.stats import ALPHA, seeds_to_settle
 
 # Stage 1 trains this many rungs: the likeliest fixes of what lint flags and the runs show.
@@ -46,6 +47,11 @@ TRIAGE_SIZE = 3
 # that a diagnosis runs (10,000 steps); standard and paper train the config's own budget.
 FIRST_SCREEN_AGENT_STEPS = {"quick": 3 * 60 * 2 * 3_000}
 FIXED_CAPS = {"smoke": 10_000}
+# What an agent-step costs beside the network's arithmetic (the env step, replay, bookkeeping), in
+# FLOP: docs/engine.md measures article-target (64x64 hidden, batch 64: 2.3 MFLOP of network per
+# agent-step) spending about half its time in the batched matrix products, so the rest costs
+# about as much again.
+STEP_OVERHEAD_FLOP = 2.3e6
 FAMILIES = ("flagged", "other")
 BASE_STAGE, TRIAGE_STAGE, THOROUGH_STAGE = 0, 1, 2
 PLAN_FILE = "plan.json"
@@ -86,6 +92,9 @@ class DiagnosisPlan:
     # pointless or break the values come first in any triage order (agents/diagnosis/triage.py), so
     # they train beside the base in stage 0 (settled in stage 1), and no core waits for the base.
     early: tuple[str, ...] = ()
+    # Each rung's estimated compute relative to the base's (ladder order; step_cost x env steps):
+    # stage 1 takes the triage order's rungs while the first screen stays within its compute.
+    costs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps > self.own_steps or self.steps < 1:
@@ -95,10 +104,12 @@ class DiagnosisPlan:
             raise ValueError(f"families={members!r} is invalid: every rung of the ladder in exactly one family")
         if self.triage is not None and not set(self.triage) <= set(self.ladder):
             raise ValueError(f"triage={self.triage!r} is invalid: names rungs outside the ladder")
-        if self.triage is not None and self.triage[: len(self.early)] != self.early:
-            raise ValueError(f"early={self.early!r} is invalid: not the start of triage={self.triage!r}")
+        if self.triage is not None and self.admitted(self.triage)[: len(self.early)] != self.early:
+            raise ValueError(f"early={self.early!r} is invalid: not the start of stage 1 of triage={self.triage!r}")
         if len(self.early) > TRIAGE_SIZE or not set(self.early) <= set(self.ladder):
             raise ValueError(f"early={self.early!r} is invalid: at most {TRIAGE_SIZE} rungs of the ladder")
+        if self.costs and len(self.costs) != len(self.ladder):
+            raise ValueError(f"costs={self.costs!r} is invalid: one per rung of the ladder")
         if sum(family.alpha for family in self.families) > ALPHA + 1e-12:
             raise ValueError(f"families' alpha sum to more than {ALPHA}")
 
@@ -111,12 +122,35 @@ class DiagnosisPlan:
         """The rungs stage `stage` adds (stage 0: none, the base)."""
         if stage == BASE_STAGE:
             return ()
-        first = self.ladder if self.triage is None else self.triage[:TRIAGE_SIZE]
+        first = self.ladder if self.triage is None else self.admitted(self.triage)
         if stage == TRIAGE_STAGE:
             return tuple(first)
         if stage == THOROUGH_STAGE:
             return tuple(key for key in self.ladder if key not in first)
         raise ValueError(f"stage={stage!r} is invalid: 0 (base), 1 (triage) or 2 (thorough)")
+
+    def first_screen_units(self) -> float:
+        """The first screen's compute in base runs (seeds x steps of the base): the profile's compute
+        over the base's, and at least the base and TRIAGE_SIZE rungs of the base's cost."""
+        compute = FIRST_SCREEN_AGENT_STEPS.get(self.profile)
+        least = 1.0 + TRIAGE_SIZE
+        return least if compute is None else max(least, compute / (self.seeds * self.steps))
+
+    def admitted(self, order) -> tuple[str, ...]:
+        """The rungs of `order` that stage 1 trains: in order, at most TRIAGE_SIZE, each while the
+        base and the rungs admitted so far fit first_screen_units; the first always (it is the
+        likeliest fix), a costlier later one is left to stage 2 and the order goes on."""
+        cost = dict(zip(self.ladder, self.costs)) if self.costs else {}
+        units, room = [], self.first_screen_units() - 1.0
+        for key in order:
+            if len(units) == TRIAGE_SIZE:
+                break
+            need = cost.get(key, 1.0)
+            if units and need > room:
+                continue
+            units.append(key)
+            room -= need
+        return tuple(units)
 
     def trained_through(self, stage: int) -> tuple[str, ...]:
         """The rungs trained by the end of `stage` (stage 0: the early ones), in ladder order."""
@@ -159,6 +193,7 @@ class DiagnosisPlan:
                 "ladder": tuple(data["ladder"]),
                 "symptoms": tuple(data["symptoms"]),
                 "early": tuple(data.get("early", ())),
+                "costs": tuple(data.get("costs", ())),
                 "families": families,
                 "triage": None if triaged is None else tuple(triaged),
             }
@@ -180,6 +215,26 @@ def read_plan(path: Path) -> DiagnosisPlan:
         return DiagnosisPlan.from_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"plan={str(path)!r} is invalid: {exc}") from None
+
+
+def step_cost(config: AgentConfig, obs_dim: int, actions: int) -> float:
+    """Estimated FLOP per agent-step: STEP_OVERHEAD_FLOP, the greedy action's forward pass, and per
+    update the online network's forward and backward (3 passes) and the target's forward (1) over a
+    batch. Matches docs/engine.md's 2.3 MFLOP of network for a 64x64 CartPole DQN at batch 64."""
+    sizes = [obs_dim, *config.hidden_sizes, actions]
+    macs = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    updates = config.gradient_steps / config.env_steps_per_update
+    return STEP_OVERHEAD_FLOP + 2 * macs * (4 * config.batch_size * updates + 1)
+
+
+def rung_costs(base: AgentConfig, rungs) -> tuple[float, ...]:
+    """Each rung's compute relative to the base's: env steps x step_cost."""
+    spec = env_spec(base.env_id)
+
+    def cost(config: AgentConfig) -> float:
+        return config.total_env_steps * step_cost(config, spec.obs_dim, spec.num_actions)
+
+    return tuple(round(cost(rung.config) / cost(base), 3) for rung in rungs)
 
 
 def families_of(config: AgentConfig, ladder: tuple[str, ...]) -> tuple[Family, ...]:
@@ -226,6 +281,9 @@ def build_plan(
     def ladder_at(steps: int) -> tuple[str, ...]:
         return tuple(rung.key for rung in one_knob_ladder(size(config, steps))[0])
 
+    def costs_at(steps: int) -> tuple[float, ...]:
+        return rung_costs(size(config, steps), one_knob_ladder(size(config, steps))[0])
+
     def seeds_for(families) -> tuple[int, int | None]:
         if profile != "quick" or seeds_option is not None:
             return seeds_option if seeds_option is not None else profile_seeds, max_seeds_option
@@ -245,8 +303,8 @@ def build_plan(
     ladder = ladder_at(steps)
     families = families_of(config, ladder)
     seeds, max_seeds = seeds_for(families)
-    early = triage([f for f in lint(config) if f.order < SECONDARY], (), ladder)[:TRIAGE_SIZE]
-    return DiagnosisPlan(
+    early_order = triage([f for f in lint(config) if f.order < SECONDARY], (), ladder)
+    plan = DiagnosisPlan(
         profile=profile,
         env_id=config.env_id,
         own_steps=own,
@@ -256,8 +314,9 @@ def build_plan(
         max_seeds=max_seeds if max_seeds and max_seeds > seeds else None,
         ladder=ladder,
         families=families,
-        early=tuple(early),
+        costs=costs_at(steps),
     )
+    return dataclasses.replace(plan, early=plan.admitted(early_order))
 
 
 def agent_steps(plan: DiagnosisPlan, stage: int, rung_steps: dict[str, int], seeds: int) -> int:
