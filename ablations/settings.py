@@ -83,8 +83,9 @@ class AblationSettings:
         return seed_stages(len(self.seeds), self.max_seeds or len(self.seeds))
 
     def configure(self, config: AgentConfig) -> AgentConfig:
-        """A variant's config resized to this session's profile and env."""
-        return sized_config(config, self.env_id, self.env_steps)
+        """A variant's config resized to this session's profile and env. A diagnosis' variants are
+        sized by its plan already, and keep their own steps (the steps rung trains 4x the base's)."""
+        return sized_config(config, self.env_id, config.total_env_steps if self.diagnosis else self.env_steps)
 
     def describe(self) -> str:
         return (

@@ -205,3 +205,26 @@ def test_the_benchmark_times_the_first_settled_line_and_stops_a_diagnosis_at_its
     stopped = timed_diagnosis([sys.executable, "-c", script + "time.sleep(60)"], tmp_path / "b.log", timeout=3)
     assert stopped["stopped_at_s"] == 3 and stopped["wall_s"] < 30 and stopped["error"] is None
     assert "settled: a cause" in (tmp_path / "b.log").read_text()
+
+
+def test_a_diagnosis_session_keeps_each_variants_own_steps_where_the_suite_resizes_its_presets(tmp_path):
+    from pathlib import Path
+
+    from ablations.settings import AblationSettings
+    from agents.configfile import load_config_file
+
+    loaded = load_config_file(Path(__file__).resolve().parent.parent / "examples" / "article-example-1.toml")
+    common = dict(
+        profile="quick",
+        seeds=(0, 1),
+        env_steps=10_000,
+        env_id="CartPole-v1",
+        out_dir=tmp_path,
+        cache_dir=tmp_path,
+        rerun=False,
+        write_report=False,
+        session_id="s",
+    )
+    steps_rung = loaded.config.replace(total_env_steps=40_000)  # the steps-x4 rung of a 10k base
+    assert AblationSettings(**common, config_file=loaded).configure(steps_rung).total_env_steps == 40_000
+    assert AblationSettings(**common).configure(steps_rung).total_env_steps == 10_000

@@ -103,17 +103,18 @@ def run_staged(
     (raising StageFailed); show(results) gives the cause lines to print after a stage."""
     started = time.perf_counter()
     seconds: list[float] = []
-    plan_path = write_plan(plan, out / PLAN_FILE)
+    plan_path = out / PLAN_FILE
 
     def stage(number: int, folder: Path) -> None:
         begun = time.perf_counter()
+        # Written again before each stage: a stage's session replaces the results folder it writes.
+        write_plan(plan, plan_path)
         run_session(number, plan_path, folder)
         seconds.append(time.perf_counter() - begun)
 
     stage(BASE_STAGE, out / BASE_FOLDER)
     base = base_record(out / BASE_FOLDER)
     plan = plan.triaged(base.get("lint") or [], [s["name"] for s in base.get("symptoms") or []])
-    write_plan(plan, plan_path)
     say(triage_line(plan))
     stages = [BASE_STAGE]
     settled, first_settled = False, None
@@ -134,4 +135,5 @@ def run_staged(
         if not settled and settled_causes(out):
             settled, first_settled = True, elapsed
             say(f"settled: a cause after {elapsed:.0f} s (stage {number})")
+    write_plan(plan, plan_path)  # the plan as triaged, beside the last stage's results
     return StagedOutcome(plan, tuple(stages), settled, first_settled, tuple(seconds))
