@@ -228,3 +228,17 @@ def test_a_diagnosis_session_keeps_each_variants_own_steps_where_the_suite_resiz
     steps_rung = loaded.config.replace(total_env_steps=40_000)  # the steps-x4 rung of a 10k base
     assert AblationSettings(**common, config_file=loaded).configure(steps_rung).total_env_steps == 40_000
     assert AblationSettings(**common).configure(steps_rung).total_env_steps == 10_000
+
+
+def test_the_triage_line_names_what_trains_first_and_what_waits_for_its_cost():
+    import dataclasses
+
+    from ablations.diagnosis.staged import triage_line
+
+    plan = dataclasses.replace(
+        _plan(tuple("abc"), "a", triage=("a", "b", "c")), profile="standard", costs=(1.0, 8.0, 1.0)
+    )
+    assert triage_line(plan) == (
+        "triage: training first a, c (symptoms of your DQN: none); b cost more than the first screen affords, "
+        "left to stage 2"
+    )

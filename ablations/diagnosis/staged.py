@@ -84,11 +84,18 @@ def settled_causes(results: Path) -> list:
 
 
 def triage_line(plan: DiagnosisPlan) -> str:
-    first = plan.triage[:TRIAGE_SIZE] if plan.triage else ()
+    first = plan.stage_rungs(TRIAGE_STAGE)
     symptoms = ", ".join(plan.symptoms) or "none"
     if not first:
         return f"triage: nothing in lint or the symptoms ({symptoms}) points at a rung; training the whole ladder"
-    return f"triage: training first {', '.join(first)} (symptoms of your DQN: {symptoms})"
+    order = plan.triage or ()
+    # Passed over for cost (plan.admitted): before the last admitted rung, or anywhere if room was left.
+    reach = order if len(first) < TRIAGE_SIZE else order[: order.index(first[-1])]
+    waiting = [key for key in reach if key not in first]
+    line = f"triage: training first {', '.join(first)} (symptoms of your DQN: {symptoms})"
+    if waiting:
+        line += f"; {', '.join(waiting)} cost more than the first screen affords, left to stage 2"
+    return line
 
 
 def run_staged(
