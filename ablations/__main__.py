@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations.diagnosis.plan import BASE_STAGE
+from ablations.diagnosis.plan import BASE_STAGE, read_plan
 from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, path_line, repair_path
 from ablations.diagnosis.staged import StageFailed, plan_lines, run_staged
 from ablations.options import EXECUTORS, PROFILES
@@ -190,8 +190,12 @@ def run_stage(args: argparse.Namespace, loaded: ConfigFile, stage: int, plan_fil
     """One stage of the diagnosis (ablations.diagnosis.staged) as a pytest session of its own process."""
     command = [sys.executable, "-m", "pytest", *pytest_args(args, loaded.name, str(loaded.path), str(out))]
     command += [f"--ablation-plan={plan_file}", f"--ablation-stage={stage}"]
-    if stage == BASE_STAGE:  # the base's record is read, the rungs trained beside it are settled next
-        command += ["--ablation-no-report", "-k", "not test_change"]
+    if stage == BASE_STAGE:  # the base's record is read; the report comes with stage 1
+        command.append("--ablation-no-report")
+        # The early rungs' tests run (valid, and replaced by stage 1's verdicts): with a test each, every
+        # xdist worker trains its share. Without early rungs an empty parametrization would read as a crash.
+        if not read_plan(plan_file).early:
+            command += ["-k", "not test_change"]
     done = subprocess.run(command)
     # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.
     if (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ablations.diagnosis.plan import THOROUGH_STAGE, DiagnosisPlan, build_plan, read_plan
+from ablations.diagnosis.plan import BASE_STAGE, THOROUGH_STAGE, DiagnosisPlan, build_plan, read_plan
 from ablations.options import PROFILES
 from ablations.runs.remote import RAY_MISSING
 from agents.catalogue.presets import Variant, get_variant
@@ -251,7 +251,8 @@ def _with_ladder(settings: AblationSettings, config: pytest.Config) -> AblationS
     return dataclasses.replace(
         settings,
         seeds=tuple(range(plan.seeds)),
-        max_seeds=plan.max_seeds,
+        # Stage 0 trains the first look only: its verdicts are replaced by stage 1's, which add seeds.
+        max_seeds=plan.max_seeds if stage != BASE_STAGE else None,
         session_variants=tuple(variants),
         skipped_rungs=tuple(skipped),
         diagnosis_plan=plan,
