@@ -127,7 +127,8 @@ def timed_diagnosis(command: list[str], log: Path, timeout: float | None = None)
     return {
         "wall_first_settled_s": None if first_settled is None else round(first_settled, 1),
         "wall_s": round(time.perf_counter() - started, 1),
-        "cpu_s": round(used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime, 1),
+        # A stopped diagnosis' processes are never waited for, so their CPU time is not known.
+        "cpu_s": None if stopped else round(used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime, 1),
         "load_1m": f"{load:.1f}-{os.getloadavg()[0]:.1f}",  # the machine's load at the start and the end
         "exit": process.returncode,
         # Stopped at the timeout: the results are the last finished stage's (each is written atomically).
@@ -147,7 +148,7 @@ def plan_facts(results_dir: Path) -> dict:
         "steps": plan.steps,
         "prefix": plan.shortened,
         "seeds": plan.seeds,
-        "triage": ", ".join(plan.stage_rungs(1)),
+        "triage": "(not triaged)" if plan.triage is None else ", ".join(plan.stage_rungs(1)),
         "symptoms": ", ".join(plan.symptoms),
     }
 
