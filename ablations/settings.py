@@ -240,7 +240,7 @@ def _with_ladder(settings: AblationSettings, config: pytest.Config) -> AblationS
             config.getoption("ablation_steps"),
         )
     settings = dataclasses.replace(settings, env_steps=plan.steps)
-    base_config = settings.configure(loaded.config)
+    base_config = sized_config(loaded.config, settings.env_id, plan.steps)  # the plan's budget, a prefix or not
     base = Variant(loaded.name, base_config, f"Your DQN ({loaded.path.name}) as given.", None)
     rungs, skipped = one_knob_ladder(base_config)
     by_key = {rung.key: rung for rung in rungs}

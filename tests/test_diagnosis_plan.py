@@ -242,3 +242,18 @@ def test_the_triage_line_names_what_trains_first_and_what_waits_for_its_cost():
         "triage: training first a, c (symptoms of your DQN: none); b cost more than the first screen affords, "
         "left to stage 2"
     )
+
+
+def test_a_session_trains_the_prefix_its_plan_affords():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # article-example-1's 50,000 steps are beyond the quick first screen: the session's base is the
+    # 30,000-step prefix, below CartPole-v1's typical 50,000, so its ladder has the steps rung.
+    example = Path(__file__).resolve().parent.parent / "examples" / "article-example-1.toml"
+    command = [sys.executable, "-m", "pytest", "--pyargs", "ablations", f"--ablation-config={example}"]
+    command += ["--ablation-profile=quick", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-1000:]
+    assert "test_change[steps-x4]" in done.stdout
