@@ -194,4 +194,7 @@ def _diagnosis_meta(settings) -> dict | None:
         "base_config": settings.configure(base.config).to_dict(),
         "rungs": [{"variant": v.name, "change": v.summary} for v in rungs],
         "skipped": list(settings.skipped_rungs),
+        # The plan (ablations/diagnosis/plan.py: budget, stages, families) and the stage trained through.
+        "plan": json.loads(settings.diagnosis_plan.to_json()) if settings.diagnosis_plan else None,
+        "stage": settings.diagnosis_stage,
     }

@@ -20,17 +20,14 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", 3, 10_000),  # CI: a few minutes on 2 cores; most claims inconclusive
     # diagnose's default: in a diagnosis the seeds are the fewest that can settle a strong effect
-    # among the ladder's changes (reports.analysis.stats.seeds_to_settle), doubled on demand once.
+    # in each family of changes (ablations/diagnosis/plan.py), doubled on demand once.
     "quick": Profile("quick", 8, 10_000),
     "standard": Profile("standard", 20, 50_000),  # the main job
     "paper": Profile("paper", 100, 100_000),  # tight intervals
 }
 DEFAULT_PROFILE = "smoke"
 EXECUTORS = ("local", "ray")
-# With a config file (a diagnosis), the smoke and quick profiles cap the config's own steps:
-# smoke only checks that it runs; quick keeps a diagnosis within minutes on a laptop (about
-# 20 variants x 16 seeds x 20k steps at most, at 2,000-4,000 agent-steps per CPU-second).
-STEP_CAPS = {"smoke": PROFILES["smoke"].env_steps, "quick": 20_000}
+# A diagnosis' budget per profile (what each affords, and its caveat): ablations/diagnosis/plan.py.
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -41,7 +38,8 @@ def add_options(parser: pytest.Parser) -> None:
         choices=sorted(PROFILES),
         default=DEFAULT_PROFILE,
         help="run size: smoke (3 seeds x 10k steps), quick (8 x 10k; a diagnosis: seeds that can settle, "
-        "doubled on demand, steps capped at 20k), standard (20 x 50k), paper (100 x 100k). Default smoke.",
+        "doubled on demand, steps up to what 3 minutes on 2 cores afford), standard (20 x 50k), "
+        "paper (100 x 100k). Default smoke.",
     )
     group.addoption("--ablation-seeds", type=int, default=None, help="seeds per variant (overrides the profile)")
     group.addoption("--ablation-steps", type=int, default=None, help="env steps per seed (overrides the profile)")
@@ -52,7 +50,22 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="TOML",
         help="diagnose your DQN: a config file (see examples/); trains it and the one-knob ladder around it "
         "instead of the article's variants. The profile sets the seeds, the file the env and the steps "
-        "(smoke caps them at 10,000)",
+        "(smoke caps them at 10,000; quick at what its first screen affords)",
+    )
+    group.addoption(
+        "--ablation-plan",
+        default=None,
+        metavar="JSON",
+        help="with --ablation-config: the diagnosis plan `python -m ablations diagnose` wrote (its budget, "
+        "seeds, stages and families: ablations/diagnosis/plan.py); default: built here, untriaged",
+    )
+    group.addoption(
+        "--ablation-stage",
+        type=int,
+        default=2,
+        choices=(0, 1, 2),
+        help="with --ablation-config: train the plan through this stage (0: the base only, 1: the triage "
+        "rungs, 2: the whole ladder; default 2)",
     )
     group.addoption("--ablation-out", default="ablation-results", help="results folder (default ablation-results)")
     group.addoption("--ablation-cache", default=".ablation-cache", help="trained-run cache (default .ablation-cache)")

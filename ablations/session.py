@@ -19,6 +19,7 @@ from ablations.claims.bugs import BUG_CLAIMS
 from ablations.claims.literature import LITERATURE
 from ablations.claims.procedure import Refutation, Settled, evaluate_family
 from ablations.collect import ResultsCollector, session_meta
+from ablations.diagnosis.families import settle_families
 from ablations.diagnosis.rungs import DIAGNOSIS_MODULE, rung_claims
 from ablations.progress import uncaptured_writer
 from ablations.runs import remote
@@ -26,6 +27,7 @@ from ablations.runs.cache import RunCache
 from ablations.settings import AblationSettings, read_settings
 from agents.results import git_commit
 from reports.analysis.metrics import seed_summary
+from reports.analysis.stats import ALPHA
 from reports.render.html import build_report
 
 # One torch thread per process: xdist runs one worker per core, and the suite's tensors are
@@ -192,7 +194,9 @@ def _worker(config: pytest.Config) -> tuple[int, int]:
     return int(workerinput["workerid"].removeprefix("gw")), int(workerinput["workercount"])
 
 
-def settle_family(config: pytest.Config, runs: RunCache, claims: list, family: str) -> dict[str, Settled]:
+def settle_family(
+    config: pytest.Config, runs: RunCache, claims: list, family: str, alpha: float = ALPHA
+) -> dict[str, Settled]:
     """Settle a family of claims together (Holm across it, seeds on demand by looks). Each
     worker computes the same deterministic result; a look's new seed blocks are shared out."""
     settings = config.stash[SETTINGS]
@@ -220,7 +224,7 @@ def settle_family(config: pytest.Config, runs: RunCache, claims: list, family: s
             looks = len(settings.looks)
             write(f"{family}: look {look} of {looks} at {seeds} seeds, {len(open_claims)} of {len(claims)} claims open")
 
-    return evaluate_family(claims, fetch, settings.looks, on_look=announce, futility=settings.futility)
+    return evaluate_family(claims, fetch, settings.looks, alpha, on_look=announce, futility=settings.futility)
 
 
 @pytest.fixture(scope="session")
@@ -243,8 +247,17 @@ def bug_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str
 
 @pytest.fixture(scope="session")
 def diagnosis_family(pytestconfig: pytest.Config, ablation_runs: RunCache) -> dict[str, Settled]:
-    """A diagnosis' rungs ("this change improves late return over the base"), one family."""
-    return settle_family(pytestconfig, ablation_runs, rung_claims(pytestconfig.stash[SETTINGS]), "diagnosis")
+    """A diagnosis' rungs ("this change improves late return over the base"), settled as its plan's
+    families (ablations/diagnosis/families.py), each at its share of alpha."""
+    settings = pytestconfig.stash[SETTINGS]
+    base = settings.session_variants[0].name
+    claims = {claim.key.removeprefix(f"{base}+"): claim for claim in rung_claims(settings)}
+    return settle_families(
+        settings.diagnosis_plan,
+        settings.diagnosis_stage,
+        claims,
+        lambda members, alpha: settle_family(pytestconfig, ablation_runs, members, "diagnosis", alpha),
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ablations.options import PROFILES, STEP_CAPS
+from ablations.diagnosis.plan import BASE_STAGE, THOROUGH_STAGE, DiagnosisPlan, build_plan, read_plan
+from ablations.options import PROFILES
 from ablations.runs.remote import RAY_MISSING
 from agents.catalogue.presets import Variant, get_variant
 from agents.config import AgentConfig, ConfigError
@@ -18,7 +19,7 @@ from agents.configfile import ConfigFile, load_config_file
 from agents.diagnosis.ladder import one_knob_ladder
 from agents.engine.envs import env_spec
 from agents.envprofile import env_profile, require_success_threshold
-from reports.analysis.stats import seed_stages, seeds_to_settle
+from reports.analysis.stats import seed_stages
 
 EVAL_EPISODES = 10
 
@@ -56,6 +57,9 @@ class AblationSettings:
     ray_address: str | None = None
     session_variants: tuple[Variant, ...] = ()
     skipped_rungs: tuple[str, ...] = ()
+    # A diagnosis' plan (ablations/diagnosis/plan.py) and the stage this session trains through.
+    diagnosis_plan: DiagnosisPlan | None = None
+    diagnosis_stage: int = THOROUGH_STAGE
 
     @property
     def diagnosis(self) -> bool:
@@ -79,8 +83,9 @@ class AblationSettings:
         return seed_stages(len(self.seeds), self.max_seeds or len(self.seeds))
 
     def configure(self, config: AgentConfig) -> AgentConfig:
-        """A variant's config resized to this session's profile and env."""
-        return sized_config(config, self.env_id, self.env_steps)
+        """A variant's config resized to this session's profile and env. A diagnosis' variants are
+        sized by its plan already, and keep their own steps (the steps rung trains 4x the base's)."""
+        return sized_config(config, self.env_id, config.total_env_steps if self.diagnosis else self.env_steps)
 
     def describe(self) -> str:
         return (
@@ -129,9 +134,8 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
     except ValueError as exc:
         raise pytest.UsageError(f"{option}: {exc}") from None
     if steps is None:
+        # A diagnosis trains its plan's budget (set by _with_ladder).
         steps = profile.env_steps * env_profile(env_id, **env_settings).step_budget_factor
-        if config_file is not None:
-            steps = config_file_steps(profile.name, config_file.config.total_env_steps)
     # Relative folders are relative to where pytest was started (as for any command-line path).
     root = Path(config.invocation_params.dir)
     settings = AblationSettings(
@@ -154,7 +158,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         executor=executor,
         ray_address=ray_address,
     )
-    return _with_ladder(settings, seeds) if config_file else settings
+    return _with_ladder(settings, config) if config_file else settings
 
 
 def _executor(config: pytest.Config) -> tuple[str, str | None]:
@@ -174,22 +178,6 @@ def sized_config(config: AgentConfig, env_id: str, env_steps: int) -> AgentConfi
         eval_period=checkpoint_period(env_steps),
         eval_episodes=EVAL_EPISODES,
     )
-
-
-def config_file_steps(profile: str, own_steps: int) -> int:
-    """A config file's env steps in a session: the user's own budget, capped by the smoke and
-    quick profiles (options.STEP_CAPS)."""
-    return min(own_steps, STEP_CAPS.get(profile, own_steps))
-
-
-def diagnosis_seeds(profile: str, changes: int, seeds: int | None, max_seeds: int | None) -> tuple[int, int | None]:
-    """A diagnosis' first seed count and its seeds on demand. The quick profile starts at the
-    fewest seeds that can settle a strong effect among 2 x changes directions, and doubles once;
-    seeds or max_seeds given on the command line win."""
-    if profile != "quick" or seeds is not None:
-        return seeds if seeds is not None else PROFILES[profile].seeds, max_seeds
-    first = seeds_to_settle(2 * max(1, changes))
-    return first, max(max_seeds or 0, 2 * first)
 
 
 def check_env(env_id: str, env_settings: dict) -> None:
@@ -215,19 +203,58 @@ def _config_file(path: str | None, invocation_dir: Path) -> ConfigFile | None:
         raise pytest.UsageError(f"--ablation-config: {exc}") from None
 
 
-def _with_ladder(settings: AblationSettings, seeds_option: int | None) -> AblationSettings:
-    """The diagnosis' variants: the base sized to the session, then its one-knob ladder."""
+def diagnosis_plan(
+    config_file: ConfigFile, profile: str, seeds: int | None, max_seeds: int | None, steps: int | None
+) -> DiagnosisPlan:
+    """The plan of a diagnosis (ablations.diagnosis.plan.build_plan) as every session sizes it:
+    the one place the CLI and the session get it from."""
+    config = config_file.config
+    return build_plan(
+        config,
+        profile,
+        PROFILES[profile].seeds,
+        lambda c, n: sized_config(c, c.env_id, n),
+        seeds_option=seeds,
+        max_seeds_option=max_seeds,
+        steps_option=steps,
+    )
+
+
+def _with_ladder(settings: AblationSettings, config: pytest.Config) -> AblationSettings:
+    """The diagnosis' variants from its plan (--ablation-plan, or built here): the base sized to the
+    plan's budget, then the rungs trained through --ablation-stage."""
     loaded = settings.config_file
-    base_config = settings.configure(loaded.config)
+    path, stage = config.getoption("ablation_plan"), config.getoption("ablation_stage")
+    if path is not None:
+        try:
+            plan = read_plan(Path(config.invocation_params.dir) / path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--ablation-plan: {exc}") from None
+    else:
+        profile = settings.profile.removesuffix(" (overridden)")
+        plan = diagnosis_plan(
+            loaded,
+            profile,
+            config.getoption("ablation_seeds"),
+            config.getoption("ablation_max_seeds"),
+            config.getoption("ablation_steps"),
+        )
+    settings = dataclasses.replace(settings, env_steps=plan.steps)
+    base_config = sized_config(loaded.config, settings.env_id, plan.steps)  # the plan's budget, a prefix or not
     base = Variant(loaded.name, base_config, f"Your DQN ({loaded.path.name}) as given.", None)
     rungs, skipped = one_knob_ladder(base_config)
-    variants = [base] + [Variant(f"{loaded.name}+{rung.key}", rung.config, rung.description, None) for rung in rungs]
-    profile = settings.profile.removesuffix(" (overridden)")
-    seeds, max_seeds = diagnosis_seeds(profile, len(rungs), seeds_option, settings.max_seeds)
+    by_key = {rung.key: rung for rung in rungs}
+    if tuple(by_key) != plan.ladder:
+        raise pytest.UsageError(f"--ablation-plan: ladder={list(plan.ladder)} is not this config's {list(by_key)}")
+    trained = [by_key[key] for key in plan.trained_through(stage)]
+    variants = [base] + [Variant(f"{loaded.name}+{rung.key}", rung.config, rung.description, None) for rung in trained]
     return dataclasses.replace(
         settings,
-        seeds=tuple(range(seeds)),
-        max_seeds=max_seeds if max_seeds and max_seeds > seeds else None,
+        seeds=tuple(range(plan.seeds)),
+        # Stage 0 trains the first look only: its verdicts are replaced by stage 1's, which add seeds.
+        max_seeds=plan.max_seeds if stage != BASE_STAGE else None,
         session_variants=tuple(variants),
         skipped_rungs=tuple(skipped),
+        diagnosis_plan=plan,
+        diagnosis_stage=stage,
     )

@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ablations.diagnosis.plan import BASE_STAGE, read_plan
 from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, repair_path
+from ablations.diagnosis.staged import StageFailed, plan_lines, run_staged
 from ablations.options import EXECUTORS, PROFILES
-from ablations.settings import check_env, config_env_settings, config_file_steps, diagnosis_seeds, sized_config
+from ablations.settings import check_env, config_env_settings, diagnosis_plan
 from agents.configfile import ConfigFile, EnvSettings, load_config_file
-from agents.diagnosis.ladder import one_knob_ladder
 from agents.diagnosis.lint import lint
 from agents.importers.formats import SOURCES, import_source, imported_toml
 from reports.diagnosis.cause import diagnosis_causes
@@ -54,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PROFILES),
         default="quick",
         help="run size (default quick: the fewest seeds that can settle a change, doubled on demand, "
-        "at most 20k steps; standard: 20 seeds x your steps)",
+        "your steps up to what a 3-minute first screen affords; standard: 20 seeds x your steps)",
+    )
+    diagnose.add_argument(
+        "--thorough",
+        action="store_true",
+        help="train the whole ladder after the triage changes, even when one of them settled a cause",
     )
     diagnose.add_argument("--out", default=None, help="results folder (default diagnosis-<name>)")
     diagnose.add_argument(
@@ -112,22 +118,10 @@ def pytest_args(args: argparse.Namespace, name: str, config: str | None = None, 
 
 
 def plan(loaded: ConfigFile, args: argparse.Namespace) -> str:
-    """What the diagnosis will train, before anything does: with -q, pytest prints no header, and a
-    standard diagnosis runs for an hour or more."""
-    profile = PROFILES[args.profile]
-    steps = config_file_steps(profile.name, loaded.config.total_env_steps)
-    # The base exactly as the session sizes it (ablations.settings._with_ladder), so the count is its count.
-    rungs, _ = one_knob_ladder(sized_config(loaded.config, loaded.config.env_id, steps))
-    variants = 1 + len(rungs)
-    seeds, max_seeds = diagnosis_seeds(profile.name, len(rungs), None, args.max_seeds)
-    line = (
-        f"diagnose: {loaded.name} on {loaded.config.env_id}, profile {profile.name}: your DQN and {len(rungs)} "
-        f"one-knob changes x {seeds} seeds x {steps:,} env steps = {variants * seeds * steps:,} "
-        f"agent-steps"
-    )
-    if max_seeds is not None and max_seeds > seeds:
-        line += f" (up to {variants * max_seeds * steps:,} with seeds on demand up to {max_seeds})"
-    return line + f"; runs already in {args.cache} are not trained again"
+    """What the diagnosis will train, before anything does (ablations.diagnosis.staged.plan_lines of
+    the plan the sessions train: ablations.settings.diagnosis_plan)."""
+    built = diagnosis_plan(loaded, args.profile, None, args.max_seeds, None)
+    return "\n".join(plan_lines(built, loaded.name, args.cache, args.thorough))
 
 
 def lint_lines(loaded: ConfigFile) -> list[str]:
@@ -171,22 +165,48 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(findings) if findings else f"lint: {loaded.path.name}: no finding")
         return 1 if findings else 0
     print("\n".join([*findings, plan(loaded, args)]), flush=True)
-    status = pytest.main(pytest_args(args, loaded.name, str(loaded.path)))
     results = Path(args.out or f"diagnosis-{loaded.name}")
-    # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.
-    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not (results / "report.html").exists():
-        return int(status) or 1
-    crashed = pd.read_parquet(results / "tests.parquet").query("verdict == 'error' or outcome == 'error'")
-    if len(crashed):
-        print(f"error: {len(crashed)} test(s) crashed: {', '.join(crashed['test'])}", file=sys.stderr)
+    try:
+        outcome = run_staged(
+            diagnosis_plan(loaded, args.profile, None, args.max_seeds, None),
+            results,
+            args.thorough,
+            lambda stage, plan_file, out: run_stage(args, loaded, stage, plan_file, out),
+            cause_lines,
+            lambda line: print(line, flush=True),
+        )
+    except StageFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(cause_lines(results)), flush=True)
+    print(f"stages: {', '.join(map(str, outcome.stages))} in {', '.join(f'{s:.0f}' for s in outcome.stage_seconds)} s")
     if args.rounds > 0:
         status = repair(loaded, args, results)
         if status:
             return status
     print(f"diagnosis: {(results / 'report.html').resolve()}")
     return 0
+
+
+def run_stage(args: argparse.Namespace, loaded: ConfigFile, stage: int, plan_file: Path, out: Path) -> None:
+    """One stage of the diagnosis (ablations.diagnosis.staged) as a pytest session of its own process."""
+    command = [sys.executable, "-m", "pytest", *pytest_args(args, loaded.name, str(loaded.path), str(out))]
+    command += [f"--ablation-plan={plan_file}", f"--ablation-stage={stage}"]
+    if stage == BASE_STAGE:  # the base's record is read; the report comes with stage 1
+        command.append("--ablation-no-report")
+        # The early rungs' tests run (valid, and replaced by stage 1's verdicts): with a test each, every
+        # xdist worker trains its share. Without early rungs an empty parametrization would read as a crash.
+        if not read_plan(plan_file).early:
+            command += ["-k", "not test_change"]
+    done = subprocess.run(command)
+    # Test failures are verdicts (the DQN does not train, a change hurts); a crash is not.
+    if (
+        done.returncode not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        or not (out / "tests.parquet").exists()
+    ):
+        raise StageFailed(f"stage {stage}'s session failed (exit {done.returncode})")
+    crashed = pd.read_parquet(out / "tests.parquet").query("verdict == 'error' or outcome == 'error'")
+    if len(crashed):
+        raise StageFailed(f"{len(crashed)} test(s) crashed: {', '.join(crashed['test'])}")
 
 
 def repair(loaded: ConfigFile, args: argparse.Namespace, results: Path) -> int:

@@ -25,7 +25,7 @@ RUNG_METRIC = "late return: the change vs your DQN (P(change > base), one-sided 
 
 
 def trains(converged: int, seeds: int) -> bool:
-    """"Your DQN trains": a majority of its seeds (more than half) converge, i.e. end with a late
+    """ "Your DQN trains": a majority of its seeds (more than half) converge, i.e. end with a late
     return at or above the env's success threshold. Fixed before any diagnosis was run."""
     return 2 * converged > seeds
 
