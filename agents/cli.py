@@ -1,4 +1,4 @@
-"""Command line: `python -m agents variants`, `bugs`, `train ...` and `import {sb3,rl-zoo,cleanrl} SOURCE`."""
+"""Command line: `dqn-ablations variants`, `bugs`, `train ...` and `import {sb3,rl-zoo,cleanrl} SOURCE`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bugs", help="list the bug catalogue: each bug, what it does, where it is seen, its symptom")
     run = sub.add_parser("train", help="train one variant (or your config file) on a set of seeds")
     source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("--variant", help="a name from `python -m agents variants`")
+    source.add_argument("--variant", help="a name from `dqn-ablations variants`")
     source.add_argument("--config", help="a TOML file of AgentConfig fields (see examples/)")
     run.add_argument("--seeds", default="0", help="seeds: 3, 0-9 or 0,2,5-7 (default 0)")
     run.add_argument("--steps", type=_positive_int, help="env steps per seed (default: the variant's)")
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    """`python -m agents import`: the TOML on stdout or in --output; one line and exit 2 on a key
+    """`dqn-ablations import`: the TOML on stdout or in --output; one line and exit 2 on a key
     it cannot run exactly."""
     try:
         text = imported_toml(import_source(args.source, Path(args.file), args.env, args.steps))

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest="source",
             choices=SOURCES,
             default=None,
-            help="the file is a Stable-Baselines3, rl-baselines3-zoo or CleanRL config (python -m agents import)",
+            help="the file is a Stable-Baselines3, rl-baselines3-zoo or CleanRL config (dqn-ablations import)",
         )
         command.add_argument("--env", default=None, help="with --from: the env id (rl-zoo: which entry)")
         command.add_argument("--steps", type=int, default=None, help="with --from sb3: total_timesteps if not given")

@@ -135,7 +135,7 @@ BUGS = {bug.name: bug for bug in CATALOGUE}
 
 
 def describe_catalogue() -> list[str]:
-    """`python -m agents bugs`: one block per bug."""
+    """`dqn-ablations bugs`: one block per bug."""
     lines = []
     for bug in CATALOGUE:
         switch = ", ".join(f"{field}={value!r}" for field, value in bug.changes)

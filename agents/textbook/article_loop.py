@@ -3,7 +3,7 @@
 One seed, an nn.Module Q-network, a deque replay buffer sampled with random.sample, a target
 network copied every `target_sync_period` updates, gymnasium.make, and numpy/tensor conversions
 on every step: the code a user would otherwise run, ported to gymnasium 1.x (terminated and
-truncated, reset in the loop). It is a yardstick for `python -m agents.textbook.bench`, not a reference
+truncated, reset in the loop). It is a yardstick for `dqn-ablations bench`, not a reference
 for correctness (that is agents/textbook/reference.py, which follows the engine's random streams).
 """
 

@@ -1,6 +1,6 @@
 """Throughput benchmark: the batched engine against the article's own training loop, in one run.
 
-    python -m agents.textbook.bench [--repeats 3] [--steps 2000] [--out bench-results]
+    dqn-ablations bench [--repeats 3] [--steps 2000] [--out bench-results]
 
 Every measurement runs in a fresh process with one torch thread (so figures are per core
 and peak RSS belongs to that measurement alone); the table reports the median of the

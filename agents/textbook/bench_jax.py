@@ -1,4 +1,4 @@
-"""A PureJaxRL-style DQN in JAX: the speed peer `python -m agents.bench` measures beside the engine.
+"""A PureJaxRL-style DQN in JAX: the speed peer `dqn-ablations bench` measures beside the engine.
 
 The whole training run is one jitted `lax.scan` over env steps, and the seeds are a `vmap` axis
 over that function, so XLA compiles one program for all seeds (the structure PureJaxRL made
