@@ -31,7 +31,6 @@ from ablations.diagnosis.staged import SETTLED_KINDS
 from reports.diagnosis.cause import diagnosis_causes
 from reports.diagnosis.record import Diagnosis
 from reports.render.html import write_text_atomically
-from reports.results import ReportError, load_results
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KNOWN_CAUSES = EXAMPLES / "known-causes"
@@ -66,9 +65,7 @@ def names_stated(cause, stated: set[str]) -> bool:
 def first_screen(results_dir: Path, stated: set[str]) -> dict:
     """What a diagnosis' first screen names first, read from its results folder, and whether the
     cause named first is the stated one (names_stated)."""
-    diagnosis = Diagnosis.from_results(load_results(results_dir))
-    if diagnosis is None:
-        raise ReportError(f"{results_dir}: the session recorded no diagnosis")
+    diagnosis = Diagnosis.load(results_dir)
     base, helps = diagnosis.base, diagnosis.helping()
     causes = diagnosis_causes(diagnosis)
     return {

@@ -23,7 +23,7 @@ from agents.configfile import ConfigFile, config_file_text
 from reports.diagnosis.cause import CONFIRMED, diagnosis_causes
 from reports.diagnosis.record import REPAIR_PATH_FILE, Diagnosis, RepairPath, RepairStep, Rung, changed_fields
 from reports.render.html import write_text_atomically
-from reports.results import load_results
+from reports.results import ReportError, load_results
 
 CAUSE = "settled, fixes the confirmed cause"
 SETTLED = "settled"
@@ -66,11 +66,11 @@ def rung_fields(meta: dict, base: str, rung: str) -> dict:
 
 def read_round(results_dir: Path) -> tuple[Diagnosis, dict]:
     """A finished round's diagnosis and metadata."""
-    results = load_results(results_dir)
-    diagnosis = Diagnosis.from_results(results)
-    if diagnosis is None:
-        raise RepairFailed(f"{results_dir}: the round recorded no diagnosis")
-    return diagnosis, results.meta
+    try:
+        results = load_results(results_dir)
+        return Diagnosis.load(results), results.meta
+    except ReportError as exc:
+        raise RepairFailed(str(exc)) from None
 
 
 def repair_path(

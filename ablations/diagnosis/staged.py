@@ -30,7 +30,7 @@ from ablations.diagnosis.plan import (
 )
 from reports.diagnosis.cause import CONFIRMED, FOUND, diagnosis_causes
 from reports.diagnosis.record import Diagnosis
-from reports.results import load_results
+from reports.results import ReportError
 
 BASE_FOLDER = "base"
 SETTLED_KINDS = (CONFIRMED, FOUND)
@@ -72,10 +72,10 @@ def plan_lines(plan: DiagnosisPlan, name: str, cache: str, thorough: bool) -> li
 
 def recorded_diagnosis(results: Path) -> Diagnosis:
     """The diagnosis a stage's results folder holds (its base's lint findings and symptoms)."""
-    diagnosis = Diagnosis.from_results(load_results(results))
-    if diagnosis is None:
-        raise StageFailed(f"no diagnosis of the base in {results}")
-    return diagnosis
+    try:
+        return Diagnosis.load(results)
+    except ReportError as exc:
+        raise StageFailed(str(exc)) from None
 
 
 def settled_causes(results: Path) -> list:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from reports.analysis.metrics import SEED_OUTCOMES
 from reports.analysis.stats import Verdict
-from reports.results import ReportError, Results
+from reports.results import ReportError, Results, load_results
 
 SCHEMA_VERSION = 1
 REPAIR_PATH_FILE = "repair-path.json"
@@ -520,6 +520,17 @@ class Diagnosis:
                 )
             )
         return cls(base, tuple(rungs), RepairPath.load(results.directory))
+
+    @classmethod
+    def load(cls, source: Path | Results) -> Diagnosis:
+        """The diagnosis a results folder (or its loaded Results) holds; ReportError naming the
+        folder when its session diagnosed nothing (the one check every reader of a finished
+        diagnosis needs)."""
+        results = source if isinstance(source, Results) else load_results(source)
+        diagnosis = cls.from_results(results)
+        if diagnosis is None:
+            raise ReportError(f"{results.directory}: the session recorded no diagnosis")
+        return diagnosis
 
     @staticmethod
     def empty_table() -> pd.DataFrame:

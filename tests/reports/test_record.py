@@ -26,7 +26,7 @@ from reports.diagnosis.record import (
     SymptomLine,
     rung_evidence,
 )
-from reports.results import Results
+from reports.results import ReportError, Results
 
 ROOT = Path(__file__).resolve().parents[2]
 finite = st.floats(-1e6, 1e6, allow_nan=False)
@@ -149,6 +149,9 @@ def test_a_results_folder_reads_back_into_the_record(tmp_path):
     assert list(record.table()["rung"]) == ["target"]
     empty = Results(tmp_path, pd.DataFrame(), tests.iloc[1:], pd.DataFrame(), {})
     assert Diagnosis.from_results(empty) is None
+    assert Diagnosis.load(results) == record
+    with pytest.raises(ReportError, match=f"{tmp_path}: the session recorded no diagnosis"):
+        Diagnosis.load(empty)
 
 
 # Keys only a diagnosis record carries: spelled in record.py alone (the writer and every reader
