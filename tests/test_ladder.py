@@ -1,6 +1,7 @@
 """The one-knob ladder: every rung is a valid config that changes one knob of the base."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -189,6 +190,13 @@ def test_bug_matches_rank_the_signature_the_base_shows():
     assert matches[0]["bug"] in ("unmasked-terminals", "terminal-shift") and matches[0]["matches"]
     ordinary = pd.DataFrame({"late_max_abs_q": [50.0] * 5, "late_return": [200.0] * 5})
     assert not any(m["matches"] for m in bug_matches(ordinary, neighbours))
+    # A base that never updated has no values to compare (all NaN): that feature is skipped,
+    # without a warning, and the return alone still scores.
+    never_updated = pd.DataFrame({"late_max_abs_q": [np.nan] * 5, "late_return": [20.0] * 5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scored = bug_matches(never_updated, neighbours)
+    assert scored and all(np.isfinite(m["score"]) for m in scored)
 
 
 def test_the_learning_rate_grid_reaches_a_rate_100x_too_large():

@@ -135,9 +135,11 @@ def bug_matches(base, rungs: list) -> list[dict]:
                 continue
             values = reference[feature].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
-            mine = float(np.nanmedian(base[feature].to_numpy(dtype=float)))
-            if values.size < 3 or not np.isfinite(mine):
+            own = base[feature].to_numpy(dtype=float)
+            own = own[np.isfinite(own)]
+            if values.size < 3 or own.size == 0:  # a base that never updated has no loss features
                 continue
+            mine = float(np.median(own))
             centre = float(np.median(values))
             spread = 1.4826 * float(np.median(np.abs(values - centre)))
             if spread > 0:
