@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from agents.engine.envs import CartPoleBatch, EnvSpec, GymnasiumBatch, env_spec
-from agents.engine.torch_envs import TorchCartPole, make_torch_env_batch
-from tests.test_envs import controller_actions
+from agents.engine.torch_envs import TorchCartPole, TorchMountainCar, make_torch_env_batch
+from tests.test_envs import controller_actions, pump_actions
 
 
 class ShortCartPoles(GymnasiumBatch):
@@ -45,6 +45,30 @@ def test_torch_cartpole_is_identical_to_gymnasium(noise, limit, monkeypatch):
         assert truncations > 0, "the time limit was never reached"
 
 
+def test_torch_mountain_car_is_identical_to_gymnasium(monkeypatch):
+    """Pumping with random actions mixed in: goals, the left wall, the 200-step limit, refills."""
+    monkeypatch.setattr("agents.engine.torch_envs.RESET_BLOCK", 4)
+    spec = env_spec("MountainCar-v0")
+    n = 5
+    ours, theirs = TorchMountainCar(spec, n), GymnasiumBatch(spec, n)
+    seeds = [0, 1, 7, 2**31 - 1, 424242]
+    obs = ours.reset(seeds)
+    np.testing.assert_array_equal(obs, theirs.reset(seeds))
+    rng = np.random.default_rng(11)
+    ends = np.zeros(n, dtype=np.int64)
+    terminations = truncations = 0
+    for _ in range(2_500):
+        actions = pump_actions(obs[:, 1], rng, 0.3)
+        a, b = ours.step(actions), theirs.step(actions)
+        for name in ("next_obs", "reward", "terminated", "truncated", "obs"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        ends += a.terminated | a.truncated
+        terminations += int(a.terminated.sum())
+        truncations += int(a.truncated.sum())
+        obs = a.obs
+    assert ends.min() >= 4 and terminations > 0 and truncations > 0
+
+
 def test_an_env_steps_alike_whatever_its_neighbours():
     spec = env_spec("CartPole-v1")
     rng = np.random.default_rng(0)
@@ -57,8 +81,9 @@ def test_an_env_steps_alike_whatever_its_neighbours():
             np.testing.assert_array_equal(getattr(a, name)[0], getattr(b, name)[9], err_msg=name)
 
 
-def test_the_torch_batch_exists_for_cartpole_only():
+def test_the_torch_batches_exist_for_cartpole_and_mountain_car():
     assert isinstance(make_torch_env_batch(env_spec("CartPole-v1"), 2, "cpu"), TorchCartPole)
+    assert isinstance(make_torch_env_batch(env_spec("MountainCar-v0"), 2, "cpu"), TorchMountainCar)
     assert make_torch_env_batch(env_spec("Acrobot-v1"), 2, "cpu") is None
     with pytest.raises(ValueError, match="env_id='Acrobot-v1' is invalid for TorchCartPole"):
         TorchCartPole(env_spec("Acrobot-v1"), 2)
