@@ -1,7 +1,7 @@
-"""CartPole-v1 and MountainCar-v0 for n envs as float64 torch ops on the seed axis: the fast and
+"""CartPole-v1, MountainCar-v0 and Acrobot-v1 for n envs as float64 torch ops on the seed axis: the fast and
 compiled paths' envs on a device.
 
-The physics are agents/engine/envs.py's CartPoleBatch and MountainCarBatch (gymnasium's
+The physics are agents/engine/envs.py's CartPoleBatch, MountainCarBatch and AcrobotBatch (gymnasium's
 equations, the time limit, the reset in the step an episode ends) written as tensor operations
 on the envs' device, so stepping n envs costs the same few kernels at any n and the state can
 live on a GPU. Two things keep them bit-identical to gymnasium on the CPU
@@ -22,11 +22,14 @@ limit):
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from agents.engine.envs import CartPoleBatch, EnvSpec, MountainCarBatch, StepResult
+from agents.engine.envs import AcrobotBatch, CartPoleBatch, EnvSpec, MountainCarBatch, StepResult, _pow2
 
 # Resets drawn ahead per env; the table is refilled for an env that has used them all.
 RESET_BLOCK = 64
@@ -64,6 +67,10 @@ class _TorchBatch:
         """The float32 observation of states (n, state_dim)."""
         return state.float()
 
+    def _observe_starts(self, starts: torch.Tensor) -> torch.Tensor:
+        """The float32 observation of start states (an env may compute it another way)."""
+        return self._observe(starts)
+
     def _draw(self, envs: np.ndarray) -> None:
         """Refill the reset table of the given envs from their generators."""
         for i in envs:
@@ -90,7 +97,7 @@ class _TorchBatch:
         self._draw(np.arange(self.num_envs))
         self._state = self._next_starts(np.arange(self.num_envs))
         self._elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-        return self._observe(self._state).cpu().numpy()
+        return self._observe_starts(self._state).cpu().numpy()
 
     def _finish(self, new_state: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor) -> StepResult:
         self._elapsed += 1
@@ -98,15 +105,17 @@ class _TorchBatch:
             truncated = torch.zeros_like(terminated)
         else:
             truncated = self._elapsed >= self._limit
-        state = new_state
+        state, next_obs = new_state, self._observe(new_state)
+        obs = next_obs
         ended_envs = np.flatnonzero((terminated | truncated).cpu().numpy())
         if ended_envs.size:
-            state = new_state.clone()
+            state, obs = new_state.clone(), next_obs.clone()
             index = torch.from_numpy(ended_envs).to(self.device)
-            state[index] = self._next_starts(ended_envs)
+            starts = self._next_starts(ended_envs)
+            state[index], obs[index] = starts, self._observe_starts(starts)
             self._elapsed[index] = 0
         self._state = state
-        self.tensors = (self._observe(new_state), reward, terminated, truncated, self._observe(state))
+        self.tensors = (next_obs, reward, terminated, truncated, obs)
         return StepResult(*(t.cpu().numpy() for t in self.tensors))
 
     def close(self) -> None:
@@ -171,8 +180,98 @@ class TorchMountainCar(_TorchBatch):
         return self._finish(torch.stack((position, velocity), dim=1), reward, terminated)
 
 
+def _numpy_on_cpu(function, torch_function, x: torch.Tensor) -> torch.Tensor:
+    """function (numpy's, the C library's) on the CPU; torch_function on another device."""
+    return torch.from_numpy(function(x.numpy())) if x.device.type == "cpu" else torch_function(x)
+
+
+class TorchAcrobot(_TorchBatch):
+    """Acrobot-v1 for n envs on a torch device (envs.AcrobotBatch's "book" dynamics, one RK4 step,
+    wrapped angles, bounded velocities, every expression in its order). Its start states are
+    float32 and their observation is computed in float32, as gymnasium does."""
+
+    env_id, state_dim = "Acrobot-v1", 4
+    c = AcrobotBatch
+
+    def _draw_starts(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(low=-0.1, high=0.1, size=(RESET_BLOCK, 4)).astype(np.float32).astype(np.float64)
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        s0, s1 = state[:, 0], state[:, 1]
+        cos = functools.partial(_numpy_on_cpu, np.cos, torch.cos)
+        sin = functools.partial(_numpy_on_cpu, np.sin, torch.sin)
+        return torch.stack((cos(s0), sin(s0), cos(s1), sin(s1), state[:, 2], state[:, 3]), dim=1).float()
+
+    def _observe_starts(self, starts: torch.Tensor) -> torch.Tensor:
+        if starts.device.type != "cpu":
+            return self._observe(starts.float())
+        # AcrobotBatch._reset_one's float32 arithmetic, row by row (resets are rare).
+        rows = []
+        for start in starts.numpy().astype(np.float32):
+            rows.append([np.cos(start[0]), np.sin(start[0]), np.cos(start[1]), np.sin(start[1]), start[2], start[3]])
+        return torch.from_numpy(np.array(rows, dtype=np.float32).reshape(-1, 6))
+
+    def _dsdt(self, y: torch.Tensor) -> torch.Tensor:
+        c = self.c
+        m1, m2 = c.LINK_MASS_1, c.LINK_MASS_2
+        l1, lc1, lc2 = c.LINK_LENGTH_1, c.LINK_COM_POS_1, c.LINK_COM_POS_2
+        I1 = I2 = c.LINK_MOI
+        g = 9.8
+        pi = math.pi
+        cos = functools.partial(_numpy_on_cpu, np.cos, torch.cos)
+        sin = functools.partial(_numpy_on_cpu, np.sin, torch.sin)
+        pow2 = functools.partial(_numpy_on_cpu, _pow2, torch.square)
+        a = y[:, 4]
+        theta1, theta2, dtheta1, dtheta2 = y[:, 0], y[:, 1], y[:, 2], y[:, 3]
+        d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos(theta2)) + I1 + I2
+        d2 = m2 * (lc2**2 + l1 * lc2 * cos(theta2)) + I2
+        phi2 = m2 * lc2 * g * cos(theta1 + theta2 - pi / 2.0)
+        phi1 = (
+            -m2 * l1 * lc2 * pow2(dtheta2) * sin(theta2)
+            - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin(theta2)
+            + (m1 * lc1 + m2 * l1) * g * cos(theta1 - pi / 2)
+            + phi2
+        )
+        ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * pow2(dtheta1) * sin(theta2) - phi2) / (
+            m2 * lc2**2 + I2 - pow2(d2) / d1
+        )
+        ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
+        return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2, torch.zeros_like(a)), dim=1)
+
+    @staticmethod
+    def _wrap(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        diff = high - low
+        while bool((over := x > high).any()):
+            x = torch.where(over, x - diff, x)
+        while bool((under := x < low).any()):
+            x = torch.where(under, x + diff, x)
+        return x
+
+    def step(self, actions) -> StepResult:
+        c = self.c
+        actions = torch.as_tensor(actions, device=self.device)
+        torque = torch.tensor(c.AVAIL_TORQUE, dtype=torch.float64, device=self.device)[actions]
+        y0 = torch.cat((self._state, torque[:, None]), dim=1)
+        dt = c.dt - 0
+        dt2 = dt / 2.0
+        k1 = self._dsdt(y0)
+        k2 = self._dsdt(y0 + dt2 * k1)
+        k3 = self._dsdt(y0 + dt2 * k2)
+        k4 = self._dsdt(y0 + dt * k3)
+        ns = (y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4))[:, :4]
+        columns = [self._wrap(ns[:, 0], -math.pi, math.pi), self._wrap(ns[:, 1], -math.pi, math.pi)]
+        for column, bound in ((2, c.MAX_VEL_1), (3, c.MAX_VEL_2)):
+            x = torch.where(-bound > ns[:, column], -bound, ns[:, column])
+            columns.append(torch.where(bound < x, bound, x))
+        ns = torch.stack(columns, dim=1)
+        cos = functools.partial(_numpy_on_cpu, np.cos, torch.cos)
+        terminated = -cos(ns[:, 0]) - cos(ns[:, 1] + ns[:, 0]) > 1.0
+        reward = torch.where(terminated, 0.0, -1.0).to(torch.float64)
+        return self._finish(ns, reward, terminated)
+
+
 # Envs with a torch implementation on the seed axis.
-TORCH_ENVS = {"CartPole-v1": TorchCartPole, "MountainCar-v0": TorchMountainCar}
+TORCH_ENVS = {"CartPole-v1": TorchCartPole, "MountainCar-v0": TorchMountainCar, "Acrobot-v1": TorchAcrobot}
 
 
 def make_torch_env_batch(spec: EnvSpec, num_envs: int, device):
