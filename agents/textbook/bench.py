@@ -10,7 +10,9 @@ sgemm measured in the same run. Greedy evaluation is off: this measures training
 is agents/textbook/article_loop.py: the article's loop as its readers write it (nn.Module, deque replay,
 random.sample, gymnasium.make), the code a user would otherwise run. With the `bench` extra
 installed (jax), a PureJaxRL-style DQN (agents/bench_jax.py) runs beside the engine at every K
-of article-target, its compile time reported apart; the engine, its paths and the peer take
+of article-target, its compile time reported apart, and so does a torch DQN compiled one graph
+per env step (agents/textbook/bench_step_graph.py: what fusing the engine's step would buy);
+the engine, its paths and the peers take
 turns within each repeat, so a change in the machine's load falls on all of them. The compiled
 path's compile time is reported apart too: once with an empty compile cache (what a user pays
 once per network shape) and, per measurement, the time to compile or load its graph.
@@ -58,6 +60,10 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
 
         result = measure(seeds, steps, peer_config(config))
         return {"peak_rss_mib": _peak_rss_mib(), **result}
+    if kind == STEP_GRAPH:
+        from agents.textbook.bench_step_graph import measure
+
+        return {"peak_rss_mib": _peak_rss_mib(), **measure(seeds, steps, config)}
     compile_s = None
     if kind in COMPILED_KINDS:
         compile_s = _warm_up(kind, config, seeds)
@@ -180,6 +186,8 @@ def run_turns(pool, kinds: list[str], variant: str, seeds: int, steps: int, repe
 
 
 JAX_PEER = "jax-peer"
+# One compiled graph per env step, no recorder (agents/textbook/bench_step_graph.py): a yardstick.
+STEP_GRAPH = "torch-step-graph"
 # The engine's execution paths (agents.engine.fastpath.PATHS) as bench implementations.
 ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast", "engine-compiled": "compiled"}
 FAMILY_KINDS = {"engine-family": "exact", "engine-family-fast": "fast", "engine-family-compiled": "compiled"}
@@ -250,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants:
             baseline = baselines[variant] = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
-            kinds = [*ENGINE_KINDS] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
+            peers = [STEP_GRAPH] if variant in PEER_VARIANTS else []
+            kinds = [*ENGINE_KINDS, *peers] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
             runs = [("article-loop", 1, baseline)]
             for k in args.seeds:
                 turns = run_turns(pool, kinds, variant, k, args.steps, args.repeats)
