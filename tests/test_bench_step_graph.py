@@ -5,7 +5,8 @@ import torch
 
 from agents.catalogue.presets import get_variant
 from agents.engine.envs import CartPoleBatch, env_spec
-from agents.textbook.bench_step_graph import env_step, measure
+from agents.engine.torch_envs import cartpole_physics
+from agents.textbook.bench_step_graph import measure
 
 
 def test_its_cartpole_step_is_the_engines_physics_within_float64_rounding():
@@ -17,7 +18,7 @@ def test_its_cartpole_step_is_the_engines_physics_within_float64_rounding():
     actions = rng.integers(0, 2, 500)
     state = torch.from_numpy(ours._state.copy())
     elapsed = torch.zeros(500, dtype=torch.long)
-    new, terminated, truncated, elapsed = env_step(state, torch.from_numpy(actions), elapsed, 500)
+    new, terminated, truncated, elapsed = cartpole_physics(state, torch.from_numpy(actions), elapsed, 500)
     result = ours.step(actions)
     np.testing.assert_allclose(new.float().numpy(), result.next_obs, rtol=1e-6)
     np.testing.assert_array_equal(terminated.numpy(), result.terminated)

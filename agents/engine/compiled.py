@@ -247,7 +247,8 @@ class CompiledUpdate:
         self.timer = CompileTimer()
         self._function = _compiled()
 
-    def __call__(self, batch: dict) -> UpdateResult:
+    def _update_args(self) -> tuple[tuple, tuple]:
+        """fused_update's arguments before and after the batch, for the next Adam step (counted here)."""
         opt = self.optimizer
         opt.step_count += 1
         step = opt.step_count
@@ -262,9 +263,17 @@ class CompiledUpdate:
         correction = torch.tensor(bias_correction2_sqrt, dtype=torch.float32, device=device)
         params = self.online.tensors()
         target = self.target.tensors() if self.target is not None else None
+        head = (params, target, opt.exp_avg, opt.exp_avg_sq)
+        tail = (self.knobs, step_size, correction, self.online.layer_norm, (opt.beta1, opt.beta2), opt.eps)
+        return head, tail
+
+    def __call__(self, batch: dict) -> UpdateResult:
+        head, tail = self._update_args()
+        params, target, exp_avg, exp_avg_sq = head
+        step_size = tail[1]
         batch = {name: batch[name] for name in BATCH_FIELDS if name in batch}
         knob_tensors = [k for k in self.knobs if torch.is_tensor(k)]
-        tensors = [*params, *(target or []), *opt.exp_avg, *opt.exp_avg_sq, *batch.values(), *knob_tensors]
+        tensors = [*params, *(target or []), *exp_avg, *exp_avg_sq, *batch.values(), *knob_tensors]
         if self.per_seed_lr is not None:
             tensors.append(step_size)
         first = self.timer.calls == 0
@@ -272,19 +281,7 @@ class CompiledUpdate:
             for tensor in tensors:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
         started = time.perf_counter()
-        y, prediction, loss, grad_norm = self._function(
-            params,
-            target,
-            opt.exp_avg,
-            opt.exp_avg_sq,
-            batch,
-            self.knobs,
-            step_size,
-            correction,
-            self.online.layer_norm,
-            (opt.beta1, opt.beta2),
-            opt.eps,
-        )
+        y, prediction, loss, grad_norm = self._function(*head, batch, *tail)
         if first:
             self.timer.seconds += time.perf_counter() - started
         self.timer.calls += 1

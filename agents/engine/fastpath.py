@@ -36,7 +36,7 @@ from agents.engine.networks import (
     batched_matmul,
 )
 
-PATHS = ("exact", "fast", "compiled")  # compiled: agents/engine/compiled.py
+PATHS = ("exact", "fast", "compiled", "fused")  # agents/engine/compiled.py, stepgraph.py
 
 
 def check_path(path: str) -> str:

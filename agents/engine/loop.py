@@ -27,6 +27,7 @@ from agents.engine.fastpath import FastKernels, check_path, flushing_denormals
 from agents.engine.networks import BatchedAdam, MLPParams, aligned_batch, forward, init_params, layer_sizes
 from agents.engine.recorder import Recorder, TrainingRecord
 from agents.engine.replay import ReplayBuffer, UniformBlocks, sample_batch
+from agents.engine.stepgraph import fuses, train_fused
 from agents.engine.targets import TargetNetwork
 from agents.engine.torch_envs import make_torch_env_batch
 from agents.engine.update import gradient_step
@@ -52,7 +53,8 @@ def train(
     sees the networks after every gradient update and target update (for tests and probes; it
     must not modify them unless it means to). path: "exact" (bit-identical to the textbook DQN),
     "fast" (agents/engine/fastpath.py: batched kernels, equal within float tolerance) or
-    "compiled" (agents/engine/compiled.py: the fast path with its update fused by torch.compile).
+    "compiled" (agents/engine/compiled.py: the fast path with its update fused by torch.compile)
+    or "fused" (agents/engine/stepgraph.py: the compiled path with the whole env step one graph).
     """
     return train_family([(config, seeds)], progress=progress, trace=trace, on_update=on_update, path=path)[0]
 
@@ -78,10 +80,15 @@ def train_family(
     occupy their own slots, with that member's knobs. Returns one record per member, each
     identical to training that member alone (on either path; see train for `path`)."""
     check_path(path)
-    compiled = path == "compiled" and _compiles(members)
+    configs = [config for config, _ in members]
+    fused = path == "fused" and fuses(configs) and _compiles(members)
+    compiled = path in ("compiled", "fused") and _compiles(members)
     trained = padded_members(members) if compiled else members
     with flushing_denormals(path != "exact"):
-        records = _train_family(trained, progress, trace, on_update, path, compiled)
+        if fused:
+            records = train_fused(trained, progress, trace, on_update, _seed_axis, _stop_seeds)
+        else:
+            records = _train_family(trained, progress, trace, on_update, path, compiled)
     if len(trained) > len(members):  # the padding copy's record goes, its share of the time stays
         records[0].wall_time_s += records.pop().wall_time_s
     for record in records:

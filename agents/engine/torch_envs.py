@@ -270,6 +270,25 @@ class TorchAcrobot(_TorchBatch):
         return self._finish(ns, reward, terminated)
 
 
+def cartpole_physics(state: torch.Tensor, action: torch.Tensor, elapsed: torch.Tensor, limit: int):
+    """CartPole's Euler step for every env with torch's own trig, for compiled graphs (the fused
+    path, the bench's step graph): within an ulp of gymnasium's, not identical (TorchCartPole is).
+    Returns the next state, terminated, truncated and the elapsed steps after it."""
+    c = CartPoleBatch
+    x, x_dot, theta, theta_dot = state.unbind(1)
+    force = torch.where(action == 1, c.force_mag, -c.force_mag).to(state.dtype)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    temp = (force + c.polemass_length * theta_dot.square() * sin) / c.total_mass
+    theta_acc = (c.gravity * sin - cos * temp) / (c.length * (4.0 / 3.0 - c.masspole * cos.square() / c.total_mass))
+    x_acc = temp - c.polemass_length * theta_acc * cos / c.total_mass
+    new = torch.stack(
+        (x + c.tau * x_dot, x_dot + c.tau * x_acc, theta + c.tau * theta_dot, theta_dot + c.tau * theta_acc), 1
+    )
+    terminated = (new[:, 0].abs() > c.x_threshold) | (new[:, 2].abs() > c.theta_threshold_radians)
+    elapsed = elapsed + 1
+    return new, terminated, elapsed >= limit, elapsed
+
+
 # Envs with a torch implementation on the seed axis.
 TORCH_ENVS = {"CartPole-v1": TorchCartPole, "MountainCar-v0": TorchMountainCar, "Acrobot-v1": TorchAcrobot}
 

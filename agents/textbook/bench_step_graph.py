@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from agents.engine.compiled import UpdateKnobs, fused_update, use_persistent_cache
-from agents.engine.envs import CartPoleBatch
 from agents.engine.networks import init_params, layer_sizes
+from agents.engine.torch_envs import cartpole_physics
 
 # Uniforms drawn per block of env steps, as the engine's UniformBlocks.
 BLOCK = 256
@@ -34,24 +34,6 @@ def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def env_step(state: torch.Tensor, action: torch.Tensor, elapsed: torch.Tensor, limit: int):
-    """CartPole's Euler step for every env (CartPoleBatch's expressions in torch): the next state,
-    terminated, truncated and the elapsed steps after it."""
-    c = CartPoleBatch
-    x, x_dot, theta, theta_dot = state.unbind(1)
-    force = torch.where(action == 1, c.force_mag, -c.force_mag).to(state.dtype)
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    temp = (force + c.polemass_length * theta_dot.square() * sin) / c.total_mass
-    theta_acc = (c.gravity * sin - cos * temp) / (c.length * (4.0 / 3.0 - c.masspole * cos.square() / c.total_mass))
-    x_acc = temp - c.polemass_length * theta_acc * cos / c.total_mass
-    new = torch.stack(
-        (x + c.tau * x_dot, x_dot + c.tau * x_acc, theta + c.tau * theta_dot, theta_dot + c.tau * theta_acc), 1
-    )
-    terminated = (new[:, 0].abs() > c.x_threshold) | (new[:, 2].abs() > c.theta_threshold_radians)
-    elapsed = elapsed + 1
-    return new, terminated, elapsed >= limit, elapsed
-
-
 def train_step(carry: dict, draws: dict, schedule: dict, knobs: UpdateKnobs, learn: bool) -> torch.Tensor:
     """One env step of every seed, in place on carry; the loss of the update (zeros before learning)."""
     state, buffers, position = carry["state"], carry["buffers"], schedule["position"]
@@ -59,7 +41,7 @@ def train_step(carry: dict, draws: dict, schedule: dict, knobs: UpdateKnobs, lea
     greedy = _forward(carry["params"], obs.unsqueeze(1)).squeeze(1).argmax(1)
     uniforms = draws["explore"]
     action = torch.where(uniforms[:, 0] < schedule["epsilon"], (uniforms[:, 1] * 2).long(), greedy)
-    new, terminated, truncated, elapsed = env_step(state, action, carry["elapsed"], schedule["limit"])
+    new, terminated, truncated, elapsed = cartpole_physics(state, action, carry["elapsed"], schedule["limit"])
     seeds = torch.arange(state.shape[0], device=state.device)
     stored = (obs, action, torch.ones_like(obs[:, 0]), new.float(), terminated, truncated)
     for name, value in zip(("obs", "action", "reward", "next_obs", "terminated", "truncated"), stored):
