@@ -1,8 +1,8 @@
-"""Do the engine's fast and compiled paths train the same DQN as the exact path, in distribution?
+"""Do the engine's fast, compiled and fused paths train the same DQN as the exact path, in distribution?
 
     dqn-ablations path-equivalence [--variant article-target] [--seeds 20] [--steps 50000] --out DIR
 
-Short runs agree within float tolerance (tests/test_fast_path.py, tests/test_compiled_path.py);
+Short runs agree within float tolerance (tests/test_fast_path.py, test_compiled_path.py, test_fused_path.py);
 over a standard run a flipped near-tie argmax sends a seed down another trajectory, so the paths
 can only agree in distribution. Each path trains the same seeds on the variant's standard run
 (its own preset: eval every 1,000 steps, 10 greedy episodes) and the seeds' outcomes are compared
@@ -44,7 +44,7 @@ LATE_RETURN_MARGIN = 50.0
 # tightest margin two equal counts can be shown within (the interval's half-width is near 0.3).
 OUTCOME_RATE_MARGIN = 0.35
 OUTCOMES = ("success", "soft_diverged", "collapsed")
-PATHS = ("exact", "fast", "compiled")
+PATHS = ("exact", "fast", "compiled", "fused")
 
 
 def tost_means(x, y, margin: float, alpha: float = ALPHA) -> dict:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="article-target", help="the preset trained on every path")
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 on every path")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: the preset's)")
-    parser.add_argument("--paths", default="exact,fast,compiled", help="paths to train, comma-separated")
+    parser.add_argument("--paths", default=",".join(PATHS), help="paths to train, comma-separated")
     parser.add_argument("--out", required=True, help="folder for the runs, their summaries and verdicts.json")
     parser.add_argument("--table", action="store_true", help="only print the verdicts of a folder's runs")
     args = parser.parse_args(argv)

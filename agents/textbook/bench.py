@@ -189,10 +189,15 @@ JAX_PEER = "jax-peer"
 # One compiled graph per env step, no recorder (agents/textbook/bench_step_graph.py): a yardstick.
 STEP_GRAPH = "torch-step-graph"
 # The engine's execution paths (agents.engine.fastpath.PATHS) as bench implementations.
-ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast", "engine-compiled": "compiled"}
-FAMILY_KINDS = {"engine-family": "exact", "engine-family-fast": "fast", "engine-family-compiled": "compiled"}
+ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast", "engine-compiled": "compiled", "engine-fused": "fused"}
+FAMILY_KINDS = {
+    "engine-family": "exact",
+    "engine-family-fast": "fast",
+    "engine-family-compiled": "compiled",
+    "engine-family-fused": "fused",
+}
 # Kinds whose compile (or cache load) time is measured apart from their run.
-COMPILED_KINDS = ("engine-compiled", "engine-family-compiled")
+COMPILED_KINDS = ("engine-compiled", "engine-family-compiled", "engine-fused", "engine-family-fused")
 # The variants the JAX peer implements (agents/bench_jax.py: peer_config).
 PEER_VARIANTS = ("article-target",)
 
