@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from agents.engine.compiled import BATCH_FIELDS, CompiledUpdate, fused_update, use_persistent_cache
+from agents.engine.compiled import BATCH_FIELDS, GRAPH_OPTIONS, CompiledUpdate, fused_update, use_persistent_cache
 from agents.engine.envs import StepResult
 from agents.engine.replay import ReplayBuffer
 from agents.engine.torch_envs import TorchCartPole, cartpole_physics
@@ -105,7 +105,7 @@ def fused_step(carry: dict, draws: dict, clock: dict, update_args: tuple | None,
 @functools.cache
 def _compiled_step():
     use_persistent_cache()
-    return torch.compile(fused_step, fullgraph=True)
+    return torch.compile(fused_step, fullgraph=True, options=GRAPH_OPTIONS)
 
 
 class FusedStep:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from agents.engine.compiled import UpdateKnobs, fused_update, use_persistent_cache
+from agents.engine.compiled import GRAPH_OPTIONS, UpdateKnobs, fused_update, use_persistent_cache
 from agents.engine.networks import init_params, layer_sizes
 from agents.engine.torch_envs import cartpole_physics
 
@@ -67,7 +67,7 @@ def measure(num_seeds: int, total_env_steps: int, config) -> dict:
     agent-steps per second of wall time and of this process's CPU time."""
     use_persistent_cache()
     torch.set_flush_denormal(True)
-    compiled = torch.compile(train_step, fullgraph=True)
+    compiled = torch.compile(train_step, fullgraph=True, options=GRAPH_OPTIONS)
     started = time.perf_counter()
     _run(compiled, max(num_seeds, 2), config.learning_starts + 2, config)
     compile_s = time.perf_counter() - started
