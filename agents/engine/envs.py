@@ -46,7 +46,9 @@ def env_spec(env_id: str) -> EnvSpec:
         env = gym.make(env_id)
     except gym.error.DependencyNotInstalled as exc:
         hint = ' (Box2D envs: pip install "dqn-ablations[box2d]")' if "box2d" in str(exc).lower() else ""
-        raise ConfigError(f"env_id={env_id!r} is invalid: its dependencies are not installed ({exc}){hint}") from None
+        raise ConfigError(
+            f"env_id={env_id!r} is invalid: its dependencies are not installed ({exc}){hint}"
+        ) from None
     except gym.error.Error as exc:
         raise ConfigError(f"env_id={env_id!r} is invalid: not a registered gymnasium environment ({exc})") from None
     except ModuleNotFoundError as exc:  # "module:EnvName-v0" ids import their module first
