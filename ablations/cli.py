@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command("reports.cli", "rebuild the HTML report of a results folder"),
     "known-causes": Command("ablations.diagnosis.known_causes", "the diagnosis benchmark on configs with known causes"),
     "bench": Command("agents.textbook.bench", "engine throughput beside the article's loop, in one run"),
+    "path-equivalence": Command("ablations.path_equivalence", "the faster paths against the exact one over a long run"),
     "sb3-crosscheck": Command("ablations.sb3_crosscheck", "SB3's own DQN beside ours ([sb3] extra): lockstep"),
 }
 

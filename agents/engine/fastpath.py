@@ -36,7 +36,7 @@ from agents.engine.networks import (
     batched_matmul,
 )
 
-PATHS = ("exact", "fast")
+PATHS = ("exact", "fast", "compiled", "fused")  # agents/engine/compiled.py, stepgraph.py
 
 
 def check_path(path: str) -> str:

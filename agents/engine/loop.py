@@ -20,13 +20,16 @@ import torch
 from agents.config import AgentConfig
 from agents.engine.bellman import td_targets
 from agents.engine.bughooks import BugHooks
+from agents.engine.compiled import CompiledUpdate, compiles, padded_members
 from agents.engine.envs import env_spec, make_env_batch
 from agents.engine.family import SeedKnobs
 from agents.engine.fastpath import FastKernels, check_path, flushing_denormals
 from agents.engine.networks import BatchedAdam, MLPParams, aligned_batch, forward, init_params, layer_sizes
 from agents.engine.recorder import Recorder, TrainingRecord
 from agents.engine.replay import ReplayBuffer, UniformBlocks, sample_batch
+from agents.engine.stepgraph import fuses, train_fused
 from agents.engine.targets import TargetNetwork
+from agents.engine.torch_envs import make_torch_env_batch
 from agents.engine.update import gradient_step
 from agents.seeding import seed_streams
 
@@ -48,8 +51,10 @@ def train(
 
     progress(n) is told of every n env steps done; on_update(env_step, updates, online, target)
     sees the networks after every gradient update and target update (for tests and probes; it
-    must not modify them unless it means to). path: "exact" (bit-identical to the textbook DQN)
-    or "fast" (agents/fastpath.py: batched kernels, equal within float tolerance).
+    must not modify them unless it means to). path: "exact" (bit-identical to the textbook DQN),
+    "fast" (agents/engine/fastpath.py: batched kernels, equal within float tolerance) or
+    "compiled" (agents/engine/compiled.py: the fast path with its update fused by torch.compile)
+    or "fused" (agents/engine/stepgraph.py: the compiled path with the whole env step one graph).
     """
     return train_family([(config, seeds)], progress=progress, trace=trace, on_update=on_update, path=path)[0]
 
@@ -75,14 +80,39 @@ def train_family(
     occupy their own slots, with that member's knobs. Returns one record per member, each
     identical to training that member alone (on either path; see train for `path`)."""
     check_path(path)
-    with flushing_denormals(path == "fast"):
-        records = _train_family(members, progress, trace, on_update, path)
+    configs = [config for config, _ in members]
+    fused = path == "fused" and fuses(configs) and _compiles(members)
+    compiled = path in ("compiled", "fused") and _compiles(members)
+    trained = padded_members(members) if compiled else members
+    with flushing_denormals(path != "exact"):
+        if fused:
+            records = train_fused(trained, progress, trace, on_update, _seed_axis, _stop_seeds)
+        else:
+            records = _train_family(trained, progress, trace, on_update, path, compiled)
+    if len(trained) > len(members):  # the padding copy's record goes, its share of the time stays
+        records[0].wall_time_s += records.pop().wall_time_s
     for record in records:
         record.path = path
     return records
 
 
-def _train_family(members, progress, trace, on_update, path: str) -> list[TrainingRecord]:
+def _env_batch(spec, num_seeds: int, device: torch.device, path: str):
+    """The training envs: on a device other than the CPU the fast and compiled paths step them
+    there (agents/engine/torch_envs.py, where one exists); on the CPU numpy's batches are faster
+    (a few numpy calls per step against a few dozen torch ops) and give the same numbers."""
+    if path != "exact" and device.type != "cpu":
+        batch = make_torch_env_batch(spec, num_seeds, device)
+        if batch is not None:
+            return batch
+    return make_env_batch(spec, num_seeds)
+
+
+def _compiles(members) -> bool:
+    spec = env_spec(members[0][0].env_id)
+    return compiles([config for config, _ in members], spec.obs_dim, spec.num_actions)
+
+
+def _train_family(members, progress, trace, on_update, path: str, compile_update: bool) -> list[TrainingRecord]:
     started = time.perf_counter()
     config, knobs, streams = _seed_axis(members)  # config: the family's shared fields
     device, spec, num_seeds = torch.device(config.device), env_spec(config.env_id), len(streams)
@@ -91,16 +121,17 @@ def _train_family(members, progress, trace, on_update, path: str) -> list[Traini
         layer_sizes(spec.obs_dim, config.hidden_sizes, spec.num_actions),
         device,
         config.layer_norm,
-        FastKernels if path == "fast" else None,  # the target network, a clone, inherits them
+        None if path == "exact" else FastKernels,  # the target network, a clone, inherits them
     )
     target = TargetNetwork(knobs, online, device)
     optimizer = BatchedAdam(online, knobs.learning_rate)
+    compiled = CompiledUpdate(knobs, online, target.network, optimizer) if compile_update else None
     explore = UniformBlocks([s.explore for s in streams], width=2)
     replay_uniforms = UniformBlocks([s.replay for s in streams], width=config.batch_size)
     buffer = ReplayBuffer(num_seeds, knobs.capacity, spec.obs_dim, device)
     bugs = BugHooks(knobs)
     recorder = Recorder(members, knobs, spec, device, trace)
-    env = make_env_batch(spec, num_seeds)
+    env = _env_batch(spec, num_seeds, device, path)
     obs = env.reset([s.env_reset_seed for s in streams])
     # Acting reads each seed's observation from an aligned row (see networks.batched_matmul).
     acting_obs = aligned_batch(num_seeds, 1, spec.obs_dim, device)
@@ -123,7 +154,10 @@ def _train_family(members, progress, trace, on_update, path: str) -> list[Traini
         if config.trains_at(clock):
             for _ in range(config.gradient_steps):
                 batch = sample_batch(buffer, replay_uniforms, knobs, config.uses_replay)
-                update = gradient_step(knobs, bugs, online, target.network, optimizer, batch)
+                if compiled is not None:
+                    update = compiled(batch)
+                else:
+                    update = gradient_step(knobs, bugs, online, target.network, optimizer, batch)
                 updates += 1
                 synced = target.after_update(online, updates, step)
                 if on_update is not None:
@@ -139,7 +173,10 @@ def _train_family(members, progress, trace, on_update, path: str) -> list[Traini
         if all_finished:
             break
     env.close()
-    return recorder.records(time.perf_counter() - started)
+    records = recorder.records(time.perf_counter() - started)
+    for record in records:
+        record.compile_s = compiled.timer.seconds if compiled is not None else 0.0
+    return records
 
 
 def _seed_axis(members: list[tuple[AgentConfig, list[int]]]) -> tuple[AgentConfig, SeedKnobs, list]:

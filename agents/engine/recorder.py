@@ -40,6 +40,8 @@ class TrainingRecord:
     trace_actions: np.ndarray | None = None
     trace_losses: np.ndarray | None = None
     path: str = "exact"  # the engine's execution path (agents.engine.fastpath.PATHS)
+    # Seconds the compiled path spent compiling or loading its graph (in wall_time_s too); 0 otherwise.
+    compile_s: float = 0.0
 
 
 def in_diagnostic_window(config: AgentConfig, step: int) -> bool:

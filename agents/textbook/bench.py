@@ -10,8 +10,12 @@ sgemm measured in the same run. Greedy evaluation is off: this measures training
 is agents/textbook/article_loop.py: the article's loop as its readers write it (nn.Module, deque replay,
 random.sample, gymnasium.make), the code a user would otherwise run. With the `bench` extra
 installed (jax), a PureJaxRL-style DQN (agents/bench_jax.py) runs beside the engine at every K
-of article-target, its compile time reported apart; the engine, its paths and the peer take
-turns within each repeat, so a change in the machine's load falls on all of them.
+of article-target, its compile time reported apart, and so does a torch DQN compiled one graph
+per env step (agents/textbook/bench_step_graph.py: what fusing the engine's step would buy);
+the engine, its paths and the peers take
+turns within each repeat, so a change in the machine's load falls on all of them. The compiled
+path's compile time is reported apart too: once with an empty compile cache (what a user pays
+once per network shape) and, per measurement, the time to compile or load its graph.
 """
 
 from __future__ import annotations
@@ -56,6 +60,13 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
 
         result = measure(seeds, steps, peer_config(config))
         return {"peak_rss_mib": _peak_rss_mib(), **result}
+    if kind == STEP_GRAPH:
+        from agents.textbook.bench_step_graph import measure
+
+        return {"peak_rss_mib": _peak_rss_mib(), **measure(seeds, steps, config)}
+    compile_s = None
+    if kind in COMPILED_KINDS:
+        compile_s = _warm_up(kind, config, seeds)
     started, cpu_started = time.perf_counter(), time.process_time()
     if kind == "article-loop":
         from agents.textbook.article_loop import article_loop
@@ -64,21 +75,57 @@ def _measure(kind: str, variant: str, seeds: int, steps: int, changes: dict) -> 
     elif kind in FAMILY_KINDS:
         from agents.engine.loop import train_family
 
-        members = [
-            (get_variant(name).config.replace(total_env_steps=steps, eval_episodes=0), list(range(MIXED_SEEDS_EACH)))
-            for name in MIXED_FAMILY
-        ]
-        train_family(members, path=FAMILY_KINDS[kind])
+        train_family(_mixed_family(steps), path=FAMILY_KINDS[kind])
     else:
         from agents.engine.loop import train
 
         train(config, list(range(seeds)), path=ENGINE_KINDS[kind])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {
+    result = {
         "agent_steps_per_s": seeds * steps / elapsed,
         "cpu_agent_steps_per_s": seeds * steps / cpu,
         "peak_rss_mib": _peak_rss_mib(),
     }
+    return result if compile_s is None else {**result, "compile_s": compile_s}
+
+
+def _mixed_family(steps: int) -> list:
+    from agents.catalogue.presets import get_variant
+
+    return [
+        (get_variant(name).config.replace(total_env_steps=steps, eval_episodes=0), list(range(MIXED_SEEDS_EACH)))
+        for name in MIXED_FAMILY
+    ]
+
+
+def _warm_up(kind: str, config, seeds: int) -> float:
+    """Seconds to get the compiled path's graph into this process (compiled, or loaded from the
+    user's compile cache): a run just long enough to make one update, not timed with the run."""
+    from agents.engine.loop import train, train_family
+
+    started = time.perf_counter()
+    if kind in FAMILY_KINDS:
+        short = [(c.replace(total_env_steps=c.learning_starts + 1), s) for c, s in _mixed_family(200)]
+        train_family(short, path=FAMILY_KINDS[kind])
+    else:
+        train(config.replace(total_env_steps=config.learning_starts + 1), list(range(seeds)), path=ENGINE_KINDS[kind])
+    return time.perf_counter() - started
+
+
+def cold_compile_seconds(variant: str) -> float:
+    """Run in a child process: seconds the compiled path's first run at K = 2 spends compiling
+    its graph with an empty compile cache (what a user pays once per network shape)."""
+    cache = tempfile.mkdtemp(prefix="dqn-ablations-cold-compile-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    import torch
+
+    torch.set_num_threads(1)
+    from agents.catalogue.presets import get_variant
+    from agents.engine.loop import train
+
+    config = get_variant(variant).config.replace(eval_episodes=0)
+    record = train(config.replace(total_env_steps=config.learning_starts + 1), [0, 1], path="compiled")
+    return record.compile_s
 
 
 def _gemm_flops_per_s() -> float:
@@ -139,9 +186,18 @@ def run_turns(pool, kinds: list[str], variant: str, seeds: int, steps: int, repe
 
 
 JAX_PEER = "jax-peer"
+# One compiled graph per env step, no recorder (agents/textbook/bench_step_graph.py): a yardstick.
+STEP_GRAPH = "torch-step-graph"
 # The engine's execution paths (agents.engine.fastpath.PATHS) as bench implementations.
-ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast"}
-FAMILY_KINDS = {"engine-family": "exact", "engine-family-fast": "fast"}
+ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast", "engine-compiled": "compiled", "engine-fused": "fused"}
+FAMILY_KINDS = {
+    "engine-family": "exact",
+    "engine-family-fast": "fast",
+    "engine-family-compiled": "compiled",
+    "engine-family-fused": "fused",
+}
+# Kinds whose compile (or cache load) time is measured apart from their run.
+COMPILED_KINDS = ("engine-compiled", "engine-family-compiled", "engine-fused", "engine-family-fused")
 # The variants the JAX peer implements (agents/bench_jax.py: peer_config).
 PEER_VARIANTS = ("article-target",)
 
@@ -202,10 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         print('jax-peer: skipped (jax is not installed: pip install "dqn-ablations[bench]")', flush=True)
     baselines: dict[str, dict] = {}
     with context.Pool(1, maxtasksperchild=1) as pool:
+        cold_compile = pool.apply(cold_compile_seconds, (args.variants[0],))
+        print(f"compiled path: {cold_compile:.1f} s to compile {args.variants[0]}'s update, cache empty", flush=True)
         for variant in args.variants:
             baseline = baselines[variant] = run_one(pool, "article-loop", variant, 1, args.steps, {}, args.repeats)
             flops = flops_per_agent_step(variant)
-            kinds = [*ENGINE_KINDS] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
+            peers = [STEP_GRAPH] if variant in PEER_VARIANTS else []
+            kinds = [*ENGINE_KINDS, *peers] + ([JAX_PEER] if with_peer and variant in PEER_VARIANTS else [])
             runs = [("article-loop", 1, baseline)]
             for k in args.seeds:
                 turns = run_turns(pool, kinds, variant, k, args.steps, args.repeats)
@@ -242,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_run": args.steps,
         "repeats": args.repeats,
         "gemm_gflops_per_s": round(peak_flops / 1e9, 2),
+        "cold_compile_s": round(cold_compile, 1),
         "memory_check": {**MEMORY_CHECK, "peak_rss_mib": round(memory["peak_rss_mib"], 1)},
         "rows": rows,
     }
@@ -324,7 +384,7 @@ def _format_row(row: dict) -> str:
         f"{row['agent_steps_per_s_per_core']:>9.0f} agent-steps/s/core "
         f"({row['cpu_agent_steps_per_s']:>7.0f} per CPU s)  "
         f"x{row['ratio_to_article_loop']:<6} {100 * row['share_of_arithmetic_limit']:5.1f}% of limit  "
-        f"{row['peak_rss_mib']:6.0f} MiB" + (f"  (+{compile_s:.1f} s compile, not timed)" if compile_s else "")
+        f"{row['peak_rss_mib']:6.0f} MiB" + (f"  (+{compile_s:.1f} s compile or load, not timed)" if compile_s else "")
     )
 
 
