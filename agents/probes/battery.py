@@ -21,6 +21,14 @@ Budgets and tolerances are fixed here, with their reasons, before any result:
   reward scales, so its tolerance is relative; an agent without replay reaches the value and
   swings about it).
 - SEEDS 3: a failure on every seed is a bug; on some seeds, fragile hyperparameters.
+- Behaviour (the probe envs see every action taken in training): on ActionReward, whose best
+  action is known, the share of the last LATE_SHARE of a run's steps spent on other actions,
+  divided by (n - 1) / n, estimates the epsilon still in effect at the end (uniform exploration
+  takes another action with probability epsilon (n - 1) / n when the greedy action is the best
+  one). Common schedules end at epsilon 0.1 or below (Nature DQN 0.1, SB3 and CleanRL 0.05),
+  CleanRL by half of training, SB3 by a tenth, and a linear schedule over the whole run still
+  averages under 0.15 over its last tenth; MAX_LATE_EPSILON 0.5 sits halfway between those and
+  no decay at all (1.0), so only a schedule that never got going fails it.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -43,6 +51,9 @@ DEFAULT_GAMMA = 0.99
 # Probes that measure the discount the agent applied: (probe, first state, reward state).
 DISCOUNT_PROBES = {"DelayedReward": (0, -1), "TwoStep": (0, 1)}
 DEFAULT_SHAPE = ProbeShape()
+BEHAVIOUR_PROBE = "ActionReward"
+LATE_SHARE = 0.1
+MAX_LATE_EPSILON = 0.5
 STATUSES = ("pass", "fail-every-seed", "fail-some-seeds", "not-applicable")
 
 
@@ -80,6 +91,23 @@ def measured_discount(probe: Probe, q: np.ndarray) -> float | None:
     return float(ratio ** (1.0 / steps))
 
 
+def late_epsilon(probe: Probe, actions, n_actions: int, gamma: float = DEFAULT_GAMMA) -> float | None:
+    """The epsilon in effect over the last LATE_SHARE of a run's steps, from the actions it took at
+    states with one best action: the share of other actions times n / (n - 1). None without such
+    steps (no recording, or a probe whose actions are all worth the same)."""
+    if n_actions < 2 or not len(actions):
+        return None
+    expected = probe.expected(gamma, n_actions)
+    best = expected.argmax(axis=1)
+    unique = (expected == expected.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    late = np.asarray(actions, dtype=np.int64)[-max(1, math.ceil(LATE_SHARE * len(actions))) :]
+    late = late[unique[late[:, 0]]]
+    if not len(late):
+        return None
+    other = float(np.mean(late[:, 1] != best[late[:, 0]]))
+    return other * n_actions / (n_actions - 1)
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """One probe on one seed: Q measured at every state and action against the exact values."""
@@ -98,6 +126,7 @@ class ProbeResult:
     worst_expected: float
     discount: float | None  # the discount measured on this probe, where it can be
     seconds: float
+    late_epsilon: float | None = None  # the exploration left at the end of the run (BEHAVIOUR_PROBE)
 
     def __post_init__(self) -> None:
         if self.probe not in PROBES_BY_NAME:
@@ -114,6 +143,11 @@ class ProbeResult:
 
     def q(self) -> np.ndarray:
         return np.asarray(self.measured, dtype=np.float64)
+
+    @property
+    def explores_late(self) -> bool:
+        """Whether the run still explored at the end, on the probe that judges behaviour."""
+        return self.probe == BEHAVIOUR_PROBE and self.late_epsilon is not None and self.late_epsilon > MAX_LATE_EPSILON
 
 
 @dataclass(frozen=True)
@@ -162,16 +196,21 @@ def run_probe(
 
 def train_and_measure(
     agent: Agent, probe_name: str, shape: ProbeShape, steps: int, seeds: list[int]
-) -> tuple[list[tuple[np.ndarray, float | None]], float]:
-    """Train on one probe for each seed; each seed's Q at the probe's states and its gamma (the
-    agent's, else the returned object's), and the seconds per seed. Runs in a worker process too."""
+) -> tuple[list[tuple[np.ndarray, float | None, float | None]], float]:
+    """Train on one probe for each seed; each seed's Q at the probe's states, its gamma (the
+    agent's, else the returned object's) and its late epsilon, and the seconds per seed. Runs in a
+    worker process too."""
     probe = PROBES_BY_NAME[probe_name]
     started = time.perf_counter()
     trained = agent.train(probe, shape, steps, list(seeds))
     seconds = (time.perf_counter() - started) / max(1, len(seeds))
     obs = ProbeEnv(probe.name, shape.obs_shape, shape.n_actions).state_observations()
     measured = [
-        (q_values(run, obs, shape.n_actions, agent.files), agent.gamma if agent.gamma is not None else run.gamma)
+        (
+            q_values(run, obs, shape.n_actions, agent.files),
+            agent.gamma if agent.gamma is not None else run.gamma,
+            late_epsilon(probe, run.actions, shape.n_actions),
+        )
         for run in trained
     ]
     return measured, seconds
@@ -180,15 +219,17 @@ def train_and_measure(
 def judge(
     probe: Probe,
     seeds: list[int],
-    measured: list[tuple[np.ndarray, float | None]],
+    measured: list[tuple],
     gamma: float | None,
     steps: int,
     seconds: float,
 ) -> list[ProbeResult]:
     """Each seed's Q against the exact values at its gamma (the given one, else the run's, else
-    DEFAULT_GAMMA)."""
+    DEFAULT_GAMMA), and on BEHAVIOUR_PROBE its late exploration. measured: (Q, the run's gamma)
+    or (Q, the run's gamma, its late epsilon) per seed."""
     results = []
-    for seed, (q, run_gamma) in zip(seeds, measured, strict=True):
+    for seed, (q, run_gamma, *rest) in zip(seeds, measured, strict=True):
+        explored = rest[0] if rest else None
         run_gamma = gamma if gamma is not None else run_gamma
         run_gamma = DEFAULT_GAMMA if run_gamma is None else float(run_gamma)
         expected = probe.expected(run_gamma, q.shape[1])
@@ -213,8 +254,11 @@ def judge(
                 worst_expected=float(expected[worst]),
                 discount=measured_discount(probe, q),
                 seconds=seconds,
+                late_epsilon=None if explored is None else float(explored),
             )
         )
+        if results[-1].explores_late:
+            results[-1] = replace(results[-1], passed=False)
     return results
 
 
