@@ -166,6 +166,7 @@ def tables(battery, causes) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "steps": r.steps,
                         "discount_measured": r.discount,
                         "seconds": r.seconds,
+                        "late_epsilon": r.late_epsilon,
                     }
                 )
     cause_rows = [c.to_dict() for found in causes.values() for c in found]

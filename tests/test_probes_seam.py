@@ -81,6 +81,16 @@ def train_makes(env, total_steps, seed):
     return oracle(gym.make(env))
 
 
+def train_random(env, total_steps, seed):
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    for _ in range(total_steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            env.reset()
+    return oracle(env)
+
+
 def train_old(env, total_steps, seed):
     obs = env.reset()
     obs, reward, done, info = env.step(0)
@@ -233,3 +243,23 @@ def test_image_probes_reach_a_cnn_and_an_oracle_passes_them(user_file, tmp_path)
     (result,) = run_probe(agent("train_cnn"), probe("ObservationReward"), shape, [0])
     assert np.shape(result.measured) == (2, 3)
     assert main(["user_dqn.py:train", "--image", "2,5,5", "--workers", "1", "--out", str(tmp_path)]) == 0
+
+
+def test_two_user_files_with_the_same_name_do_not_shadow_each_other(tmp_path):
+    from agents.probes.adapters import load_function
+
+    for folder, value in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.py").write_text(f"def train(env, total_steps, seed):\n    return {value}\n")
+    first, _ = load_function(f"{tmp_path / 'a' / 'train.py'}:train")
+    second, _ = load_function(f"{tmp_path / 'b' / 'train.py'}:train")
+    assert (first(None, 0, 0), second(None, 0, 0)) == (1, 2)
+    assert first.__module__ != second.__module__
+
+
+def test_the_probe_envs_record_the_actions_the_users_code_takes(user_file):
+    from agents.probes.battery import late_epsilon
+
+    runs = function_agent("user_dqn.py:train_random").train(probe("ActionReward"), ProbeShape(), 400, [0])
+    assert len(runs[0].actions) == 400 and {a for _, a in runs[0].actions} == {0, 1}
+    assert late_epsilon(probe("ActionReward"), runs[0].actions, 2) > 0.5  # uniform actions: epsilon about 1
