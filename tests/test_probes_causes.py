@@ -70,6 +70,7 @@ def exact(probe: str, gamma: float = GAMMA, n_actions: int = 2) -> np.ndarray:
         ("ConstantReward", [[0.05, -0.04]], "no_learning"),  # initial values of either sign
         # argmax for max: values g * j along the chain, one above its successor.
         ("DelayedReward", [GAMMA, 0.0, GAMMA, GAMMA, 0.0, 1.0], "argmax_as_value"),
+        ("DelayedReward", [GAMMA / 2] * 3 + [0.0, GAMMA / 4, 1.0], "argmax_as_value"),  # j flipping between syncs
         # Too few updates: the near end has its values, the far end lags (not a geometric chain).
         ("DelayedReward", [0.1, 0.3, 0.9, GAMMA**2, GAMMA, 1.0], "too_slow"),
         ("DelayedReward", [0.7 ** (5 - i) for i in range(6)], "wrong_discount"),  # geometric: a discount
@@ -292,3 +293,12 @@ def test_a_seed_no_cause_fits_takes_the_mechanism_its_dedicated_probe_shows():
     assert [c.name for c in causes["ActionReward"]] == ["greedy_gather"]
     alone = explain(battery(("ConstantReward", [1.0]), ("ActionReward", [[-0.2, 0.9]])))
     assert alone["ActionReward"] == []
+
+
+def test_a_reading_on_one_seed_in_three_establishes_nothing_across_probes():
+    two_step = [result("TwoStep", q, seed) for seed, q in enumerate([[GAMMA, 1.0], [0.0, 1.0], [GAMMA, 1.0]])]
+    cut = [result("TerminateOrTruncate", [0.0, 1.0], seed) for seed in range(3)]
+    verdicts = (classify("TwoStep", two_step), classify("TerminateOrTruncate", cut))
+    causes = explain(BatteryResult("test", ProbeShape(), (0, 1, 2), tuple(two_step + cut), verdicts, 0.0))
+    assert causes["TerminateOrTruncate"][0].name == "time_limit_terminal"
+    assert causes["TwoStep"][0].name == "fragile"
