@@ -167,6 +167,7 @@ def tables(battery, causes) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "discount_measured": r.discount,
                         "seconds": r.seconds,
                         "late_epsilon": r.late_epsilon,
+                        "measured_q_later": None if r.later is None else r.later[i][a],
                     }
                 )
     cause_rows = [c.to_dict() for found in causes.values() for c in found]

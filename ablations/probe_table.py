@@ -21,7 +21,7 @@ import ast
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,17 +184,22 @@ def battery_of(results: pd.DataFrame):
     for probe_name, rows in results.groupby("probe", sort=False):
         probe = PROBES_BY_NAME[probe_name]
         seeds = sorted(rows["seed"].unique())
-        measured = []
+        measured, later = [], {}
         for seed in seeds:
             mine = rows[rows["seed"] == seed]
             q = np.full((len(probe.labels), n_actions), np.nan)
             for state, action, value in zip(mine["state"], mine["action"], mine["measured_q"], strict=True):
                 q[probe.labels.index(state), action] = value
+            if "measured_q_later" in mine and mine["measured_q_later"].notna().all():
+                followed = np.full_like(q, np.nan)
+                for state, action, value in zip(mine["state"], mine["action"], mine["measured_q_later"], strict=True):
+                    followed[probe.labels.index(state), action] = value
+                later[int(seed)] = tuple(tuple(float(v) for v in row) for row in followed)
             late = mine["late_epsilon"].iloc[0] if "late_epsilon" in mine else None
             late = None if late is None or pd.isna(late) else float(late)
             measured.append((q, float(mine["gamma"].iloc[0]), late))
         judged = judge(probe, seeds, measured, None, int(rows["steps"].iloc[0]), float(rows["seconds"].iloc[0]))
-        found += judged
+        found += [replace(r, later=later[r.seed]) if r.seed in later else r for r in judged]
         verdicts.append(classify(probe_name, judged))
     order = {name: i for i, name in enumerate(PROBES_BY_NAME)}
     verdicts.sort(key=lambda v: order[v.probe])

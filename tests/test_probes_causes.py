@@ -3,6 +3,8 @@ pattern of one wrong rule), and the battery's pass / bug / fragile classificatio
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -302,3 +304,13 @@ def test_a_reading_on_one_seed_in_three_establishes_nothing_across_probes():
     causes = explain(BatteryResult("test", ProbeShape(), (0, 1, 2), tuple(two_step + cut), verdicts, 0.0))
     assert causes["TerminateOrTruncate"][0].name == "time_limit_terminal"
     assert causes["TwoStep"][0].name == "fragile"
+
+
+def test_a_lagging_chain_that_rises_given_more_steps_is_too_slow_and_one_that_stays_is_a_discount():
+    settled = [0.9 ** (5 - i) for i in range(6)]  # geometric: reads as a discount of 0.9
+    assert result("DelayedReward", settled).lags()
+    stays = replace(result("DelayedReward", settled), later=tuple((v, v) for v in settled))
+    rises = replace(stays, later=tuple((v, v) for v in exact("DelayedReward")[:, 0]))
+    assert probe_causes([stays])[0].name == "wrong_discount"
+    (cause, *_) = probe_causes([rises])
+    assert cause.name == "too_slow" and "V(s0) rose by 0.36 given twice the steps" in cause.detail

@@ -81,6 +81,15 @@ def train_makes(env, total_steps, seed):
     return oracle(gym.make(env))
 
 
+def train_slow(env, total_steps, seed):
+    # DelayedReward's two far states reach their values only after 7,000 steps.
+    probe, n = env.unwrapped.probe, env.action_space.n
+    q = expected_q(probe, 0.99, n)
+    if probe.name == "DelayedReward":
+        q[:2] *= min(1.0, total_steps / 7000)
+    return lookup(probe, q)
+
+
 def train_random(env, total_steps, seed):
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
@@ -263,3 +272,13 @@ def test_the_probe_envs_record_the_actions_the_users_code_takes(user_file):
     runs = function_agent("user_dqn.py:train_random").train(probe("ActionReward"), ProbeShape(), 400, [0])
     assert len(runs[0].actions) == 400 and {a for _, a in runs[0].actions} == {0, 1}
     assert late_epsilon(probe("ActionReward"), runs[0].actions, 2) > 0.5  # uniform actions: epsilon about 1
+
+
+def test_a_lagging_chain_is_trained_again_on_twice_the_budget_and_read_as_still_moving(user_file):
+    from agents.probes.causes import explain
+
+    battery = run_battery(agent("train_slow"), probes=["DelayedReward", "TwoStep"], seeds=[0, 1])
+    delayed = battery.of("DelayedReward")
+    assert all(r.later is not None and r.later[0][0] == pytest.approx(0.99**5) for r in delayed)
+    assert all(r.later is None for r in battery.of("TwoStep"))  # passes: not followed up
+    assert explain(battery)["DelayedReward"][0].name == "too_slow"

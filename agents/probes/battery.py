@@ -29,6 +29,10 @@ Budgets and tolerances are fixed here, with their reasons, before any result:
   CleanRL by half of training, SB3 by a tenth, and a linear schedule over the whole run still
   averages under 0.15 over its last tenth; MAX_LATE_EPSILON 0.5 sits halfway between those and
   no decay at all (1.0), so only a schedule that never got going fails it.
+- Still moving (DelayedReward): a seed whose chain has the reward state right and its far end
+  below the exact value is trained again on LATER_SCALE times the budget. A converged rule (a
+  wrong discount) gives the same values again; an unfinished propagation gets the backups it
+  lacked, so its far end rises toward gamma^k, by more than TOLERANCE since it was that far below.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ DEFAULT_SHAPE = ProbeShape()
 BEHAVIOUR_PROBE = "ActionReward"
 LATE_SHARE = 0.1
 MAX_LATE_EPSILON = 0.5
+LATER_SCALE = 2.0
+FOLLOWED_PROBES = ("DelayedReward",)
 STATUSES = ("pass", "fail-every-seed", "fail-some-seeds", "not-applicable")
 
 
@@ -127,6 +133,7 @@ class ProbeResult:
     discount: float | None  # the discount measured on this probe, where it can be
     seconds: float
     late_epsilon: float | None = None  # the exploration left at the end of the run (BEHAVIOUR_PROBE)
+    later: tuple[tuple[float, ...], ...] | None = None  # Q after LATER_SCALE times the budget (followed up)
 
     def __post_init__(self) -> None:
         if self.probe not in PROBES_BY_NAME:
@@ -143,6 +150,14 @@ class ProbeResult:
 
     def q(self) -> np.ndarray:
         return np.asarray(self.measured, dtype=np.float64)
+
+    def lags(self) -> bool:
+        """Whether a followed probe's chain has its reward state right and its far end below the
+        exact value: what a still-propagating chain and a smaller discount both show."""
+        if self.probe not in FOLLOWED_PROBES or self.passed:
+            return False
+        values, exact = self.q().max(axis=1), np.asarray(self.expected).max(axis=1)
+        return bool(abs(values[-1] - exact[-1]) <= TOLERANCE and values[0] < exact[0] - TOLERANCE)
 
     @property
     def explores_late(self) -> bool:
@@ -341,6 +356,18 @@ def run_battery(
                 raise UserCodeError(f"probe {probe.name}: {exc}") from None
             probe_results = judge(probe, seeds, runs, gamma, steps, seconds)
             verdict = classify(probe.name, probe_results)
+        lagging = [r for r in probe_results if r.lags()]
+        if lagging:  # trained again on a longer budget: still moving, or settled (module docstring)
+            later_steps = budget(probe, budget_scale * LATER_SCALE)
+            try:
+                runs, _ = train_and_measure(agent, probe.name, shape, later_steps, [r.seed for r in lagging])
+            except UserCodeError as exc:
+                raise UserCodeError(f"probe {probe.name}: {exc}") from None
+            later = {r.seed: run[0] for r, run in zip(lagging, runs, strict=True)}
+            probe_results = [
+                replace(r, later=tuple(tuple(float(v) for v in row) for row in later[r.seed])) if r.seed in later else r
+                for r in probe_results
+            ]
         results += probe_results
         verdicts.append(verdict)
         if on_probe is not None:

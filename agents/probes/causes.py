@@ -225,9 +225,12 @@ def _spread(q: np.ndarray, axis: int) -> float:
     return float((q.max(axis=axis) - q.min(axis=axis)).max())
 
 
-def _chain_readings(q: np.ndarray, expected: np.ndarray, gamma: float) -> list[tuple[str, str]]:
+def _chain_readings(
+    q: np.ndarray, expected: np.ndarray, gamma: float, later: np.ndarray | None = None
+) -> list[tuple[str, str]]:
     """The reward chain of DelayedReward (V(s_i) = gamma^(k-i), the reward state last) read for
-    the three ways its values go wrong short of a closed form: (name, detail)."""
+    the three ways its values go wrong short of a closed form: (name, detail). later: Q after a
+    longer budget, where the battery followed the seed up."""
     values, exact = q.max(axis=1), expected.max(axis=1)
     n_actions, found = q.shape[1], []
     boot, steps = values[:-1], len(values) - 1
@@ -251,7 +254,12 @@ def _chain_readings(q: np.ndarray, expected: np.ndarray, gamma: float) -> list[t
     if reward_right and values[0] < exact[0] - TOLERANCE and values[-1] > 0:
         d = max(values[0], 0.0) / values[-1]
         geometric = values[-1] * d ** (np.arange(steps, -1, -1) / steps)
-        if np.max(values - geometric) > TOLERANCE:
+        # Still moving: given more steps (the battery's follow-up), the far end rose by more than
+        # the tolerance; a converged rule would have given the same values again.
+        rise = None if later is None else float(later.max(axis=1)[0] - values[0])
+        if rise is not None and rise > TOLERANCE:
+            found.append(("too_slow", f"V(s0) rose by {rise:.2f} given twice the steps: still propagating"))
+        elif np.max(values - geometric) > TOLERANCE:
             found.append(("too_slow", "the near end of the chain has its values, the far end lags"))
     return found
 
@@ -340,7 +348,8 @@ def seed_causes(result: ProbeResult) -> list[tuple[str, tuple[int, int], str]]:
             state = int(np.flatnonzero(q.argmax(1) != expected.argmax(1))[0])
             found.append(("wrong_action", (state, int(expected[state].argmax())), ""))
     # The reward chain: an action index for a value, an unfinished propagation, or a discount.
-    chain = _chain_readings(q, expected, gamma) if probe.name == "DelayedReward" else []
+    later = None if result.later is None else np.asarray(result.later, dtype=np.float64)
+    chain = _chain_readings(q, expected, gamma, later) if probe.name == "DelayedReward" else []
     found += [(name, (0, 0), detail) for name, detail in chain]
     if result.discount is not None and probe.name in DISCOUNT_PROBES and not chain:
         first, last = DISCOUNT_PROBES[probe.name]
