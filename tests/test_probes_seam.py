@@ -282,3 +282,5 @@ def test_a_lagging_chain_is_trained_again_on_twice_the_budget_and_read_as_still_
     assert all(r.later is not None and r.later[0][0] == pytest.approx(0.99**5) for r in delayed)
     assert all(r.later is None for r in battery.of("TwoStep"))  # passes: not followed up
     assert explain(battery)["DelayedReward"][0].name == "too_slow"
+    (alone,) = run_probe(agent("train_slow"), probe("DelayedReward"), ProbeShape(), [0])  # the pytest path too
+    assert alone.later is not None

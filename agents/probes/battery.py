@@ -206,7 +206,23 @@ def run_probe(
     the given one, else the agent's or the returned object's, else DEFAULT_GAMMA."""
     steps = budget(probe, budget_scale)
     measured, seconds = train_and_measure(agent, probe.name, shape, steps, list(seeds))
-    return judge(probe, seeds, measured, gamma, steps, seconds)
+    return follow_up(agent, probe, shape, judge(probe, seeds, measured, gamma, steps, seconds), budget_scale)
+
+
+def follow_up(
+    agent: Agent, probe: Probe, shape: ProbeShape, results: list[ProbeResult], budget_scale: float = 1.0
+) -> list[ProbeResult]:
+    """The lagging seeds (ProbeResult.lags) trained again on LATER_SCALE times the budget, their
+    Q kept as `later`: still moving, or settled (module docstring). Others are returned as they are."""
+    lagging = [r for r in results if r.lags()]
+    if not lagging:
+        return results
+    steps = budget(probe, budget_scale * LATER_SCALE)
+    runs, _ = train_and_measure(agent, probe.name, shape, steps, [r.seed for r in lagging])
+    later = {
+        r.seed: tuple(tuple(float(v) for v in row) for row in run[0]) for r, run in zip(lagging, runs, strict=True)
+    }
+    return [replace(r, later=later[r.seed]) if r.seed in later else r for r in results]
 
 
 def train_and_measure(
@@ -356,18 +372,10 @@ def run_battery(
                 raise UserCodeError(f"probe {probe.name}: {exc}") from None
             probe_results = judge(probe, seeds, runs, gamma, steps, seconds)
             verdict = classify(probe.name, probe_results)
-        lagging = [r for r in probe_results if r.lags()]
-        if lagging:  # trained again on a longer budget: still moving, or settled (module docstring)
-            later_steps = budget(probe, budget_scale * LATER_SCALE)
-            try:
-                runs, _ = train_and_measure(agent, probe.name, shape, later_steps, [r.seed for r in lagging])
-            except UserCodeError as exc:
-                raise UserCodeError(f"probe {probe.name}: {exc}") from None
-            later = {r.seed: run[0] for r, run in zip(lagging, runs, strict=True)}
-            probe_results = [
-                replace(r, later=tuple(tuple(float(v) for v in row) for row in later[r.seed])) if r.seed in later else r
-                for r in probe_results
-            ]
+        try:
+            probe_results = follow_up(agent, probe, shape, probe_results, budget_scale)
+        except UserCodeError as exc:
+            raise UserCodeError(f"probe {probe.name}: {exc}") from None
         results += probe_results
         verdicts.append(verdict)
         if on_probe is not None:
