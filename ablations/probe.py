@@ -171,7 +171,9 @@ def tables(battery, causes) -> tuple[pd.DataFrame, pd.DataFrame]:
                     }
                 )
     cause_rows = [c.to_dict() for found in causes.values() for c in found]
-    cause_columns = ["name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail", "sentence"]
+    cause_columns = [
+        *("name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail", "source", "sentence")
+    ]
     return pd.DataFrame(rows), pd.DataFrame(cause_rows, columns=cause_columns)
 
 
