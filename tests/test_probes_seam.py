@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -210,6 +211,13 @@ def test_the_command_exits_1_on_failures_and_names_the_cause(user_file, tmp_path
     assert "multiply the bootstrap term by (1 - terminated)" in last_step
     causes = pd.read_parquet(tmp_path / "out" / "causes.parquet")
     assert causes.query("probe == 'LastStep'")["name"].iloc[0] == "unmasked"
+    # One ranking: each FAIL line prints the first cause causes.parquet (and the HTML) give its probe.
+    fails = [line for line in lines if line.startswith("FAIL  ")]
+    assert fails and all(causes[causes["probe"] == line.split()[1]]["sentence"].iloc[0] in line for line in fails)
+    html = (tmp_path / "out" / "probes.html").read_text()
+    firsts = [causes[causes["probe"] == line.split()[1]]["sentence"].iloc[0] for line in fails]
+    assert all(str(markupsafe.escape(sentence)) in html for sentence in firsts)
+    assert "likely cause: unmasked" in "\n".join(lines)
 
 
 @pytest.mark.parametrize(
