@@ -158,6 +158,7 @@ def run_row(row: Row, seeds: list[int], workers: int) -> tuple[pd.DataFrame, dic
     from ablations.probe import tables
     from agents.probes.battery import run_battery
     from agents.probes.causes import explain
+    from agents.results import git_commit
 
     agent = make_agent(row)
     load_before, cpu, started = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
@@ -169,6 +170,7 @@ def run_row(row: Row, seeds: list[int], workers: int) -> tuple[pd.DataFrame, dic
         "load_after": os.getloadavg()[0],
         "workers": workers,
         "notes": "; ".join(battery.notes),
+        "git_commit": git_commit(),
     }
     results, _ = tables(battery, explain(battery))
     return results.assign(row=row.label), timing
@@ -358,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results = pd.read_parquet(out / RESULTS_FILE) if (out / RESULTS_FILE).exists() else pd.DataFrame()
     old = pd.read_parquet(out / ROWS_FILE) if (out / ROWS_FILE).exists() else pd.DataFrame()
-    timing_columns = ("wall_s", "cpu_s", "load_before", "load_after", "workers", "notes")
-    timings = {r["row"]: {k: r[k] for k in timing_columns} for r in old.to_dict("records")}
+    timing_columns = ("wall_s", "cpu_s", "load_before", "load_after", "workers", "notes", "git_commit")
+    timings = {r["row"]: {k: r.get(k) for k in timing_columns} for r in old.to_dict("records")}
     # Finished rows stay in the files when a later build runs others (--only).
     known = {
         r["row"]: Row(r["row"], r["kind"], r["spec"], r["expected_cause"], r["kind"] == "example")
