@@ -314,3 +314,13 @@ def test_a_lagging_chain_that_rises_given_more_steps_is_too_slow_and_one_that_st
     assert probe_causes([stays])[0].name == "wrong_discount"
     (cause, *_) = probe_causes([rises])
     assert cause.name == "too_slow" and "V(s0) rose by 0.36 given twice the steps" in cause.detail
+
+
+def test_a_probe_establishes_one_mechanism_the_first_its_readings_support():
+    # A dropped reset leaves s0 never stored (here lifted above the ceiling) and s1 at 1 / (2 - g):
+    # reset_dropped and overshoot both fit ResetObservation; only reset_dropped reads across probes.
+    causes = explain(
+        battery(("ResetObservation", [1.9, 1 / (2 - GAMMA)]), ("TimeLimit", [2.5]), ("ObservationReward", [0.0, 0.0]))
+    )
+    assert causes["ObservationReward"][0].name == "reset_dropped"
+    assert causes["TimeLimit"][0].name != "unstable"

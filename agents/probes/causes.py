@@ -531,6 +531,10 @@ def established(first: dict[str, list[Cause]], failing: set[str]) -> list[tuple[
             continue
         if mechanism.cause == "unstable" and any(cause == "unmasked" for cause, _ in found):
             continue
+        # A probe establishes one mechanism, the first in priority its readings support (a dropped
+        # reset also lifts ResetObservation's never-stored s0: not a second, unstable, mechanism).
+        if any(source == shown for _, shown in found):
+            continue
         found.append((mechanism.cause, source))
     return found
 
