@@ -289,11 +289,17 @@ def markdown(summaries: pd.DataFrame, cells: pd.DataFrame) -> str:
         "expected | wall s | CPU s | load before / after |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def shown(value, empty: str = "-") -> str:  # None comes back from Parquet as NaN
+        return empty if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
     for s in summaries.itertuples():
-        first = "-" if s.cause_named_first is None else f"{s.cause_named_first} ({s.cause_named_first_probe})"
+        first = shown(s.cause_named_first)
+        first = first if first == "-" else f"{first} ({s.cause_named_first_probe})"
         lines.append(
-            f"| `{s.row}` | {s.expected_cause or 'none'} | {s.probes_failed}/{s.probes} ({s.probes_failed_every_seed}) "
-            f"| {first} | {s.cause_on_first_fail_line or '-'} | {s.expected_verdict} | {s.wall_s:.0f} | {s.cpu_s:.0f} "
+            f"| `{s.row}` | {shown(s.expected_cause, 'none')} | {s.probes_failed}/{s.probes} "
+            f"({s.probes_failed_every_seed}) | {first} | {shown(s.cause_on_first_fail_line)} | {s.expected_verdict} "
+            f"| {s.wall_s:.0f} | {s.cpu_s:.0f} "
             f"| {s.load_before:.1f} / {s.load_after:.1f} |"
         )
     return "\n".join(lines) + "\n"
