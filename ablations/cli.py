@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "lint": Command("ablations.diagnosis.command", "check your DQN's config for known problems", named=True),
     "diagnose": Command("ablations.diagnosis.command", "train your DQN and its one-knob ladder", named=True),
     "probe": Command("ablations.probe", "run your own DQN code on the probe environments (exact Q-values)"),
+    "probe-table": Command("ablations.probe_table", "the probes' bug x probe and example tables, by running them"),
     "report": Command("reports.cli", "rebuild the HTML report of a results folder"),
     "known-causes": Command("ablations.diagnosis.known_causes", "the diagnosis benchmark on configs with known causes"),
     "bench": Command("agents.textbook.bench", "engine throughput beside the article's loop, in one run"),

@@ -113,6 +113,14 @@ def check_args(args: argparse.Namespace) -> None:
                 raise BadInput(f"--probes={args.probes!r} is invalid: {name!r} is not one of {known}")
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (the battery's workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def probe_line(verdict, results, causes) -> str:
     """One printed line: status, probe, measured vs expected on the seeds, the likely cause and fix."""
     if verdict.status == "not-applicable":
@@ -158,10 +166,14 @@ def tables(battery, causes) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "steps": r.steps,
                         "discount_measured": r.discount,
                         "seconds": r.seconds,
+                        "late_epsilon": r.late_epsilon,
+                        "measured_q_later": None if r.later is None else r.later[i][a],
                     }
                 )
     cause_rows = [c.to_dict() for found in causes.values() for c in found]
-    cause_columns = ["name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail", "sentence"]
+    cause_columns = [
+        *("name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail", "source", "sentence")
+    ]
     return pd.DataFrame(rows), pd.DataFrame(cause_rows, columns=cause_columns)
 
 
@@ -255,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         from agents.probes.adapters import AgentSpecError, UserCodeError
         from agents.probes.battery import SEEDS, run_battery
-        from agents.probes.causes import explain, summary_line
+        from agents.probes.causes import explain, headline, summary_line
         from agents.results import git_commit, package_versions
 
         check_args(args)
@@ -269,12 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     def show(verdict, results) -> None:
-        from agents.probes.causes import probe_causes
-
-        print(probe_line(verdict, results, probe_causes(results)), flush=True)
+        # Progress only: the causes are read across probes once all have run (one ranking for the
+        # printed lines and the files).
+        status = "pass" if verdict.status == "pass" else verdict.status.replace("-", " ")
+        print(f"ran   {verdict.probe}: {status}", file=sys.stderr, flush=True)
 
     print(f"probe: {agent.name}, observations {shape.obs_shape}, {shape.n_actions} actions, {len(seeds)} seeds",
           flush=True)  # fmt: skip
+    cpu_before, load_before = cpu_seconds(), os.getloadavg()
     try:
         battery = run_battery(
             agent, shape, seeds, args.gamma, probes, args.budget_scale, on_probe=show, workers=args.workers
@@ -282,8 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UserCodeError, AgentSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    cpu_time, load_after = cpu_seconds() - cpu_before, os.getloadavg()
     causes = explain(battery)
+    for verdict in battery.verdicts:
+        print(probe_line(verdict, battery.of(verdict.probe), causes.get(verdict.probe, [])))
     discount_text = summary_line(battery)
+    first = headline(battery, causes)
+    if first is not None:
+        print(f"likely cause: {first.name} ({first.probe}): {first.what}")
     for note in battery.notes:
         print(f"note: {note}")
     print(discount_text)
@@ -300,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         "discount_measured": battery.discount(),
         "notes": list(battery.notes),
         "wall_time_s": time.time() - started,
+        # CPU seconds of this process and its finished workers over the battery, and the 1-minute
+        # load average before and after it (the wall time depends on what else the machine runs).
+        "cpu_time_s": cpu_time,
+        "load_average": [load_before[0], load_after[0]],
+        "cpus": os.cpu_count(),
+        "likely_cause": None if first is None else first.name,
         "git_commit": git_commit(),
         "packages": package_versions(),
     }

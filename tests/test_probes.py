@@ -170,3 +170,46 @@ def test_the_old_gym_shim_seeds_the_next_reset_and_can_return_the_info():
     assert np.array_equal(env.reset(), first)
     obs, info = env.reset(return_info=True)
     assert "probe_state" in info
+
+
+def stored(found: list[tuple], bug: str) -> list[tuple]:
+    """The transitions a storage bug puts in the replay instead of the env's (whole episodes in order)."""
+    if bug == "next_state_not_stored":  # obs = next_obs before the push: (s', a, r, s')
+        return [(nxt, a, r, nxt, term, trunc) for _, a, r, nxt, term, trunc in found]
+    rewritten, last_end, first = [], None, True
+    for obs, a, r, nxt, term, trunc in found:  # reset_dropped: an episode starts from the last one's end
+        rewritten.append((last_end if first and last_end is not None else obs, a, r, nxt, term, trunc))
+        first = term or trunc
+        if first:
+            last_end = nxt
+    return rewritten
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9])
+@pytest.mark.parametrize(
+    ("probe", "bug"),
+    [("LastStep", "next_state_not_stored"), ("ResetObservation", "reset_dropped")],
+)
+def test_a_storage_bugs_fixed_point_is_what_the_bellman_operator_gives_on_what_it_stores(probe, bug, gamma):
+    env = ProbeEnv(probe)
+    # 81 episodes less the first (it starts from a true reset): every action meets each outcome
+    # equally often, the replay's limit under the uniform policy.
+    rewritten = stored(transitions(env, episodes=81), bug)
+    first_end = next(i for i, t in enumerate(rewritten) if t[4] or t[5])
+    q = fitted_q(rewritten[first_end + 1 :], gamma, 2)
+    alternative = PROBES_BY_NAME[probe].alternatives(gamma, 2)[bug]
+    for i, obs in enumerate(env.state_observations()):
+        if np.isfinite(alternative[i]).all():
+            np.testing.assert_allclose(q[obs.tobytes()], alternative[i], atol=1e-7, err_msg=f"{probe} state {i}")
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9])
+@pytest.mark.parametrize("probe", ["LastStep", "ResetObservation"])
+def test_a_broadcast_loss_settles_every_q_at_the_replays_mean_target(probe, gamma):
+    # A (B, 1) prediction against a (B,) target: every Q regresses to the mean target over the
+    # replay, m = mean(r + gamma (1 - terminated) m), the same at every state.
+    found = transitions(ProbeEnv(probe))
+    m = 0.0
+    for _ in range(10_000):
+        m = float(np.mean([r + (0.0 if term else gamma * m) for _, _, r, _, term, _ in found]))
+    np.testing.assert_allclose(PROBES_BY_NAME[probe].alternatives(gamma, 2)["broadcast"], m, atol=1e-7)

@@ -1,6 +1,6 @@
 """The cause mapping checked on the engine: a catalogued bug injected into a bug-free preset
 fails the probe built for it on every seed, with that cause named first; the preset passes.
-(docs/probes_bug_table.py builds the whole bug x probe table; these are the fast rows.)"""
+(`dqn-ablations probe-table --engine` builds the whole bug x probe table; these are the fast rows.)"""
 
 from __future__ import annotations
 

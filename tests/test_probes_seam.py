@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +80,25 @@ def train_id(env_id: str, total_steps, seed):
 
 def train_makes(env, total_steps, seed):
     return oracle(gym.make(env))
+
+
+def train_slow(env, total_steps, seed):
+    # DelayedReward's two far states reach their values only after 7,000 steps.
+    probe, n = env.unwrapped.probe, env.action_space.n
+    q = expected_q(probe, 0.99, n)
+    if probe.name == "DelayedReward":
+        q[:2] *= min(1.0, total_steps / 7000)
+    return lookup(probe, q)
+
+
+def train_random(env, total_steps, seed):
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    for _ in range(total_steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            env.reset()
+    return oracle(env)
 
 
 def train_old(env, total_steps, seed):
@@ -191,6 +211,13 @@ def test_the_command_exits_1_on_failures_and_names_the_cause(user_file, tmp_path
     assert "multiply the bootstrap term by (1 - terminated)" in last_step
     causes = pd.read_parquet(tmp_path / "out" / "causes.parquet")
     assert causes.query("probe == 'LastStep'")["name"].iloc[0] == "unmasked"
+    # One ranking: each FAIL line prints the first cause causes.parquet (and the HTML) give its probe.
+    fails = [line for line in lines if line.startswith("FAIL  ")]
+    assert fails and all(causes[causes["probe"] == line.split()[1]]["sentence"].iloc[0] in line for line in fails)
+    html = (tmp_path / "out" / "probes.html").read_text()
+    firsts = [causes[causes["probe"] == line.split()[1]]["sentence"].iloc[0] for line in fails]
+    assert all(str(markupsafe.escape(sentence)) in html for sentence in firsts)
+    assert "likely cause: unmasked" in "\n".join(lines)
 
 
 @pytest.mark.parametrize(
@@ -233,3 +260,35 @@ def test_image_probes_reach_a_cnn_and_an_oracle_passes_them(user_file, tmp_path)
     (result,) = run_probe(agent("train_cnn"), probe("ObservationReward"), shape, [0])
     assert np.shape(result.measured) == (2, 3)
     assert main(["user_dqn.py:train", "--image", "2,5,5", "--workers", "1", "--out", str(tmp_path)]) == 0
+
+
+def test_two_user_files_with_the_same_name_do_not_shadow_each_other(tmp_path):
+    from agents.probes.adapters import load_function
+
+    for folder, value in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.py").write_text(f"def train(env, total_steps, seed):\n    return {value}\n")
+    first, _ = load_function(f"{tmp_path / 'a' / 'train.py'}:train")
+    second, _ = load_function(f"{tmp_path / 'b' / 'train.py'}:train")
+    assert (first(None, 0, 0), second(None, 0, 0)) == (1, 2)
+    assert first.__module__ != second.__module__
+
+
+def test_the_probe_envs_record_the_actions_the_users_code_takes(user_file):
+    from agents.probes.battery import late_epsilon
+
+    runs = function_agent("user_dqn.py:train_random").train(probe("ActionReward"), ProbeShape(), 400, [0])
+    assert len(runs[0].actions) == 400 and {a for _, a in runs[0].actions} == {0, 1}
+    assert late_epsilon(probe("ActionReward"), runs[0].actions, 2) > 0.5  # uniform actions: epsilon about 1
+
+
+def test_a_lagging_chain_is_trained_again_on_twice_the_budget_and_read_as_still_moving(user_file):
+    from agents.probes.causes import explain
+
+    battery = run_battery(agent("train_slow"), probes=["DelayedReward", "TwoStep"], seeds=[0, 1])
+    delayed = battery.of("DelayedReward")
+    assert all(r.later is not None and r.later[0][0] == pytest.approx(0.99**5) for r in delayed)
+    assert all(r.later is None for r in battery.of("TwoStep"))  # passes: not followed up
+    assert explain(battery)["DelayedReward"][0].name == "too_slow"
+    (alone,) = run_probe(agent("train_slow"), probe("DelayedReward"), ProbeShape(), [0])  # the pytest path too
+    assert alone.later is not None

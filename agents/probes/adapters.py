@@ -16,6 +16,8 @@ file or function) is an AgentSpecError.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -30,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.probes.envs import Probe, ProbeShape, probe_env_id
+from agents.probes.envs import Probe, ProbeShape, probe_env_id, recording_actions
 
 ENV_MODES = ("auto", "env", "id")
 API_MODES = ("auto", "gymnasium", "old-gym")
@@ -53,6 +55,9 @@ class TrainedQ:
     q: Callable[[np.ndarray], np.ndarray]  # (B, *obs_shape) float32 -> (B, n_actions) float64
     gamma: float | None  # the returned object's own discount, when it declares one
     kind: str  # what was returned, for messages
+    # (state index, action) of every step the run took on the probe envs, in order; empty when the
+    # agent's envs are not the probe envs of this process (the engine's own env copies)
+    actions: tuple[tuple[int, int], ...] = ()
 
 
 def where_in(tb, files: set[str]) -> str:
@@ -255,10 +260,12 @@ class FunctionAgent(Agent):
         self.gamma = None
 
     def _call(self, probe: Probe, shape: ProbeShape, total_steps: int, seed: int, old_gym: bool, as_id: bool):
+        """One run: what train() returned, and the (state, action) of every step it took."""
         env_id = probe_env_id(probe, shape, old_gym=old_gym)
         env = env_id if as_id else gym.make(env_id)
         try:
-            return self.fn(env, total_steps, seed)
+            with recording_actions() as log:
+                return self.fn(env, total_steps, seed), tuple(log)
         finally:
             if not as_id:
                 env.close()
@@ -309,13 +316,15 @@ class FunctionAgent(Agent):
         trained = []
         for seed in seeds:
             if self.env_mode == "auto" or self.api == "auto":
-                result = self._first_run(probe, shape, total_steps, seed)
+                result, actions = self._first_run(probe, shape, total_steps, seed)
             else:
                 try:
-                    result = self._call(probe, shape, total_steps, seed, self.api == "old-gym", self.env_mode == "id")
+                    result, actions = self._call(
+                        probe, shape, total_steps, seed, self.api == "old-gym", self.env_mode == "id"
+                    )
                 except Exception as exc:
                     raise user_error("your train()", exc, set(self.files)) from None
-            trained.append(read_q(result))
+            trained.append(dataclasses.replace(read_q(result), actions=actions))
         return trained
 
 
@@ -329,7 +338,10 @@ def load_function(spec: str) -> tuple[Callable, frozenset[str]]:
         if not path.is_file():
             raise AgentSpecError(f"agent={spec!r} is invalid: no file {target}")
         path = path.resolve()
-        module_name = f"{USER_MODULE_PREFIX}{path.stem}"
+        # Named by the file's whole path, so two users' train.py files in one process (a/train.py,
+        # b/train.py) are two modules, not one slot the second overwrites.
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        module_name = f"{USER_MODULE_PREFIX}{path.stem}_{digest}"
         # The user's file imports its neighbours, as `python file.py` would let it.
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
@@ -495,7 +507,8 @@ class SB3Agent(Agent):
                 model = DQN(policy, env, seed=seed, device="cpu", **kwargs)
             except TypeError as exc:
                 raise AgentSpecError(f"sb3_kwargs={self.kwargs!r} is invalid: {exc}") from None
-            model.learn(total_timesteps=total_steps)
-            trained.append(read_q(model, "SB3's DQN"))
+            with recording_actions() as log:
+                model.learn(total_timesteps=total_steps)
+            trained.append(dataclasses.replace(read_q(model, "SB3's DQN"), actions=tuple(log)))
             env.close()
         return trained

@@ -21,6 +21,18 @@ Budgets and tolerances are fixed here, with their reasons, before any result:
   reward scales, so its tolerance is relative; an agent without replay reaches the value and
   swings about it).
 - SEEDS 3: a failure on every seed is a bug; on some seeds, fragile hyperparameters.
+- Behaviour (the probe envs see every action taken in training): on ActionReward, whose best
+  action is known, the share of the last LATE_SHARE of a run's steps spent on other actions,
+  divided by (n - 1) / n, estimates the epsilon still in effect at the end (uniform exploration
+  takes another action with probability epsilon (n - 1) / n when the greedy action is the best
+  one). Common schedules end at epsilon 0.1 or below (Nature DQN 0.1, SB3 and CleanRL 0.05),
+  CleanRL by half of training, SB3 by a tenth, and a linear schedule over the whole run still
+  averages under 0.15 over its last tenth; MAX_LATE_EPSILON 0.5 sits halfway between those and
+  no decay at all (1.0), so only a schedule that never got going fails it.
+- Still moving (DelayedReward): a seed whose chain has the reward state right and its far end
+  below the exact value is trained again on LATER_SCALE times the budget. A converged rule (a
+  wrong discount) gives the same values again; an unfinished propagation gets the backups it
+  lacked, so its far end rises toward gamma^k, by more than TOLERANCE since it was that far below.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -43,6 +55,11 @@ DEFAULT_GAMMA = 0.99
 # Probes that measure the discount the agent applied: (probe, first state, reward state).
 DISCOUNT_PROBES = {"DelayedReward": (0, -1), "TwoStep": (0, 1)}
 DEFAULT_SHAPE = ProbeShape()
+BEHAVIOUR_PROBE = "ActionReward"
+LATE_SHARE = 0.1
+MAX_LATE_EPSILON = 0.5
+LATER_SCALE = 2.0
+FOLLOWED_PROBES = ("DelayedReward",)
 STATUSES = ("pass", "fail-every-seed", "fail-some-seeds", "not-applicable")
 
 
@@ -80,6 +97,23 @@ def measured_discount(probe: Probe, q: np.ndarray) -> float | None:
     return float(ratio ** (1.0 / steps))
 
 
+def late_epsilon(probe: Probe, actions, n_actions: int, gamma: float = DEFAULT_GAMMA) -> float | None:
+    """The epsilon in effect over the last LATE_SHARE of a run's steps, from the actions it took at
+    states with one best action: the share of other actions times n / (n - 1). None without such
+    steps (no recording, or a probe whose actions are all worth the same)."""
+    if n_actions < 2 or not len(actions):
+        return None
+    expected = probe.expected(gamma, n_actions)
+    best = expected.argmax(axis=1)
+    unique = (expected == expected.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    late = np.asarray(actions, dtype=np.int64)[-max(1, math.ceil(LATE_SHARE * len(actions))) :]
+    late = late[unique[late[:, 0]]]
+    if not len(late):
+        return None
+    other = float(np.mean(late[:, 1] != best[late[:, 0]]))
+    return other * n_actions / (n_actions - 1)
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """One probe on one seed: Q measured at every state and action against the exact values."""
@@ -98,6 +132,8 @@ class ProbeResult:
     worst_expected: float
     discount: float | None  # the discount measured on this probe, where it can be
     seconds: float
+    late_epsilon: float | None = None  # the exploration left at the end of the run (BEHAVIOUR_PROBE)
+    later: tuple[tuple[float, ...], ...] | None = None  # Q after LATER_SCALE times the budget (followed up)
 
     def __post_init__(self) -> None:
         if self.probe not in PROBES_BY_NAME:
@@ -114,6 +150,19 @@ class ProbeResult:
 
     def q(self) -> np.ndarray:
         return np.asarray(self.measured, dtype=np.float64)
+
+    def lags(self) -> bool:
+        """Whether a followed probe's chain has its reward state right and its far end below the
+        exact value: what a still-propagating chain and a smaller discount both show."""
+        if self.probe not in FOLLOWED_PROBES or self.passed:
+            return False
+        values, exact = self.q().max(axis=1), np.asarray(self.expected).max(axis=1)
+        return bool(abs(values[-1] - exact[-1]) <= TOLERANCE and values[0] < exact[0] - TOLERANCE)
+
+    @property
+    def explores_late(self) -> bool:
+        """Whether the run still explored at the end, on the probe that judges behaviour."""
+        return self.probe == BEHAVIOUR_PROBE and self.late_epsilon is not None and self.late_epsilon > MAX_LATE_EPSILON
 
 
 @dataclass(frozen=True)
@@ -157,21 +206,42 @@ def run_probe(
     the given one, else the agent's or the returned object's, else DEFAULT_GAMMA."""
     steps = budget(probe, budget_scale)
     measured, seconds = train_and_measure(agent, probe.name, shape, steps, list(seeds))
-    return judge(probe, seeds, measured, gamma, steps, seconds)
+    return follow_up(agent, probe, shape, judge(probe, seeds, measured, gamma, steps, seconds), budget_scale)
+
+
+def follow_up(
+    agent: Agent, probe: Probe, shape: ProbeShape, results: list[ProbeResult], budget_scale: float = 1.0
+) -> list[ProbeResult]:
+    """The lagging seeds (ProbeResult.lags) trained again on LATER_SCALE times the budget, their
+    Q kept as `later`: still moving, or settled (module docstring). Others are returned as they are."""
+    lagging = [r for r in results if r.lags()]
+    if not lagging:
+        return results
+    steps = budget(probe, budget_scale * LATER_SCALE)
+    runs, _ = train_and_measure(agent, probe.name, shape, steps, [r.seed for r in lagging])
+    later = {
+        r.seed: tuple(tuple(float(v) for v in row) for row in run[0]) for r, run in zip(lagging, runs, strict=True)
+    }
+    return [replace(r, later=later[r.seed]) if r.seed in later else r for r in results]
 
 
 def train_and_measure(
     agent: Agent, probe_name: str, shape: ProbeShape, steps: int, seeds: list[int]
-) -> tuple[list[tuple[np.ndarray, float | None]], float]:
-    """Train on one probe for each seed; each seed's Q at the probe's states and its gamma (the
-    agent's, else the returned object's), and the seconds per seed. Runs in a worker process too."""
+) -> tuple[list[tuple[np.ndarray, float | None, float | None]], float]:
+    """Train on one probe for each seed; each seed's Q at the probe's states, its gamma (the
+    agent's, else the returned object's) and its late epsilon, and the seconds per seed. Runs in a
+    worker process too."""
     probe = PROBES_BY_NAME[probe_name]
     started = time.perf_counter()
     trained = agent.train(probe, shape, steps, list(seeds))
     seconds = (time.perf_counter() - started) / max(1, len(seeds))
     obs = ProbeEnv(probe.name, shape.obs_shape, shape.n_actions).state_observations()
     measured = [
-        (q_values(run, obs, shape.n_actions, agent.files), agent.gamma if agent.gamma is not None else run.gamma)
+        (
+            q_values(run, obs, shape.n_actions, agent.files),
+            agent.gamma if agent.gamma is not None else run.gamma,
+            late_epsilon(probe, run.actions, shape.n_actions),
+        )
         for run in trained
     ]
     return measured, seconds
@@ -180,15 +250,17 @@ def train_and_measure(
 def judge(
     probe: Probe,
     seeds: list[int],
-    measured: list[tuple[np.ndarray, float | None]],
+    measured: list[tuple],
     gamma: float | None,
     steps: int,
     seconds: float,
 ) -> list[ProbeResult]:
     """Each seed's Q against the exact values at its gamma (the given one, else the run's, else
-    DEFAULT_GAMMA)."""
+    DEFAULT_GAMMA), and on BEHAVIOUR_PROBE its late exploration. measured: (Q, the run's gamma)
+    or (Q, the run's gamma, its late epsilon) per seed."""
     results = []
-    for seed, (q, run_gamma) in zip(seeds, measured, strict=True):
+    for seed, (q, run_gamma, *rest) in zip(seeds, measured, strict=True):
+        explored = rest[0] if rest else None
         run_gamma = gamma if gamma is not None else run_gamma
         run_gamma = DEFAULT_GAMMA if run_gamma is None else float(run_gamma)
         expected = probe.expected(run_gamma, q.shape[1])
@@ -213,8 +285,11 @@ def judge(
                 worst_expected=float(expected[worst]),
                 discount=measured_discount(probe, q),
                 seconds=seconds,
+                late_epsilon=None if explored is None else float(explored),
             )
         )
+        if results[-1].explores_late:
+            results[-1] = replace(results[-1], passed=False)
     return results
 
 
@@ -297,6 +372,10 @@ def run_battery(
                 raise UserCodeError(f"probe {probe.name}: {exc}") from None
             probe_results = judge(probe, seeds, runs, gamma, steps, seconds)
             verdict = classify(probe.name, probe_results)
+        try:
+            probe_results = follow_up(agent, probe, shape, probe_results, budget_scale)
+        except UserCodeError as exc:
+            raise UserCodeError(f"probe {probe.name}: {exc}") from None
         results += probe_results
         verdicts.append(verdict)
         if on_probe is not None:

@@ -17,7 +17,8 @@ flags reach code that wraps the env or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -286,7 +287,13 @@ PROBES: tuple[Probe, ...] = (
         lambda g, n: _same([1.0, 0.0], n),
         # Without the reset observation, each episode's first step is stored as a step from the
         # last one's terminal observation s1: s1 then sees (r 1, on to s1) and (r 0, end) equally.
-        lambda g, n: {"reset_dropped": _same([np.nan, 1 / (2 - g)], n)},
+        # A (B, 1) prediction against a (B,) target: every Q goes to the replay's mean target,
+        # half (r 1 + g m) and half (r 0, terminal): m = 1 / (2 - g), at both states. (s', a, r, s')
+        # stored (obs overwritten before the push) also gives s1 1 / (2 - g) and never stores s0.
+        lambda g, n: {
+            "broadcast": _same([1 / (2 - g), 1 / (2 - g)], n),
+            "reset_dropped": _same([np.nan, 1 / (2 - g)], n),
+        },
         depth=2,
     ),
     Probe(
@@ -304,11 +311,35 @@ PROBES: tuple[Probe, ...] = (
             "no_bootstrap": _same([1.0, 1.0], n),
             # next_obs stored as obs: s0's step bootstraps from s0 itself, s1's is masked.
             "self_bootstrap": _same([1 / (1 - g), 1.0], n),
+            # obs overwritten by next_obs before the push, (s', a, r, s') stored: s0's step is stored
+            # as (s1, r 1, s1), a self-loop (s1 -> 1 / (1 - g)); s1's as (s0, r 1, s0, terminated) -> 1.
+            "next_state_not_stored": _same([1.0, 1 / (1 - g)], n),
+            # A (B, 1) prediction against a (B,) target: every Q regresses to the mean target of the
+            # replay, half (r 1 + g m) from s0 and half (r 1, terminal) from s1: m = 1 / (1 - g/2).
+            "broadcast": _same([1 / (1 - g / 2), 1 / (1 - g / 2)], n),
         },
         depth=2,
     ),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
+
+
+# What the agent did: every (state, action) a ProbeEnv is stepped with while a recording is open
+# (a stack, so a recording inside another one sees only its own steps). Process-local: a worker
+# process records its own runs.
+_RECORDINGS: list[list[tuple[int, int]]] = []
+
+
+@contextmanager
+def recording_actions() -> Iterator[list[tuple[int, int]]]:
+    """Every (state index, action) any ProbeEnv of this process is stepped with inside the block,
+    in order: the agent's behaviour, seen by the envs (the user's code needs no change)."""
+    log: list[tuple[int, int]] = []
+    _RECORDINGS.append(log)
+    try:
+        yield log
+    finally:
+        _RECORDINGS.remove(log)
 
 
 class ProbeEnv(gym.Env):
@@ -342,6 +373,8 @@ class ProbeEnv(gym.Env):
         action = int(action)
         if not 0 <= action < self.shape.n_actions:
             raise ValueError(f"action={action!r} is invalid: the action space is {self.action_space}")
+        if _RECORDINGS:
+            _RECORDINGS[-1].append((self._state, action))
         reward, self._state, terminated, truncated = self.probe.step(self._state, action, self._t)
         self._t = 0 if terminated or truncated else self._t + 1
         obs = self.shape.encode(self.probe.codes[self._state])

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
+EXPECTED_CAUSE = "time_limit_as_terminal"  # written before any run (docs/byo-cases.md)
+
 try:
     import gym  # old gym (<= 0.25), as the reader had it
 except ImportError:  # gymnasium: the probes register old-API envs under their own ids

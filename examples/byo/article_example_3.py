@@ -29,6 +29,10 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
+# Written before any run (docs/byo-cases.md): `train` tells time limits apart, `train_as_published`
+# masks with old gym's done.
+EXPECTED_CAUSES = {"train": None, "train_as_published": "time_limit_as_terminal"}
+
 try:
     import gym  # old gym (<= 0.25), as the reader had it
 except ImportError:  # gymnasium: the probes register old-API envs under their own ids

@@ -31,6 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 
+EXPECTED_CAUSE = None  # PROBE: no bug, passes every probe (for dqn-ablations probe-table)
+
 
 @dataclass
 class Args:

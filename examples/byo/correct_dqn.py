@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+EXPECTED_CAUSE = None  # no bug: passes every probe
+
 GAMMA = 0.99
 
 

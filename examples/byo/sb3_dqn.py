@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from stable_baselines3 import DQN
 
+EXPECTED_CAUSE = None  # no bug: passes every probe
+
 
 def train(env, total_steps: int, seed: int, gamma: float = 0.99) -> DQN:
     """Train SB3's DQN on `env` (a gymnasium env or its registered id); return the model."""
