@@ -63,7 +63,7 @@ def test_a_row_gives_the_ratio_to_the_article_loop_and_the_compile_time_apart():
     row = bench._row("article-target", bench.JAX_PEER, 4, result, {"agent_steps_per_s": 200.0}, 1e-6)
     assert row["ratio_to_article_loop"] == 3.0 and row["compile_s"] == 5.0
     assert row["share_of_arithmetic_limit"] == round(600.0 * 1e-6, 4)
-    assert "compile, not timed" in bench._format_row(row)
+    assert "compile or load, not timed" in bench._format_row(row)
     without_compile = {key: value for key, value in result.items() if key != "compile_s"}
     engine = bench._row("article-target", "engine-fast", 4, without_compile, {"agent_steps_per_s": 200.0}, 1e-6)
     assert engine["compile_s"] is None and "compile" not in bench._format_row(engine)
