@@ -239,6 +239,18 @@ def _pow2(x: np.ndarray) -> np.ndarray:
     return np.array([math.pow(v, 2.0) for v in x.tolist()], dtype=np.float64)
 
 
+def rk4_step(dsdt, y0, dt: float):
+    """One RK4 step over [0, dt], as gymnasium's rk4 with t = [0, dt], in its order of operations.
+    The same expressions serve numpy arrays (envs.py) and torch tensors (torch_envs.py)."""
+    dt = dt - 0
+    dt2 = dt / 2.0
+    k1 = dsdt(y0)
+    k2 = dsdt(y0 + dt2 * k1)
+    k3 = dsdt(y0 + dt2 * k2)
+    k4 = dsdt(y0 + dt * k3)
+    return y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
 class AcrobotBatch(_SeededBatch):
     """Acrobot-v1 for n envs at once: gymnasium's AcrobotEnv ("book" dynamics, one RK4 step of
     0.2 s, wrapped angles, bounded velocities), every expression in the env's own order so the
@@ -303,14 +315,7 @@ class AcrobotBatch(_SeededBatch):
 
     def step(self, actions: np.ndarray) -> StepResult:
         y0 = np.concatenate((self._state, self.AVAIL_TORQUE[np.asarray(actions)][:, None]), axis=1)
-        # One RK4 step over [0, dt], as gymnasium's rk4 with t = [0, dt].
-        dt = self.dt - 0
-        dt2 = dt / 2.0
-        k1 = self._dsdt(y0)
-        k2 = self._dsdt(y0 + dt2 * k1)
-        k3 = self._dsdt(y0 + dt2 * k2)
-        k4 = self._dsdt(y0 + dt * k3)
-        ns = (y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4))[:, :4]
+        ns = rk4_step(self._dsdt, y0, self.dt)[:, :4]
         ns[:, 0] = self._wrap(ns[:, 0], -math.pi, math.pi)
         ns[:, 1] = self._wrap(ns[:, 1], -math.pi, math.pi)
         for column, bound in ((2, self.MAX_VEL_1), (3, self.MAX_VEL_2)):

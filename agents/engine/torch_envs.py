@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from agents.engine.envs import AcrobotBatch, CartPoleBatch, EnvSpec, MountainCarBatch, StepResult, _pow2
+from agents.engine.envs import AcrobotBatch, CartPoleBatch, EnvSpec, MountainCarBatch, StepResult, _pow2, rk4_step
 
 # Resets drawn ahead per env; the table is refilled for an env that has used them all.
 RESET_BLOCK = 64
@@ -252,13 +252,7 @@ class TorchAcrobot(_TorchBatch):
         actions = torch.as_tensor(actions, device=self.device)
         torque = torch.tensor(c.AVAIL_TORQUE, dtype=torch.float64, device=self.device)[actions]
         y0 = torch.cat((self._state, torque[:, None]), dim=1)
-        dt = c.dt - 0
-        dt2 = dt / 2.0
-        k1 = self._dsdt(y0)
-        k2 = self._dsdt(y0 + dt2 * k1)
-        k3 = self._dsdt(y0 + dt2 * k2)
-        k4 = self._dsdt(y0 + dt * k3)
-        ns = (y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4))[:, :4]
+        ns = rk4_step(self._dsdt, y0, c.dt)[:, :4]
         columns = [self._wrap(ns[:, 0], -math.pi, math.pi), self._wrap(ns[:, 1], -math.pi, math.pi)]
         for column, bound in ((2, c.MAX_VEL_1), (3, c.MAX_VEL_2)):
             x = torch.where(-bound > ns[:, column], -bound, ns[:, column])
