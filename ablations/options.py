@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from agents.engine.fastpath import PATHS
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -102,6 +104,14 @@ def add_options(parser: pytest.Parser) -> None:
         "each task's entries are stored as it returns)",
     )
     group.addoption(
+        "--ablation-engine-path",
+        choices=PATHS,
+        default="exact",
+        help="the engine path runs train on: exact (default; bit-identical to the textbook DQN), or fast, "
+        "compiled or fused (faster; equal to exact within float tolerance, in distribution over a "
+        "standard run as docs/speed.md measures). Part of the cache key",
+    )
+    group.addoption(
         "--ablation-max-seeds",
         type=int,
         default=None,
@@ -114,8 +124,6 @@ def add_options(parser: pytest.Parser) -> None:
         help="with --ablation-max-seeds: no futility stop; every claim still open gets every look, so "
         "each inconclusive claim's interval is at N seeds (costs seeds, changes no verdict's error rate)",
     )
-
-
 
 
 def add_probe_options(parser: pytest.Parser) -> None:

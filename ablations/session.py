@@ -156,7 +156,8 @@ def _executor(config: pytest.Config) -> remote.RayExecutor | None:
     progress bar is written past pytest's output capture."""
     if config.stash[SETTINGS].executor != "ray":
         return None
-    return remote.RayExecutor(config.stash[RAY_ADDRESS], _uncaptured(config))
+    settings = config.stash[SETTINGS]
+    return remote.RayExecutor(config.stash[RAY_ADDRESS], _uncaptured(config), settings.engine_path)
 
 
 def _uncaptured(config: pytest.Config):

@@ -18,6 +18,7 @@ from agents.config import AgentConfig, ConfigError
 from agents.configfile import ConfigFile, load_config_file
 from agents.diagnosis.ladder import one_knob_ladder
 from agents.engine.envs import env_spec
+from agents.engine.fastpath import check_path
 from agents.envprofile import env_profile, require_success_threshold
 from reports.analysis.stats import seed_stages
 
@@ -60,6 +61,12 @@ class AblationSettings:
     # A diagnosis' plan (ablations/diagnosis/plan.py) and the stage this session trains through.
     diagnosis_plan: DiagnosisPlan | None = None
     diagnosis_stage: int = THOROUGH_STAGE
+    # The engine path runs train on (agents.engine.fastpath.PATHS; docs/speed.md): exact by
+    # default, bit-identical to the textbook DQN; the others agree within float tolerance.
+    engine_path: str = "exact"
+
+    def __post_init__(self):
+        check_path(self.engine_path)
 
     @property
     def diagnosis(self) -> bool:
@@ -101,6 +108,12 @@ class AblationSettings:
             + (f"; claims get up to {self.max_seeds} seeds (looks at {self.looks})" if self.max_seeds else "")
             + ("; no futility stop" if self.max_seeds and not self.futility else "")
             + (f"; training batches of at most {self.max_batch} agents" if self.max_batch else "")
+            + (
+                f"; training on the engine's {self.engine_path} path (equal to the exact path within float "
+                "tolerance, not bit for bit: docs/speed.md)"
+                if self.engine_path != "exact"
+                else ""
+            )
         )
 
 
@@ -154,6 +167,7 @@ def read_settings(config: pytest.Config, session_id: str | None = None) -> Ablat
         futility=not config.getoption("ablation_no_futility"),
         families=not config.getoption("ablation_no_families"),
         max_batch=max_batch,
+        engine_path=config.getoption("ablation_engine_path"),
         config_file=config_file,
         executor=executor,
         ray_address=ray_address,

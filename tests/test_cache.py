@@ -123,12 +123,12 @@ def test_a_capped_batch_writes_its_entries_before_the_next_one_trains_and_result
         pd.testing.assert_frame_equal(capped.get(variant).checkpoints, whole.get(variant).checkpoints)
 
 
-def test_the_engine_path_is_part_of_the_key(tmp_path, monkeypatch):
-    from ablations.runs import cache as cache_module
+def test_the_engine_path_is_part_of_the_key(tmp_path):
+    import dataclasses
+
     from agents.catalogue.presets import get_variant
 
-    store = RunCache(_settings(tmp_path))
     variant = get_variant("article-target")
-    exact = store.key(variant, (0,))
-    monkeypatch.setattr(cache_module, "ENGINE_PATH", "fast")
-    assert store.key(variant, (0,)) != exact
+    exact = RunCache(_settings(tmp_path)).key(variant, (0,))
+    fused = RunCache(dataclasses.replace(_settings(tmp_path), engine_path="fused")).key(variant, (0,))
+    assert fused != exact

@@ -54,6 +54,26 @@ def test_the_fused_path_agrees_with_the_exact_path_within_float_tolerance(varian
         np.testing.assert_allclose(first["f"][column], first["exact"][column], rtol=Q_RTOL)
 
 
+# The recorder's window, written by the step graph: over the first checkpoint the actions agree
+# (AGREEING_ACTIONS), so the sampled transitions are the exact path's and their statistics must be
+# equal; the update's own statistics agree within the Q tolerance.
+SAMPLED_COLUMNS = ("mean_sample_age", "terminal_fraction", "state_autocorrelation")
+UPDATE_COLUMNS = ("loss", "grad_norm", "td_target_mean", "td_error_var", "target_drift_between_syncs")
+
+
+@pytest.mark.parametrize("variant", ["article-target", "replay-target-double"])
+def test_the_window_the_step_graph_records_matches_the_exact_paths(variant):
+    config, seeds = get_variant(variant).config, [0, 1, 2, 3]
+    first = {
+        path: pd.DataFrame(run(config, seeds, path=path).checkpoints).iloc[: len(seeds)] for path in ("exact", "fused")
+    }
+    assert first["exact"]["env_step"].iloc[0] <= AGREEING_ACTIONS
+    for column in SAMPLED_COLUMNS:
+        np.testing.assert_array_equal(first["fused"][column], first["exact"][column], err_msg=column)
+    for column in UPDATE_COLUMNS:
+        np.testing.assert_allclose(first["fused"][column], first["exact"][column], rtol=Q_RTOL, err_msg=column)
+
+
 def test_runs_the_step_graph_does_not_cover_take_the_compiled_path():
     assert fuses([ARTICLE_TARGET, get_variant("replay-polyak").config])
     assert not fuses([ARTICLE_TARGET.replace(env_id="Acrobot-v1")])

@@ -27,6 +27,7 @@ from ablations.options import EXECUTORS, PROFILES
 from ablations.settings import check_env, config_env_settings, diagnosis_plan
 from agents.configfile import ConfigFile, EnvSettings, load_config_file
 from agents.diagnosis.lint import lint
+from agents.engine.fastpath import PATHS
 from agents.importers.formats import SOURCES, import_source, imported_toml
 from reports.diagnosis.cause import diagnosis_causes
 from reports.diagnosis.record import Diagnosis
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch", type=int, default=None, help="at most N agents per training batch (bounds what a cut loses)"
     )
     diagnose.add_argument(
+        "--engine-path",
+        choices=PATHS,
+        default="exact",
+        help="the engine path to train on (default exact, bit-identical to the textbook DQN; fused, compiled "
+        "and fast agree within float tolerance and train faster: docs/speed.md)",
+    )
+    diagnose.add_argument(
         "--executor", choices=EXECUTORS, default="local", help="where runs train (ray: Ray tasks; default local)"
     )
     diagnose.add_argument(
@@ -114,6 +122,8 @@ def pytest_args(args: argparse.Namespace, name: str, config: str | None = None, 
         command.append("--ablation-no-futility")
     if args.max_batch is not None:
         command.append(f"--ablation-max-batch={args.max_batch}")
+    if args.engine_path != "exact":
+        command.append(f"--ablation-engine-path={args.engine_path}")
     return command
 
 

@@ -35,9 +35,6 @@ from agents.results import RESULT_FORMAT_VERSION, ResultsError, RunResult, code_
 from reports.analysis.stats import seed_stages
 
 CACHE_FORMAT = 2  # 2: the key reads the engine folder and its three modules (agents/results.py)
-# The engine's execution path the suite trains on (docs/speed.md): exact, bit-identical to the
-# textbook DQN. It is in the key, so results of another path are never read as these.
-ENGINE_PATH = "exact"
 # The most seeds in one entry: the unit the cache stores and a Ray cluster distributes (the
 # paper profile's 100 seeds are 5 entries per variant). A seed's rows do not depend on the
 # other seeds of its entry, with one exception: the engine stops recording an entry once all
@@ -82,7 +79,8 @@ class RunCache:
             "config": config.content_hash(),
             "seeds": list(self.settings.seeds if seeds is None else seeds),
             "code": code_version(),
-            "path": ENGINE_PATH,
+            # The engine path is in the key, so one path's results are never read as another's.
+            "path": self.settings.engine_path,
             "results_format": RESULT_FORMAT_VERSION,
         }
         if self.settings.env_settings:  # a config file's [env] values shape the recorded env profile
@@ -211,7 +209,7 @@ class RunCache:
     def _train_batch(self, jobs: list[tuple[Variant, tuple[int, ...]]]) -> list[TrainingRecord]:
         """Train (variant, block) jobs of one family on one seed axis, here (runs/local.py)."""
         jobs = [(v.name, self.settings.configure(v.config), b) for v, b in jobs]
-        return train_locally(jobs, self.report, path=ENGINE_PATH)
+        return train_locally(jobs, self.report, path=self.settings.engine_path)
 
     def _run(self, variant: Variant, record) -> RunResult:
         return RunResult.from_record(variant.name, record, self.settings.env_settings)

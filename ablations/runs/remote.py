@@ -69,7 +69,9 @@ def plan_tasks(families: list[list[Entry]], cpus: int) -> list[tuple[Entry, ...]
     return sorted((tuple(task) for task in tasks), key=lambda task: -sum(len(b) for _, b in task))
 
 
-def train_share(members: list[tuple[str, dict, list[int]]], env_settings: dict) -> tuple[list[dict], float]:
+def train_share(
+    members: list[tuple[str, dict, list[int]]], env_settings: dict, path: str = "exact"
+) -> tuple[list[dict], float]:
     """The Ray task: train (variant, config, seeds) members of one family on one seed axis and
     return each run in wire form, with the task's training seconds."""
     import torch
@@ -78,7 +80,7 @@ def train_share(members: list[tuple[str, dict, list[int]]], env_settings: dict) 
 
     torch.set_num_threads(1)  # one CPU per task, as one torch thread per xdist worker
     started = time.perf_counter()
-    records = train_family([(AgentConfig.from_dict(config), seeds) for _, config, seeds in members])
+    records = train_family([(AgentConfig.from_dict(config), seeds) for _, config, seeds in members], path=path)
     seconds = time.perf_counter() - started
     return [
         RunResult.from_record(name, record, env_settings).to_wire() for (name, _, _), record in zip(members, records)
@@ -143,8 +145,14 @@ class RayExecutor:
     """Trains cache entries as Ray tasks and hands each back as soon as its task finishes (so
     finished work is stored even if a later task fails)."""
 
-    def __init__(self, address: str | None, uncaptured: Callable[[], AbstractContextManager] = nullcontext):
+    def __init__(
+        self,
+        address: str | None,
+        uncaptured: Callable[[], AbstractContextManager] = nullcontext,
+        path: str = "exact",
+    ):
         self.address = address
+        self.path = path  # the engine path the tasks train on
         self.uncaptured = uncaptured  # lets the progress bar through pytest's output capture
 
     def cpus(self) -> int:
@@ -162,7 +170,9 @@ class RayExecutor:
         tasks = plan_tasks(families, self.cpus())
         remote = ray.remote(train_share).options(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)
         pending = {
-            remote.remote([(name, config_of(name).to_dict(), list(block)) for name, block in task], env_settings): task
+            remote.remote(
+                [(name, config_of(name).to_dict(), list(block)) for name, block in task], env_settings, self.path
+            ): task
             for task in tasks
         }
         expected_code = code_version()

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from agents.config import AgentConfig
@@ -222,7 +223,7 @@ class CompileTimer:
 
 # TorchInductor options of the engine's graphs: no size and stride asserts on the inputs in the
 # generated wrapper (dynamo's guards check them already; at K = 1 the asserts cost about 6% of a step).
-GRAPH_OPTIONS = {"size_asserts": False}
+GRAPH_OPTIONS = {"size_asserts": False, "cpp_wrapper": True}
 # The batch fields the update reads.
 BATCH_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "discount")
 
@@ -241,34 +242,41 @@ class CompiledUpdate:
 
     def __init__(self, knobs: SeedKnobs, online: MLPParams, target: MLPParams | None, optimizer: BatchedAdam):
         self.online, self.target, self.optimizer = online, target, optimizer
-        device = online.weights[0].device
         self.knobs = UpdateKnobs(
             knobs.gamma, knobs.mask_terminated, knobs.mask_truncated, knobs.double_q, knobs.huber, knobs.max_grad_norm
         )
         lr = optimizer.lr
-        self.per_seed_lr = torch.tensor(lr, dtype=torch.float64, device=device) if isinstance(lr, list) else None
+        self.per_seed_lr = np.asarray(lr, dtype=np.float64) if isinstance(lr, list) else None
         self.timer = CompileTimer()
         self._function = _compiled()
 
-    def _update_args(self) -> tuple[tuple, tuple]:
-        """fused_update's arguments before and after the batch, for the next Adam step (counted here)."""
+    def adam_scalars(self) -> tuple[float | np.ndarray, float]:
+        """Count the next Adam step; its step size -lr / bias_correction1 in double (one per seed
+        with per-seed learning rates) and sqrt(bias_correction2), as BatchedAdam.step takes them."""
         opt = self.optimizer
         opt.step_count += 1
         step = opt.step_count
         bias_correction1 = 1 - opt.beta1**step
-        bias_correction2_sqrt = (1 - opt.beta2**step) ** 0.5
-        device = self.online.weights[0].device
-        # The step sizes as addcdiv's value: -lr / bias_correction1 in double, then float32.
-        if self.per_seed_lr is None:
-            step_size = torch.tensor(-opt.lr / bias_correction1, dtype=torch.float32, device=device)
-        else:
-            step_size = (-self.per_seed_lr / bias_correction1).float()
-        correction = torch.tensor(bias_correction2_sqrt, dtype=torch.float32, device=device)
+        step_size = -opt.lr / bias_correction1 if self.per_seed_lr is None else -self.per_seed_lr / bias_correction1
+        return step_size, (1 - opt.beta2**step) ** 0.5
+
+    def update_args(self, step_size: torch.Tensor, correction: torch.Tensor) -> tuple[tuple, tuple]:
+        """fused_update's arguments before and after the batch, given the Adam step's scalars as
+        float32 tensors (step_size 0-dim or (K,))."""
+        opt = self.optimizer
         params = self.online.tensors()
         target = self.target.tensors() if self.target is not None else None
         head = (params, target, opt.exp_avg, opt.exp_avg_sq)
         tail = (self.knobs, step_size, correction, self.online.layer_norm, (opt.beta1, opt.beta2), opt.eps)
         return head, tail
+
+    def _update_args(self) -> tuple[tuple, tuple]:
+        """update_args for the next Adam step (counted here)."""
+        step_size, correction = self.adam_scalars()
+        device = self.online.weights[0].device
+        # The step sizes as addcdiv's value: -lr / bias_correction1 in double, then float32.
+        step_size = torch.as_tensor(step_size, dtype=torch.float64, device=device).float()
+        return self.update_args(step_size, torch.tensor(correction, dtype=torch.float32, device=device))
 
     def __call__(self, batch: dict) -> UpdateResult:
         head, tail = self._update_args()

@@ -56,6 +56,12 @@ def in_diagnostic_window(config: AgentConfig, step: int) -> bool:
     return next_checkpoint // every - step // every < bursts
 
 
+def window_default_drift(target) -> np.ndarray:
+    """The window's drift entry of an update that measures none and syncs no target (K,): NaN
+    where the targets move on every update (unmeasured), 0 where they are a plain hard copy."""
+    return np.where(target.moves_every_update, np.nan, 0.0)
+
+
 class _Probe:
     """Fixed transitions of a random policy, shared by every seed: max |Q| and mean Q on their
     states, and how far their TD targets moved from one checkpoint to the next."""
@@ -144,18 +150,8 @@ class Recorder:
         self.episode_length[ended] = 0
 
     def gradient_update(self, step: int, batch: dict, result: UpdateResult, synced, online, target) -> np.ndarray:
-        """Window statistics of an update; returns the seeds it made diverge (K,) bool.
-
-        The moving target: how far this update (with any sync) moved the TD targets of the batch
-        it learned from, relative to their size. Measured at every sync and, where targets move on
-        every update, on the window's updates; otherwise exactly 0."""
-        moves = target.moves_every_update
-        measured = synced | (moves & in_diagnostic_window(self.config, step))
-        drift = np.where(moves, np.nan, 0.0)
-        if measured.any():
-            y_after = batch_targets(self.knobs, online, target.network, batch)
-            drift = np.where(measured, relative_change(y_after, result.td_target).cpu().numpy(), drift)
-        self.drift_meter.update(synced, drift)
+        """Window statistics of an update; returns the seeds it made diverge (K,) bool."""
+        drift = self._target_drift(step, lambda: batch, result.td_target, synced, online, target)
         self.window.record(
             result.loss,
             result.grad_norm,
@@ -164,11 +160,44 @@ class Recorder:
             step - 1 - batch["insert_step"],
             batch["terminated"],
             batch["obs"],
-            torch.from_numpy(np.where(synced, np.nan, drift)).to(self.device),
+            torch.from_numpy(drift).to(self.device),
         )
+        return self._diverged(step, result.loss, result.finite)
+
+    def gradient_update_recorded(self, step: int, batch_of, td_target, loss, finite, synced, online, target):
+        """gradient_update for a step graph that wrote the window's row itself (the loss, the
+        targets, the batch's ages, terminals and states, and window_default_drift); batch_of()
+        gives the batch when the drift is measured. Returns the seeds the update made diverge."""
+        row = self.window.count % self.window.size
+        self.window.count += 1
+        if synced.any() or self._measures_drift(step, target):
+            drift = self._target_drift(step, batch_of, td_target, synced, online, target)
+            self.window.target_drift[:, row] = torch.from_numpy(drift).to(self.device)
+        else:  # nothing measured, nothing synced: the graph's default row stands
+            self.drift_meter.update(synced, window_default_drift(target))
+        return self._diverged(step, loss, finite)
+
+    def _measures_drift(self, step: int, target) -> bool:
+        return bool(target.moves_every_update.any()) and in_diagnostic_window(self.config, step)
+
+    def _target_drift(self, step: int, batch_of, td_target, synced, online, target) -> np.ndarray:
+        """The moving target: how far this update (with any sync) moved the TD targets of the
+        batch it learned from, relative to their size. Measured at every sync and, where targets
+        move on every update, on the window's updates; otherwise exactly 0. Returns the window's
+        entry (NaN for a synced seed: its jump is counted by the drift meter)."""
+        moves = target.moves_every_update
+        measured = synced | (moves & in_diagnostic_window(self.config, step))
+        drift = window_default_drift(target)
+        if measured.any():
+            y_after = batch_targets(self.knobs, online, target.network, batch_of())
+            drift = np.where(measured, relative_change(y_after, td_target).cpu().numpy(), drift)
+        self.drift_meter.update(synced, drift)
+        return np.where(synced, np.nan, drift)
+
+    def _diverged(self, step: int, loss, finite: np.ndarray) -> np.ndarray:
         if self.trace_losses is not None:
-            self.trace_losses.append(result.loss.cpu().numpy())
-        bad = self.alive & ~result.finite
+            self.trace_losses.append(loss.cpu().numpy())
+        bad = self.alive & ~finite
         self.alive[bad] = False
         self.diverged_step[bad] = step
         return bad

@@ -21,9 +21,9 @@ import torch
 
 from agents.engine.compiled import BATCH_FIELDS, GRAPH_OPTIONS, CompiledUpdate, fused_update, use_persistent_cache
 from agents.engine.envs import StepResult
-from agents.engine.replay import ReplayBuffer
-from agents.engine.torch_envs import TorchCartPole, cartpole_physics
-from agents.engine.update import UpdateResult
+from agents.engine.networks import ALIGNMENT_BYTES
+from agents.engine.recorder import window_default_drift
+from agents.engine.torch_envs import RESET_BLOCK, TorchCartPole, cartpole_physics
 
 ENV_ID = "CartPole-v1"
 
@@ -36,6 +36,7 @@ def fuses(configs: list) -> bool:
         and all(c.n_step == 1 and c.uses_replay for c in configs)
         and len({c.replay_capacity for c in configs}) == 1
         and first.gradient_steps == 1
+        and first.total_env_steps < LARGEST_EXACT_STEP
         and not any(getattr(c, name) for c in configs for name in _BUG_FIELDS)
     )
 
@@ -50,6 +51,49 @@ _BUG_FIELDS = (
 )
 
 
+class PackedReplay:
+    """The fused path's replay: every transition one row of float32 (obs, next obs, action,
+    reward, terminated, truncated, insert step; padded to whole 64-byte lines), so sampling a
+    transition reads one cache line where the field-per-tensor ReplayBuffer reads seven. The
+    step graph writes and reads the rows; the host keeps the ring's counters."""
+
+    def __init__(self, num_seeds: int, capacity: int, obs_dim: int, device):
+        self.obs_dim, self.capacity = obs_dim, capacity
+        width = 2 * obs_dim + len(_SCALARS)
+        floats = ALIGNMENT_BYTES // 4
+        self.rows = torch.zeros((num_seeds, capacity, -(-width // floats) * floats), device=device)
+        self.position = 0  # next slot to write
+        self.size = 0  # slots written so far, at most capacity
+
+    def advance(self) -> None:
+        self.position = (self.position + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def fill(self) -> int:
+        return self.size
+
+
+# The scalar fields after a packed row's two observations, in order. Each is exact in float32:
+# actions and flags are small integers, and fuses() keeps the insert step below 2**24.
+_SCALARS = ("action", "reward", "terminated", "truncated", "insert_step")
+LARGEST_EXACT_STEP = 2**24
+
+
+def unpack(rows: torch.Tensor, obs_dim: int) -> dict[str, torch.Tensor]:
+    """A sampled batch (K, B, width) of packed rows as the update's fields, with their dtypes."""
+    d = obs_dim
+    scalars = dict(zip(_SCALARS, rows[..., 2 * d : 2 * d + len(_SCALARS)].unbind(-1)))
+    return {
+        "obs": rows[..., :d],
+        "next_obs": rows[..., d : 2 * d],
+        "action": scalars["action"].long(),
+        "reward": scalars["reward"],
+        "terminated": scalars["terminated"] != 0,
+        "truncated": scalars["truncated"] != 0,
+        "insert_step": scalars["insert_step"].long(),
+    }
+
+
 def _greedy(params: list[torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
     h = obs.unsqueeze(1)
     weights, biases = params[0::2], params[1::2]
@@ -60,46 +104,74 @@ def _greedy(params: list[torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
     return h.squeeze(1).argmax(1)
 
 
-def fused_step(carry: dict, draws: dict, clock: dict, update_args: tuple | None, limit: int):
-    """One env step of every seed, in place on the env state, the replay stores and (when
-    update_args is given) the networks and Adam's moments. Returns the step's (actions, next
-    obs, terminated, truncated) and, with an update, (batch, y, Q(s, a), loss, grad norm)."""
-    state, stores = carry["state"], carry["stores"]
+# The host's per-step inputs, one float64 row per seed (one array, one transfer): the two
+# exploration uniforms and epsilon; the step's counters, the same on every row (integers, exact
+# in float64): the replay's write slot, the 0-based env step, the replay's fill after this step's
+# store, the window's row for this step's update; on a training step the Adam step's scalars
+# (CompiledUpdate.adam_scalars, rounded to float32 in the graph as the compiled path rounds them)
+# and the batch's replay uniforms.
+EXPLORE, EPSILON, POSITION, ENV_STEP, FILL, WINDOW_ROW, STEP_SIZE, CORRECTION = (slice(0, 2), *range(2, 9))
+REPLAY = slice(9, None)
+
+
+def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | None, limit: int):
+    """One env step of every seed, in place on the env state, the packed replay, the env's reset
+    pointers and (with update_args) the networks, Adam's moments and the recorder's update
+    window. Returns (action, terminated, truncated) as one int64 (K, 3) tensor and, with an
+    update, (sampled rows, y, loss, finite). update_args: fused_update's arguments without the
+    batch and the Adam scalars (read from draws)."""
+    state, rows = carry["state"], carry["rows"]
+    position, env_step, fill, window_row = draws[0, POSITION : WINDOW_ROW + 1].long().unbind()
+    num_seeds, obs_dim = state.shape
+    seeds = torch.arange(num_seeds, device=state.device)
     obs = state.float()
     greedy = _greedy(carry["params"], obs)
-    uniforms = draws["explore"]
+    explore = draws[:, EXPLORE]
     # epsilon_greedy's rule: random where the first uniform is below epsilon.
-    random_action = (uniforms[:, 1] * carry["num_actions"]).long()
-    actions = torch.where(uniforms[:, 0] < draws["epsilon"], random_action, greedy)
+    random_action = (explore[:, 1] * carry["num_actions"]).long()
+    actions = torch.where(explore[:, 0] < draws[:, EPSILON], random_action, greedy)
     new_state, terminated, truncated, elapsed = cartpole_physics(state, actions, carry["elapsed"], limit)
-    next_obs = new_state.float()
-    seeds = torch.arange(state.shape[0], device=state.device)
-    position = clock["position"]
-    fields = {
-        "obs": obs,
-        "action": actions,
-        "reward": torch.ones_like(obs[:, 0]),
-        "next_obs": next_obs,
-        "terminated": terminated,
-        "truncated": truncated,
-        "insert_step": clock["env_step"].expand_as(actions),
-    }
-    for name, value in fields.items():
-        stores[name].index_put_((seeds, position), value)
-    state.copy_(new_state)
-    carry["elapsed"].copy_(elapsed)
-    step = (actions, next_obs, terminated, truncated)
+    scalars = (actions, torch.ones_like(obs[:, 0]), terminated, truncated, env_step.expand_as(actions))
+    row = torch.cat([obs, new_state.float(), torch.stack([s.float() for s in scalars], 1)], 1)
+    padding = rows.shape[2] - row.shape[1]
+    row = torch.nn.functional.pad(row, (0, padding))
+    rows.index_put_((seeds, position.expand_as(seeds)), row)
+    # An ended episode restarts from its env's next reset draw (the host refills used tables).
+    ended = terminated | truncated
+    used = carry["used"]
+    start = carry["table"][seeds, used]
+    state.copy_(torch.where(ended.unsqueeze(1), start, new_state))
+    carry["elapsed"].copy_(torch.where(ended, 0, elapsed))
+    used.add_(ended.long())
+    step = torch.stack((actions, terminated.long(), truncated.long()), 1)
     if update_args is None:
         return step, None
-    capacity = stores["obs"].shape[1]
-    flat = (draws["slots"] + seeds.unsqueeze(1) * capacity).reshape(-1)
-    batch = {}
-    for name, store in stores.items():
-        rows = store.reshape(-1, *store.shape[2:]).index_select(0, flat)
-        batch[name] = rows.view(*draws["slots"].shape, *store.shape[2:])
-    head, tail = update_args[:4], update_args[4:]
+    # Replay slots floor(u * fill), as replay.uniform_indices: the transition just stored counts.
+    capacity = rows.shape[1]
+    slots = (draws[:, REPLAY] * fill.double()).long()
+    flat = (slots + seeds.unsqueeze(1) * capacity).reshape(-1)
+    sampled = rows.reshape(-1, rows.shape[2]).index_select(0, flat).view(*slots.shape, rows.shape[2])
+    batch = unpack(sampled, obs_dim)
+    step_size, correction = draws[:, STEP_SIZE].float(), draws[0, CORRECTION].float()
+    head, tail = update_args[:4], (update_args[4], step_size, correction, *update_args[5:])
     update_batch = {name: batch[name] for name in BATCH_FIELDS if name in batch}
-    return step, (batch, *fused_update(*head, update_batch, *tail))
+    y, prediction, loss, grad_norm = fused_update(*head, update_batch, *tail)
+    # The recorder's window row of this update (UpdateWindow.record's fields).
+    written = {
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "td_target": y,
+        "td_error": prediction - y,
+        "sample_age": env_step - batch["insert_step"],
+        "terminal": batch["terminated"],
+        "states": batch["obs"],
+        "target_drift": window["default_drift"],
+    }
+    at = window_row.view(1)
+    for name, value in written.items():
+        window[name].index_copy_(1, at, value.unsqueeze(1))
+    finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
+    return step, (sampled, y, loss, finite)
 
 
 @functools.cache
@@ -109,89 +181,88 @@ def _compiled_step():
 
 
 class FusedStep:
-    """The loop's env step on the fused path: acting, env, store and (when training) sample and
-    update in one graph call; the env's resets and the replay's counters on the host."""
+    """The loop's env step on the fused path: acting, env, store and (when training) sample,
+    update and the recorder's window row in one graph call; the reset tables' refills, the
+    replay's counters and the recorder's episode log on the host."""
 
-    def __init__(self, update: CompiledUpdate, buffer: ReplayBuffer, env: TorchCartPole, num_actions: int):
-        self.update, self.buffer, self.env = update, buffer, env
-        self.num_actions = num_actions
+    def __init__(self, update: CompiledUpdate, replay: PackedReplay, env: TorchCartPole, recorder, target):
+        self.update, self.replay, self.env, self.recorder = update, replay, env, recorder
+        device = replay.rows.device
+        # The env's reset pointers as a tensor the graph advances (a view of the numpy array on the CPU).
+        self.used = torch.from_numpy(env._used).to(device)
+        window = recorder.window
+        self.window = {name: getattr(window, name) for name in _WINDOW_FIELDS}
+        self.window["default_drift"] = torch.from_numpy(window_default_drift(target)).to(device)
+        self.carry = {
+            "params": update.online.tensors(),
+            "state": env._state,
+            "elapsed": env._elapsed,
+            "rows": replay.rows,
+            "table": env._table,
+            "used": self.used,
+            "num_actions": env.spec.num_actions,
+        }
+        head, tail = update.update_args(None, None)
+        # fused_update's arguments but the batch and the Adam scalars: the same tensors every step
+        # (updated in place), so they are gathered once.
+        self.update_args = (*head, tail[0], *tail[3:])
+        # The per-step inputs (the columns of EXPLORE ... REPLAY), written in place every step.
+        self.inputs = np.zeros((env.num_envs, REPLAY.start + recorder.config.batch_size))
         self._function = _compiled_step()
         self._seen: set[bool] = set()  # graphs called so far: without and with an update
 
     def __call__(self, env_step: int, uniforms: np.ndarray, epsilon: np.ndarray, replay_uniforms):
-        """Step every env (and update when replay_uniforms is not None): the StepResult, the
-        actions (numpy) and (batch, UpdateResult) or None."""
-        buffer, env, device = self.buffer, self.env, self.buffer.obs.device
-        stores = {name: getattr(buffer, name) for name in ReplayBuffer.FIELDS}
-        carry = {
-            "params": self.update.online.tensors(),
-            "state": env._state,
-            "elapsed": env._elapsed,
-            "stores": stores,
-            "num_actions": self.num_actions,
-        }
-        draws = {
-            "explore": torch.from_numpy(np.ascontiguousarray(uniforms)).to(device),
-            "epsilon": torch.from_numpy(np.asarray(epsilon, dtype=np.float64)).to(device),
-        }
-        clock = {
-            "position": torch.tensor(buffer.position, device=device),
-            "env_step": torch.tensor(env_step, device=device),
-        }
-        update_args = None
-        if replay_uniforms is not None:
-            # Sampled after the store, as replay.sample_batch: the transition just stored counts.
-            fill = min(buffer.size + 1, buffer.capacity)
-            draws["slots"] = torch.from_numpy((replay_uniforms * fill).astype(np.int64)).to(device)
-            head, tail = self.update._update_args()
-            update_args = (*head, *tail)
-        learning = update_args is not None
+        """Step every env (and update when replay_uniforms is not None): (actions, terminated,
+        truncated) as numpy arrays and, with an update, (sampled rows, y, loss, finite)."""
+        replay, update, inputs = self.replay, self.update, self.inputs
+        inputs[:, EXPLORE] = uniforms
+        inputs[:, EPSILON] = epsilon
+        window_row = self.recorder.window.count % self.recorder.window.size
+        fill = min(replay.size + 1, replay.capacity)  # after this step's store
+        inputs[:, POSITION : WINDOW_ROW + 1] = (replay.position, env_step, fill, window_row)
+        learning = replay_uniforms is not None
+        update_args, window, columns = None, None, REPLAY.start
+        if learning:
+            inputs[:, STEP_SIZE], inputs[:, CORRECTION] = update.adam_scalars()
+            inputs[:, REPLAY] = replay_uniforms
+            update_args, window, columns = self.update_args, self.window, inputs.shape[1]
+        draws = torch.from_numpy(inputs[:, :columns]).to(replay.rows.device)
         first = learning not in self._seen
         if first:  # one graph for every K >= 2, timed apart (compile or cache load)
-            self._mark(carry, draws, update_args)
+            self._mark(draws, update_args)
             self._seen.add(learning)
         started = time.perf_counter()
-        step, update = self._function(carry, draws, clock, update_args, env.spec.max_episode_steps)
+        step, trained = self._function(self.carry, draws, update_args, window, self.env.spec.max_episode_steps)
         if first:
-            self.update.timer.seconds += time.perf_counter() - started
-        buffer.inserted += 1
-        buffer.position = (buffer.position + 1) % buffer.capacity
-        buffer.size = min(buffer.size + 1, buffer.capacity)
-        actions, next_obs, terminated, truncated = step
-        result = self._finish_envs(next_obs, terminated, truncated)
-        if update is None:
-            return result, actions.cpu().numpy(), None
-        batch, y, prediction, loss, grad_norm = update
-        return result, actions.cpu().numpy(), (batch, UpdateResult(y, prediction, loss, grad_norm))
+            update.timer.seconds += time.perf_counter() - started
+        replay.advance()
+        actions, terminated, truncated = step.cpu().numpy().T
+        self._refill_reset_tables()
+        return actions, terminated.astype(bool), truncated.astype(bool), trained
 
-    @staticmethod
-    def _mark(carry: dict, draws: dict, update_args: tuple | None) -> None:
-        tensors = [carry["state"], carry["elapsed"], *carry["stores"].values(), *carry["params"], *draws.values()]
+    def _refill_reset_tables(self) -> None:
+        """Draw new reset states for the envs that used their last one this step."""
+        used = self.used.cpu().numpy()
+        exhausted = np.flatnonzero(used == RESET_BLOCK)
+        if exhausted.size:
+            self.env._draw(exhausted)
+            self.used[torch.from_numpy(exhausted).to(self.used.device)] = 0
+
+    def _mark(self, draws: torch.Tensor, update_args: tuple | None) -> None:
+        carry = self.carry
+        tensors = [carry["state"], carry["elapsed"], carry["rows"], carry["table"], self.used, *carry["params"], draws]
         if update_args is not None:
             for arg in update_args[:4]:
                 tensors += list(arg or [])
             tensors += [k for k in update_args[4] if torch.is_tensor(k)]
-            if update_args[5].dim() > 0:
-                tensors.append(update_args[5])
+            tensors += list(self.window.values())
         for tensor in tensors:
             if tensor.dim() > 0:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
 
-    def _finish_envs(self, next_obs, terminated, truncated) -> StepResult:
-        """Reset the envs whose episode ended (their next start from the env's reset table)."""
-        env = self.env
-        ended = np.flatnonzero((terminated | truncated).cpu().numpy())
-        obs = next_obs
-        if ended.size:
-            index = torch.from_numpy(ended).to(env._state.device)
-            starts = env._next_starts(ended)
-            env._state[index] = starts
-            env._elapsed[index] = 0
-            obs = next_obs.clone()
-            obs[index] = starts.float()
-        arrays = (next_obs, terminated, truncated, obs)
-        next_obs, terminated, truncated, obs = (a.cpu().numpy() for a in arrays)
-        return StepResult(next_obs, np.ones(env.num_envs), terminated, truncated, obs)
+
+# UpdateWindow's rings the step graph writes.
+_WINDOW_FIELDS = ("loss", "grad_norm", "td_target", "td_error", "sample_age", "terminal", "states", "target_drift")
 
 
 def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> list:
@@ -213,11 +284,12 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
     update = CompiledUpdate(knobs, online, target.network, optimizer)
     explore = UniformBlocks([s.explore for s in streams], width=2)
     replay_uniforms = UniformBlocks([s.replay for s in streams], width=config.batch_size)
-    buffer = ReplayBuffer(num_seeds, knobs.capacity, spec.obs_dim, device)
+    replay = PackedReplay(num_seeds, int(np.max(knobs.capacity)), spec.obs_dim, device)
     recorder = Recorder(members, knobs, spec, device, trace)
     env = TorchCartPole(spec, num_seeds, device)
     env.reset([s.env_reset_seed for s in streams])
-    step_graph = FusedStep(update, buffer, env, spec.num_actions)
+    step_graph = FusedStep(update, replay, env, recorder, target)
+    rewards = np.ones(num_seeds)
     updates = 0
     for t in range(config.total_env_steps):
         uniforms = explore.next()
@@ -227,19 +299,21 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         target.sync_before_updates(online, clock, step, updates)
         trains = config.trains_at(clock)
         draws = replay_uniforms.next() if trains else None
-        result, actions, trained = step_graph(t, uniforms, knobs.epsilon(t), draws)
-        recorder.env_step(t, actions, result)
+        actions, terminated, truncated, trained = step_graph(t, uniforms, knobs.epsilon(t), draws)
+        recorder.env_step(t, actions, StepResult(None, rewards, terminated, truncated, None))
         if trained is not None:
-            batch, result_of_update = trained
+            sampled, y, loss, finite = trained
             updates += 1
             synced = target.after_update(online, updates, step)
             if on_update is not None:
                 on_update(step, updates, online, target.network)
-            diverged = recorder.gradient_update(step, batch, result_of_update, synced, online, target)
+            batch_of = functools.partial(unpack, sampled, spec.obs_dim)
+            finite = finite.cpu().numpy()
+            diverged = recorder.gradient_update_recorded(step, batch_of, y, loss, finite, synced, online, target)
             if diverged.any():
                 stop_seeds(diverged, online, target.network, optimizer)
         target.sync_after_updates(online, clock, step, updates)
-        all_finished = recorder.end_of_step(step, updates, online, target, buffer)
+        all_finished = recorder.end_of_step(step, updates, online, target, replay)
         if progress is not None:
             progress(1)
         if all_finished:

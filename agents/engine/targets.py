@@ -22,7 +22,8 @@ class TargetNetwork:
     def __init__(self, knobs: SeedKnobs, online: MLPParams, device):
         self.knobs = knobs
         self.network = online.clone() if knobs.any_target else None
-        self.mirrored = torch.from_numpy(~knobs.has_target).to(device) if self.network is not None else None
+        self.mirrored_seeds = ~knobs.has_target
+        self.device = device
         # Polyak seeds by tau (a stale-target seed is never averaged), (K,) bool each.
         self.polyak_groups = [
             (tau, (knobs.tau == tau) & ~knobs.stale_target)
@@ -49,19 +50,18 @@ class TargetNetwork:
         """Hard-copy online into the due hard seeds' targets (and the mirrored seeds' after an
         update) and average the due polyak seeds'; returns the hard seeds copied (K,) bool."""
         copied = due & self.knobs.hard
-        mask = torch.from_numpy(copied).to(self.mirrored.device)
-        if mirror:
-            mask = mask | self.mirrored
-        if bool(mask.all()):
+        # Decided on the host (numpy) first: most updates sync no seed.
+        copying = copied | self.mirrored_seeds if mirror else copied
+        if copying.all():
             self.network.copy_(online)
-        elif bool(mask.any()):
-            self.network.copy_seeds_(online, mask)
+        elif copying.any():
+            self.network.copy_seeds_(online, torch.from_numpy(copying).to(self.device))
         for tau, seeds_with_tau in self.polyak_groups:
             averaged = seeds_with_tau & due
             if averaged.all():
                 self.network.polyak_(online, tau)
             elif averaged.any():
-                self.network.polyak_seeds_(online, tau, torch.from_numpy(averaged).to(self.mirrored.device))
+                self.network.polyak_seeds_(online, tau, torch.from_numpy(averaged).to(self.device))
         return copied
 
     def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
