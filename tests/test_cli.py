@@ -105,3 +105,12 @@ ALIASES = [["agents", "variants"], ["agents.bench", "--help"], ["ablations.known
 def test_the_old_entry_points_are_aliases(alias):
     out = subprocess.run([sys.executable, "-m", *alias], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def test_importing_the_main_modules_runs_no_command():
+    # A child that multiprocessing spawns (bench, path-equivalence) imports the parent's main
+    # module as __mp_main__: running the command there again broke `python -m ablations bench`.
+    import importlib
+
+    for name in ("ablations.__main__", "agents.__main__"):
+        importlib.import_module(name)
