@@ -41,7 +41,9 @@ def test_each_member_of_a_mixed_family_equals_its_solo_fused_run():
 
 
 # The fast path's tolerances (tests/test_fast_path.py), fixed there before either path was run.
-@pytest.mark.parametrize("variant", ["article-target", "replay-target-double", "replay-target-huber-clip"])
+@pytest.mark.parametrize(
+    "variant", ["article-target", "replay-target-double", "replay-target-huber-clip", "replay-layernorm"]
+)
 def test_the_fused_path_agrees_with_the_exact_path_within_float_tolerance(variant):
     config, seeds = get_variant(variant).config, [0, 1, 2, 3]
     exact, fused = run(config, seeds, path="exact"), run(config, seeds, path="fused")

@@ -98,7 +98,7 @@ def _hidden(h: torch.Tensor, layer_norm: bool, norms: list | None = None) -> tor
     return normed.relu()
 
 
-def _forward(weights, biases, x, layer_norm: bool, norms: list | None = None) -> list[torch.Tensor]:
+def forward_layers(weights, biases, x, layer_norm: bool, norms: list | None = None) -> list[torch.Tensor]:
     """Every layer's input and the Q-values: [x, a1, ..., q]."""
     acts = [x]
     last = len(weights) - 1
@@ -149,10 +149,10 @@ def fused_update(
     weights, biases = params[0::2], params[1::2]
     # Bellman targets, as bellman.td_targets computes them.
     evaluator = target if target is not None else params
-    q_next = _forward(evaluator[0::2], evaluator[1::2], batch["next_obs"], layer_norm)[-1]
+    q_next = forward_layers(evaluator[0::2], evaluator[1::2], batch["next_obs"], layer_norm)[-1]
     bootstrap = q_next.max(2).values
     if knobs.double_q is True or torch.is_tensor(knobs.double_q):
-        best = _forward(weights, biases, batch["next_obs"], layer_norm)[-1].argmax(2, keepdim=True)
+        best = forward_layers(weights, biases, batch["next_obs"], layer_norm)[-1].argmax(2, keepdim=True)
         chosen = q_next.gather(2, best).squeeze(2)
         bootstrap = chosen if knobs.double_q is True else torch.where(knobs.double_q, chosen, bootstrap)
     mask = bootstrap_mask(knobs, batch["terminated"], batch["truncated"])
@@ -160,7 +160,7 @@ def fused_update(
     y = batch["reward"] + discount * bootstrap * (1.0 - mask.float())
     # The loss and its gradient, backward by hand (update.gradient_step's order).
     norms: list = []
-    acts = _forward(weights, biases, batch["obs"], layer_norm, norms)
+    acts = forward_layers(weights, biases, batch["obs"], layer_norm, norms)
     q = acts[-1]
     action_index = batch["action"].unsqueeze(2)
     prediction = q.gather(2, action_index).squeeze(2)

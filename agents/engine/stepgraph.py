@@ -19,7 +19,14 @@ import time
 import numpy as np
 import torch
 
-from agents.engine.compiled import BATCH_FIELDS, GRAPH_OPTIONS, CompiledUpdate, fused_update, use_persistent_cache
+from agents.engine.compiled import (
+    BATCH_FIELDS,
+    GRAPH_OPTIONS,
+    CompiledUpdate,
+    forward_layers,
+    fused_update,
+    use_persistent_cache,
+)
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
 from agents.engine.recorder import window_default_drift
@@ -94,14 +101,9 @@ def unpack(rows: torch.Tensor, obs_dim: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _greedy(params: list[torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
-    h = obs.unsqueeze(1)
-    weights, biases = params[0::2], params[1::2]
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-        if i < len(weights) - 1:
-            h = h.relu()
-    return h.squeeze(1).argmax(1)
+def _greedy(params: list[torch.Tensor], obs: torch.Tensor, layer_norm: bool) -> torch.Tensor:
+    """Each seed's greedy action for its one observation (K, obs_dim): the update's forward pass."""
+    return forward_layers(params[0::2], params[1::2], obs.unsqueeze(1), layer_norm)[-1].squeeze(1).argmax(1)
 
 
 # The host's per-step inputs, one float64 row per seed (one array, one transfer): the two
@@ -125,7 +127,7 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
     num_seeds, obs_dim = state.shape
     seeds = torch.arange(num_seeds, device=state.device)
     obs = state.float()
-    greedy = _greedy(carry["params"], obs)
+    greedy = _greedy(carry["params"], obs, carry["layer_norm"])
     explore = draws[:, EXPLORE]
     # epsilon_greedy's rule: random where the first uniform is below epsilon.
     random_action = (explore[:, 1] * carry["num_actions"]).long()
@@ -201,6 +203,7 @@ class FusedStep:
             "table": env._table,
             "used": self.used,
             "num_actions": env.spec.num_actions,
+            "layer_norm": update.online.layer_norm,
         }
         head, tail = update.update_args(None, None)
         # fused_update's arguments but the batch and the Adam scalars: the same tensors every step
