@@ -1,12 +1,14 @@
 """The engine's fused path: the compiled path with the whole env step in one compiled graph.
 
 `train(config, seeds, path="fused")` runs acting (the online network's greedy action and each
-seed's epsilon draw), CartPole's physics, the replay store, the sample and the compiled path's
-update (agents/engine/compiled.py) as one TorchInductor graph per env step, with a dynamic seed
-axis and the same user compile cache. The host keeps what reads the host: each seed's own random
-draws (the UniformBlocks rows and the env's reset table, agents/engine/torch_envs.py), target
-syncs, divergence stops, the recorder. CartPole steps with torch's trig inside the graph (within
-an ulp of gymnasium's, not identical), so the path agrees with the others within float
+seed's epsilon draw), CartPole's physics, the restart of ended episodes from each env's reset
+table, the replay store (one packed row per transition: PackedReplay), the sample, the compiled
+path's update (agents/engine/compiled.py) and the recorder's update window as one TorchInductor
+graph per env step, with a dynamic seed axis and the same user compile cache. The host keeps
+what reads the host: each seed's own random draws (the UniformBlocks rows, and refilling a used
+up reset table from the env's generator), target syncs and the drift they cause, divergence
+stops, the episode log and checkpoints. CartPole steps with torch's trig inside the graph
+(within an ulp of gymnasium's, not identical), so the path agrees with the others within float
 tolerance. Runs it does not cover (another env, an injected bug, n-step windows, per-seed
 replay capacities, more than one update per training step, no replay) take the compiled path.
 """
