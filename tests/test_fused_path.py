@@ -27,9 +27,11 @@ def test_a_seed_is_bit_identical_alone_and_in_batches_of_any_width():
 
 
 def test_each_member_of_a_mixed_family_equals_its_solo_fused_run():
+    # Polyak averaging and a member without a target network (its target mirrors online) make
+    # the step graph apply the target rule; the hard-target members then sync in the graph too.
     members = {
-        "article-target": ARTICLE_TARGET.replace(**SHORT),
-        "replay-target-double": get_variant("replay-target-double").config.replace(**SHORT),
+        name: get_variant(name).config.replace(**SHORT)
+        for name in ("article-target", "replay-target-double", "replay-polyak", "article-replay")
     }
     seeds = [5, 6]
     records = train_family([(config, seeds) for config in members.values()], trace=True, path="fused")
@@ -42,7 +44,8 @@ def test_each_member_of_a_mixed_family_equals_its_solo_fused_run():
 
 # The fast path's tolerances (tests/test_fast_path.py), fixed there before either path was run.
 @pytest.mark.parametrize(
-    "variant", ["article-target", "replay-target-double", "replay-target-huber-clip", "replay-layernorm"]
+    "variant",
+    ["article-target", "replay-target-double", "replay-target-huber-clip", "replay-layernorm", "replay-polyak"],
 )
 def test_the_fused_path_agrees_with_the_exact_path_within_float_tolerance(variant):
     config, seeds = get_variant(variant).config, [0, 1, 2, 3]

@@ -113,9 +113,12 @@ def _greedy(params: list[torch.Tensor], obs: torch.Tensor, layer_norm: bool) -> 
 # in float64): the replay's write slot, the 0-based env step, the replay's fill after this step's
 # store, the window's row for this step's update; on a training step the Adam step's scalars
 # (CompiledUpdate.adam_scalars, rounded to float32 in the graph as the compiled path rounds them)
-# and the batch's replay uniforms.
+# and, where the step graph applies the target rule (TargetNetwork.changes_every_update), each
+# seed's target rule for this update (TargetNetwork.plan_after_update: copied or not, 1 - tau
+# and tau, rounded to float32 as polyak_'s scalars are); then the batch's replay uniforms.
 EXPLORE, EPSILON, POSITION, ENV_STEP, FILL, WINDOW_ROW, STEP_SIZE, CORRECTION = (slice(0, 2), *range(2, 9))
-REPLAY = slice(9, None)
+COPY, KEEP, TAU = range(9, 12)
+REPLAY = slice(12, None)
 
 
 def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | None, limit: int):
@@ -160,6 +163,8 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
     head, tail = update_args[:4], (update_args[4], step_size, correction, *update_args[5:])
     update_batch = {name: batch[name] for name in BATCH_FIELDS if name in batch}
     y, prediction, loss, grad_norm = fused_update(*head, update_batch, *tail)
+    if carry["target_rule"]:
+        _apply_target_rule(update_args[0], update_args[1], draws)
     # The recorder's window row of this update (UpdateWindow.record's fields).
     written = {
         "loss": loss,
@@ -176,6 +181,17 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
         window[name].index_copy_(1, at, value.unsqueeze(1))
     finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
     return step, (sampled, y, loss, finite)
+
+
+def _apply_target_rule(params: list[torch.Tensor], target: list[torch.Tensor], draws: torch.Tensor) -> None:
+    """After the update: the copied seeds' targets become online, the averaged ones
+    (1 - tau) * target + tau * online (MLPParams.polyak_), the others stay as they are."""
+    copy, averaged = draws[:, COPY] != 0, draws[:, TAU] != 0
+    keep, tau = draws[:, KEEP].float(), draws[:, TAU].float()
+    for t, p in zip(target, params):
+        shape = (-1,) + (1,) * (t.dim() - 1)
+        moved = torch.where(averaged.view(shape), t * keep.view(shape) + p * tau.view(shape), t)
+        t.copy_(torch.where(copy.view(shape), p, moved))
 
 
 @functools.cache
@@ -206,6 +222,7 @@ class FusedStep:
             "used": self.used,
             "num_actions": env.spec.num_actions,
             "layer_norm": update.online.layer_norm,
+            "target_rule": target.changes_every_update,
         }
         head, tail = update.update_args(None, None)
         # fused_update's arguments but the batch and the Adam scalars: the same tensors every step
@@ -216,9 +233,14 @@ class FusedStep:
         self._function = _compiled_step()
         self._seen: set[bool] = set()  # graphs called so far: without and with an update
 
-    def __call__(self, env_step: int, uniforms: np.ndarray, epsilon: np.ndarray, replay_uniforms):
+    @property
+    def applies_target_rule(self) -> bool:
+        return self.carry["target_rule"]
+
+    def __call__(self, env_step: int, uniforms: np.ndarray, epsilon: np.ndarray, replay_uniforms, target_plan=None):
         """Step every env (and update when replay_uniforms is not None): (actions, terminated,
-        truncated) as numpy arrays and, with an update, (sampled rows, y, loss, finite)."""
+        truncated) as numpy arrays and, with an update, (sampled rows, y, loss, finite).
+        target_plan: TargetNetwork.plan_after_update's masks, when the graph applies the rule."""
         replay, update, inputs = self.replay, self.update, self.inputs
         inputs[:, EXPLORE] = uniforms
         inputs[:, EPSILON] = epsilon
@@ -230,6 +252,9 @@ class FusedStep:
         if learning:
             inputs[:, STEP_SIZE], inputs[:, CORRECTION] = update.adam_scalars()
             inputs[:, REPLAY] = replay_uniforms
+            if target_plan is not None:
+                _, copying, taus = target_plan
+                inputs[:, COPY], inputs[:, KEEP], inputs[:, TAU] = copying, 1.0 - taus, taus
             update_args, window, columns = self.update_args, self.window, inputs.shape[1]
         draws = torch.from_numpy(inputs[:, :columns]).to(replay.rows.device)
         first = learning not in self._seen
@@ -304,12 +329,14 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         target.sync_before_updates(online, clock, step, updates)
         trains = config.trains_at(clock)
         draws = replay_uniforms.next() if trains else None
-        actions, terminated, truncated, trained = step_graph(t, uniforms, knobs.epsilon(t), draws)
+        # Where the graph applies the target rule, the host decides which seeds it changes first.
+        plan = target.plan_after_update(updates + 1, step) if trains and step_graph.applies_target_rule else None
+        actions, terminated, truncated, trained = step_graph(t, uniforms, knobs.epsilon(t), draws, plan)
         recorder.env_step(t, actions, StepResult(None, rewards, terminated, truncated, None))
         if trained is not None:
             sampled, y, loss, finite = trained
             updates += 1
-            synced = target.after_update(online, updates, step)
+            synced = plan[0] if plan is not None else target.after_update(online, updates, step)
             if on_update is not None:
                 on_update(step, updates, online, target.network)
             batch_of = functools.partial(unpack, sampled, spec.obs_dim)

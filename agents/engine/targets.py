@@ -46,23 +46,45 @@ class TargetNetwork:
         knobs = self.knobs
         return (knobs.sync_unit == unit) & (count % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
 
+    def _plan(self, due: np.ndarray, mirror: bool) -> tuple[np.ndarray, np.ndarray, list]:
+        """What a sync of the due seeds does, decided on the host: the hard seeds it copies, every
+        seed it copies (with the mirrored ones after an update) and the (tau, seeds) it averages."""
+        copied = due & self.knobs.hard
+        copying = copied | self.mirrored_seeds if mirror else copied
+        return copied, copying, [(tau, seeds & due) for tau, seeds in self.polyak_groups]
+
     def _sync(self, online: MLPParams, due: np.ndarray, mirror: bool) -> np.ndarray:
         """Hard-copy online into the due hard seeds' targets (and the mirrored seeds' after an
         update) and average the due polyak seeds'; returns the hard seeds copied (K,) bool."""
-        copied = due & self.knobs.hard
+        copied, copying, averaged = self._plan(due, mirror)
         # Decided on the host (numpy) first: most updates sync no seed.
-        copying = copied | self.mirrored_seeds if mirror else copied
         if copying.all():
             self.network.copy_(online)
         elif copying.any():
             self.network.copy_seeds_(online, torch.from_numpy(copying).to(self.device))
-        for tau, seeds_with_tau in self.polyak_groups:
-            averaged = seeds_with_tau & due
-            if averaged.all():
+        for tau, seeds in averaged:
+            if seeds.all():
                 self.network.polyak_(online, tau)
-            elif averaged.any():
-                self.network.polyak_seeds_(online, tau, torch.from_numpy(averaged).to(self.device))
+            elif seeds.any():
+                self.network.polyak_seeds_(online, tau, torch.from_numpy(seeds).to(self.device))
         return copied
+
+    @property
+    def changes_every_update(self) -> bool:
+        """Whether some seed's target changes after every update (mirrored or averaged), so a
+        step graph applies the rule itself rather than the host after each update."""
+        return self.network is not None and bool(self.mirrored_seeds.any() or self.polyak_groups)
+
+    def plan_after_update(self, updates: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """after_update for a caller that applies the rule itself: the hard seeds it syncs (K,)
+        bool (recorded as synced), every seed whose target becomes a copy of online, and each
+        seed's Polyak tau for this update (0 where none)."""
+        copied, copying, averaged = self._plan(self._due("updates", updates), mirror=True)
+        taus = np.zeros(len(copied))
+        for tau, seeds in averaged:
+            taus[seeds] = tau
+        self.last_sync_update[copied], self.last_sync_step[copied] = updates, step
+        return copied, copying, taus
 
     def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
         """Sync the seeds whose period counts env steps in `unit` ("env_steps" before the step's
