@@ -25,9 +25,9 @@ from agents.engine.compiled import (
     BATCH_FIELDS,
     GRAPH_OPTIONS,
     CompiledUpdate,
+    configure_compiler,
     forward_layers,
     fused_update,
-    use_persistent_cache,
 )
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
@@ -180,7 +180,7 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
 
 @functools.cache
 def _compiled_step():
-    use_persistent_cache()
+    configure_compiler()
     return torch.compile(fused_step, fullgraph=True, options=GRAPH_OPTIONS)
 
 
