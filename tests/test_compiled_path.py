@@ -97,3 +97,15 @@ def test_the_compiled_path_trains_on_a_cuda_device():
     config = get_variant("article-target").config.replace(device="cuda")
     record = run(config, list(range(8)), total_env_steps=300, eval_period=300)
     assert np.isfinite(record.trace_losses).all()
+
+
+def test_a_process_may_compile_a_graph_for_many_knob_sets():
+    # One graph per set of knobs that are Python values: a diagnosis worker down the ladder
+    # compiles more than dynamo's default 8 per function, and fullgraph raises past the limit.
+    from agents.engine.compiled import configure_compiler
+
+    configure_compiler()
+    scaled = torch.compile(lambda x, knob: x * len(knob), fullgraph=True)
+    x = torch.ones(3)
+    for size in range(12):  # a string is always a static value: one graph each
+        assert scaled(x, "k" * size).sum().item() == 3 * size

@@ -51,17 +51,27 @@ def compile_cache_dir() -> Path:
     return Path(base) / "dqn-ablations" / "torch-compile"
 
 
-def use_persistent_cache() -> Path:
-    """Point TorchInductor's caches at compile_cache_dir (unless the user set them) and turn on
-    the FX graph and AOTAutograd caches; returns the folder."""
+# Graphs dynamo may keep per compiled function. There is one per network shape and set of knobs
+# that are Python values (and with or without an update, for the step graph), so a process that
+# trains many variants (a diagnosis worker down the ladder, a test session) needs more than
+# dynamo's default of 8; past the limit a fullgraph compile raises instead of training.
+GRAPHS_PER_FUNCTION = 256
+
+
+def configure_compiler() -> Path:
+    """Point TorchInductor's caches at compile_cache_dir (unless the user set them), turn on
+    the FX graph and AOTAutograd caches and allow GRAPHS_PER_FUNCTION graphs; returns the folder."""
     folder = compile_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder))
+    import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
     functorch_config.enable_autograd_cache = True
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, GRAPHS_PER_FUNCTION)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, GRAPHS_PER_FUNCTION)
     return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
@@ -232,7 +242,7 @@ BATCH_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated"
 def _compiled():
     """fused_update compiled once per process; dynamo keeps one graph per set of static knobs
     and network shape, and (marked by the caller) a dynamic seed axis."""
-    use_persistent_cache()
+    configure_compiler()
     return torch.compile(fused_update, fullgraph=True, options=GRAPH_OPTIONS)
 
 

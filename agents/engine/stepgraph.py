@@ -25,9 +25,9 @@ from agents.engine.compiled import (
     BATCH_FIELDS,
     GRAPH_OPTIONS,
     CompiledUpdate,
+    configure_compiler,
     forward_layers,
     fused_update,
-    use_persistent_cache,
 )
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
@@ -196,7 +196,7 @@ def _apply_target_rule(params: list[torch.Tensor], target: list[torch.Tensor], d
 
 @functools.cache
 def _compiled_step():
-    use_persistent_cache()
+    configure_compiler()
     return torch.compile(fused_step, fullgraph=True, options=GRAPH_OPTIONS)
 
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from agents.engine.compiled import GRAPH_OPTIONS, UpdateKnobs, fused_update, use_persistent_cache
+from agents.engine.compiled import GRAPH_OPTIONS, UpdateKnobs, configure_compiler, fused_update
 from agents.engine.networks import init_params, layer_sizes
 from agents.engine.torch_envs import cartpole_physics
 
@@ -65,7 +65,7 @@ def train_step(carry: dict, draws: dict, schedule: dict, knobs: UpdateKnobs, lea
 def measure(num_seeds: int, total_env_steps: int, config) -> dict:
     """Compile (or load) the step graph with a short run, then time a run: seconds for each,
     agent-steps per second of wall time and of this process's CPU time."""
-    use_persistent_cache()
+    configure_compiler()
     torch.set_flush_denormal(True)
     compiled = torch.compile(train_step, fullgraph=True, options=GRAPH_OPTIONS)
     started = time.perf_counter()
