@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from agents.engine.fastpath import PATHS
+from agents.config import ENGINE_PATHS
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--ablation-engine-path",
-        choices=PATHS,
+        choices=ENGINE_PATHS,
         default="exact",
         help="the engine path runs train on: exact (default; bit-identical to the textbook DQN), or fast, "
         "compiled or fused (faster; equal to exact within float tolerance, in distribution over a "

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as scipy_stats
 
+from agents.config import ENGINE_PATHS
 from reports.analysis.stats import ALPHA, wilson_interval
 
 # Fixed before any path comparison was run. A tenth of CartPole-v1's return range (0-500): a
@@ -44,7 +45,6 @@ LATE_RETURN_MARGIN = 50.0
 # tightest margin two equal counts can be shown within (the interval's half-width is near 0.3).
 OUTCOME_RATE_MARGIN = 0.35
 OUTCOMES = ("success", "soft_diverged", "collapsed")
-PATHS = ("exact", "fast", "compiled", "fused")
 
 
 def tost_means(x, y, margin: float, alpha: float = ALPHA) -> dict:
@@ -143,7 +143,8 @@ def _write_json(file: Path, data: dict) -> None:
 
 
 def _table(folder: Path) -> int:
-    summaries = {p: json.loads((folder / f"{p}.json").read_text()) for p in PATHS if (folder / f"{p}.json").exists()}
+    files = {path: folder / f"{path}.json" for path in ENGINE_PATHS}
+    summaries = {path: json.loads(file.read_text()) for path, file in files.items() if file.exists()}
     if "exact" not in summaries:
         print(f"--out {folder}: no exact.json there (train the exact path first)", file=sys.stderr)
         return 2
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="article-target", help="the preset trained on every path")
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 on every path")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: the preset's)")
-    parser.add_argument("--paths", default=",".join(PATHS), help="paths to train, comma-separated")
+    parser.add_argument("--paths", default=",".join(ENGINE_PATHS), help="paths to train, comma-separated")
     parser.add_argument("--out", required=True, help="folder for the runs, their summaries and verdicts.json")
     parser.add_argument("--table", action="store_true", help="only print the verdicts of a folder's runs")
     args = parser.parse_args(argv)
@@ -193,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--variant={args.variant!r} is invalid: not a preset (see dqn-ablations variants)", file=sys.stderr)
         return 2
     paths = [p.strip() for p in args.paths.split(",")]
-    if any(p not in PATHS for p in paths):
-        print(f"--paths={args.paths!r} is invalid: each must be one of {', '.join(PATHS)}", file=sys.stderr)
+    if any(p not in ENGINE_PATHS for p in paths):
+        print(f"--paths={args.paths!r} is invalid: each must be one of {', '.join(ENGINE_PATHS)}", file=sys.stderr)
         return 2
     if args.seeds < 2:
         print(f"--seeds={args.seeds} is invalid: a comparison needs at least 2 seeds per path", file=sys.stderr)

@@ -61,7 +61,7 @@ class AblationSettings:
     # A diagnosis' plan (ablations/diagnosis/plan.py) and the stage this session trains through.
     diagnosis_plan: DiagnosisPlan | None = None
     diagnosis_stage: int = THOROUGH_STAGE
-    # The engine path runs train on (agents.engine.fastpath.PATHS; docs/speed.md): exact by
+    # The engine path runs train on (agents.config.ENGINE_PATHS; docs/speed.md): exact by
     # default, bit-identical to the textbook DQN; the others agree within float tolerance.
     engine_path: str = "exact"
 

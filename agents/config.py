@@ -33,6 +33,9 @@ SYNC_UNITS = ("updates", "env_steps", "env_steps_after_updates")
 # taken: the number of env steps taken so far (SB3's num_timesteps; 1 at the first step), or
 # the 0-based index of that step (CleanRL's global_step; 0 at the first step).
 STEP_CLOCKS = ("steps_taken", "step_index")
+# The engine's execution paths (train(..., path=...); docs/speed.md): how the arithmetic is done,
+# never what is trained, so not a config field. Here, free of torch, for command-line choices.
+ENGINE_PATHS = ("exact", "fast", "compiled", "fused")
 
 
 class ConfigError(ValueError):

@@ -30,3 +30,7 @@ def test_it_trains_article_target_and_reports_its_compile_apart():
     result = measure(2, 150, config)
     assert result["compile_s"] > 0 and result["run_s"] > 0
     assert np.isfinite(result["final_loss"]) and result["final_loss"] > 0
+    # It flushes denormals while it runs and restores them: a later test's subnormal floats
+    # (hypothesis checks for them) must survive in this process.
+    assert (torch.tensor([1e-40]) * 1.0).item() > 0
+    assert np.float64(5e-324) * 1.0 > 0

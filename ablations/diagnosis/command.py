@@ -25,9 +25,9 @@ from ablations.diagnosis.repair import REPAIRED_FILE, RepairFailed, repair_path
 from ablations.diagnosis.staged import StageFailed, plan_lines, run_staged
 from ablations.options import EXECUTORS, PROFILES
 from ablations.settings import check_env, config_env_settings, diagnosis_plan
+from agents.config import ENGINE_PATHS
 from agents.configfile import ConfigFile, EnvSettings, load_config_file
 from agents.diagnosis.lint import lint
-from agents.engine.fastpath import PATHS
 from agents.importers.formats import SOURCES, import_source, imported_toml
 from reports.diagnosis.cause import diagnosis_causes
 from reports.diagnosis.record import Diagnosis
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument(
         "--engine-path",
-        choices=PATHS,
+        choices=ENGINE_PATHS,
         default="exact",
         help="the engine path to train on (default exact, bit-identical to the textbook DQN; fused, compiled "
         "and fast agree within float tolerance and train faster: docs/speed.md)",

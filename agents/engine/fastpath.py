@@ -26,6 +26,7 @@ import contextlib
 
 import torch
 
+from agents.config import ENGINE_PATHS
 from agents.engine.networks import (
     ALIGNMENT_BYTES,
     NAIVE_BMM_LIMIT,
@@ -36,12 +37,10 @@ from agents.engine.networks import (
     batched_matmul,
 )
 
-PATHS = ("exact", "fast", "compiled", "fused")  # agents/engine/compiled.py, stepgraph.py
-
 
 def check_path(path: str) -> str:
-    if path not in PATHS:
-        raise ValueError(f"path={path!r} is invalid: must be one of {', '.join(PATHS)}")
+    if path not in ENGINE_PATHS:
+        raise ValueError(f"path={path!r} is invalid: must be one of {', '.join(ENGINE_PATHS)}")
     return path
 
 

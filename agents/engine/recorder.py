@@ -39,7 +39,7 @@ class TrainingRecord:
     # Per env step actions (T, K) and per update losses (U, K), kept only with trace=True.
     trace_actions: np.ndarray | None = None
     trace_losses: np.ndarray | None = None
-    path: str = "exact"  # the engine's execution path (agents.engine.fastpath.PATHS)
+    path: str = "exact"  # the engine's execution path (agents.config.ENGINE_PATHS)
     # Seconds the compiled path spent compiling or loading its graph (in wall_time_s too); 0 otherwise.
     compile_s: float = 0.0
 

@@ -188,7 +188,7 @@ def run_turns(pool, kinds: list[str], variant: str, seeds: int, steps: int, repe
 JAX_PEER = "jax-peer"
 # One compiled graph per env step, no recorder (agents/textbook/bench_step_graph.py): a yardstick.
 STEP_GRAPH = "torch-step-graph"
-# The engine's execution paths (agents.engine.fastpath.PATHS) as bench implementations.
+# The engine's execution paths (agents.config.ENGINE_PATHS) as bench implementations.
 ENGINE_KINDS = {"engine": "exact", "engine-fast": "fast", "engine-compiled": "compiled", "engine-fused": "fused"}
 FAMILY_KINDS = {
     "engine-family": "exact",

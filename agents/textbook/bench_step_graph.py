@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from agents.engine.compiled import GRAPH_OPTIONS, UpdateKnobs, configure_compiler, fused_update
+from agents.engine.fastpath import flushing_denormals
 from agents.engine.networks import init_params, layer_sizes
 from agents.engine.torch_envs import cartpole_physics
 
@@ -66,15 +67,17 @@ def measure(num_seeds: int, total_env_steps: int, config) -> dict:
     """Compile (or load) the step graph with a short run, then time a run: seconds for each,
     agent-steps per second of wall time and of this process's CPU time."""
     configure_compiler()
-    torch.set_flush_denormal(True)
     compiled = torch.compile(train_step, fullgraph=True, options=GRAPH_OPTIONS)
-    started = time.perf_counter()
-    _run(compiled, max(num_seeds, 2), config.learning_starts + 2, config)
-    compile_s = time.perf_counter() - started
-    started, cpu_started = time.perf_counter(), time.process_time()
-    # A lone seed runs beside a copy, as on the compiled path (one graph for every width).
-    losses = _run(compiled, max(num_seeds, 2), total_env_steps, config)
-    run_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    # Denormals flushed as the engine's fast paths flush them, and restored after (a caller's
+    # later float arithmetic must not inherit the processor state).
+    with flushing_denormals(True):
+        started = time.perf_counter()
+        _run(compiled, max(num_seeds, 2), config.learning_starts + 2, config)
+        compile_s = time.perf_counter() - started
+        started, cpu_started = time.perf_counter(), time.process_time()
+        # A lone seed runs beside a copy, as on the compiled path (one graph for every width).
+        losses = _run(compiled, max(num_seeds, 2), total_env_steps, config)
+        run_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     return {
         "compile_s": compile_s,
         "run_s": run_s,
