@@ -171,9 +171,8 @@ def tables(battery, causes) -> tuple[pd.DataFrame, pd.DataFrame]:
                     }
                 )
     cause_rows = [c.to_dict() for found in causes.values() for c in found]
-    cause_columns = [
-        *("name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail", "source", "sentence")
-    ]
+    cause_columns = ["name", "probe", "seeds", "failed", "total", "state", "measured", "expected", "detail"]
+    cause_columns += ["source", "sentence"]
     return pd.DataFrame(rows), pd.DataFrame(cause_rows, columns=cause_columns)
 
 

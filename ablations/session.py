@@ -154,9 +154,9 @@ def ablation_runs(pytestconfig: pytest.Config) -> RunCache:
 def _executor(config: pytest.Config) -> remote.RayExecutor | None:
     """The Ray executor under --ablation-executor=ray (None: train in this process). Its
     progress bar is written past pytest's output capture."""
-    if config.stash[SETTINGS].executor != "ray":
-        return None
     settings = config.stash[SETTINGS]
+    if settings.executor != "ray":
+        return None
     return remote.RayExecutor(config.stash[RAY_ADDRESS], _uncaptured(config), settings.engine_path)
 
 

@@ -56,12 +56,6 @@ def in_diagnostic_window(config: AgentConfig, step: int) -> bool:
     return next_checkpoint // every - step // every < bursts
 
 
-def window_default_drift(target) -> np.ndarray:
-    """The window's drift entry of an update that measures none and syncs no target (K,): NaN
-    where the targets move on every update (unmeasured), 0 where they are a plain hard copy."""
-    return np.where(target.moves_every_update, np.nan, 0.0)
-
-
 class _Probe:
     """Fixed transitions of a random policy, shared by every seed: max |Q| and mean Q on their
     states, and how far their TD targets moved from one checkpoint to the next."""
@@ -165,20 +159,14 @@ class Recorder:
         return self._diverged(step, result.loss, result.finite)
 
     def gradient_update_recorded(self, step: int, batch_of, td_target, loss, finite, synced, online, target):
-        """gradient_update for a step graph that wrote the window's row itself (the loss, the
-        targets, the batch's ages, terminals and states, and window_default_drift); batch_of()
-        gives the batch when the drift is measured. Returns the seeds the update made diverge."""
+        """gradient_update for a step graph that wrote the rest of the window's row itself (the
+        loss, the targets, the batch's ages, terminals and states); batch_of() gives the batch
+        when the drift is measured. Returns the seeds the update made diverge."""
         row = self.window.count % self.window.size
         self.window.count += 1
-        if synced.any() or self._measures_drift(step, target):
-            drift = self._target_drift(step, batch_of, td_target, synced, online, target)
-            self.window.target_drift[:, row] = torch.from_numpy(drift).to(self.device)
-        else:  # nothing measured, nothing synced: the graph's default row stands
-            self.drift_meter.update(synced, window_default_drift(target))
+        drift = self._target_drift(step, batch_of, td_target, synced, online, target)
+        self.window.target_drift[:, row] = torch.from_numpy(drift).to(self.device)
         return self._diverged(step, loss, finite)
-
-    def _measures_drift(self, step: int, target) -> bool:
-        return bool(target.moves_every_update.any()) and in_diagnostic_window(self.config, step)
 
     def _target_drift(self, step: int, batch_of, td_target, synced, online, target) -> np.ndarray:
         """The moving target: how far this update (with any sync) moved the TD targets of the
@@ -187,7 +175,7 @@ class Recorder:
         entry (NaN for a synced seed: its jump is counted by the drift meter)."""
         moves = target.moves_every_update
         measured = synced | (moves & in_diagnostic_window(self.config, step))
-        drift = window_default_drift(target)
+        drift = np.where(moves, np.nan, 0.0)
         if measured.any():
             y_after = batch_targets(self.knobs, online, target.network, batch_of())
             drift = np.where(measured, relative_change(y_after, td_target).cpu().numpy(), drift)

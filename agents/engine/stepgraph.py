@@ -31,7 +31,6 @@ from agents.engine.compiled import (
 )
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
-from agents.engine.recorder import window_default_drift
 from agents.engine.torch_envs import RESET_BLOCK, TorchCartPole, cartpole_physics
 
 ENV_ID = "CartPole-v1"
@@ -160,11 +159,14 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
     sampled = rows.reshape(-1, rows.shape[2]).index_select(0, flat).view(*slots.shape, rows.shape[2])
     batch = unpack(sampled, obs_dim)
     step_size, correction = draws[:, STEP_SIZE].float(), draws[0, CORRECTION].float()
-    head, tail = update_args[:4], (update_args[4], step_size, correction, *update_args[5:])
+    # CompiledUpdate.update_args' (head, tail), whose step size and correction the draws give.
+    (params, target, exp_avg, exp_avg_sq), (knobs, _, _, layer_norm, betas, eps) = update_args
     update_batch = {name: batch[name] for name in BATCH_FIELDS if name in batch}
-    y, prediction, loss, grad_norm = fused_update(*head, update_batch, *tail)
+    y, prediction, loss, grad_norm = fused_update(
+        params, target, exp_avg, exp_avg_sq, update_batch, knobs, step_size, correction, layer_norm, betas, eps
+    )
     if carry["target_rule"]:
-        _apply_target_rule(update_args[0], update_args[1], draws)
+        _apply_target_rule(params, target, draws)
     # The recorder's window row of this update (UpdateWindow.record's fields).
     written = {
         "loss": loss,
@@ -174,7 +176,6 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
         "sample_age": env_step - batch["insert_step"],
         "terminal": batch["terminated"],
         "states": batch["obs"],
-        "target_drift": window["default_drift"],
     }
     at = window_row.view(1)
     for name, value in written.items():
@@ -212,7 +213,6 @@ class FusedStep:
         self.used = torch.from_numpy(env._used).to(device)
         window = recorder.window
         self.window = {name: getattr(window, name) for name in _WINDOW_FIELDS}
-        self.window["default_drift"] = torch.from_numpy(window_default_drift(target)).to(device)
         self.carry = {
             "params": update.online.tensors(),
             "state": env._state,
@@ -224,10 +224,10 @@ class FusedStep:
             "layer_norm": update.online.layer_norm,
             "target_rule": target.changes_every_update,
         }
-        head, tail = update.update_args(None, None)
-        # fused_update's arguments but the batch and the Adam scalars: the same tensors every step
-        # (updated in place), so they are gathered once.
-        self.update_args = (*head, tail[0], *tail[3:])
+        # fused_update's arguments as (head, tail) but the batch; the same tensors every step
+        # (updated in place), so they are gathered once. The Adam step's scalars come from the
+        # draws, so their places in the tail stay None.
+        self.update_args = update.update_args(None, None)
         # The per-step inputs (the columns of EXPLORE ... REPLAY), written in place every step.
         self.inputs = np.zeros((env.num_envs, REPLAY.start + recorder.config.batch_size))
         self._function = _compiled_step()
@@ -282,17 +282,18 @@ class FusedStep:
         carry = self.carry
         tensors = [carry["state"], carry["elapsed"], carry["rows"], carry["table"], self.used, *carry["params"], draws]
         if update_args is not None:
-            for arg in update_args[:4]:
+            head, (knobs, *_) = update_args
+            for arg in head:
                 tensors += list(arg or [])
-            tensors += [k for k in update_args[4] if torch.is_tensor(k)]
+            tensors += [k for k in knobs if torch.is_tensor(k)]
             tensors += list(self.window.values())
         for tensor in tensors:
             if tensor.dim() > 0:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
 
 
-# UpdateWindow's rings the step graph writes.
-_WINDOW_FIELDS = ("loss", "grad_norm", "td_target", "td_error", "sample_age", "terminal", "states", "target_drift")
+# UpdateWindow's rings the step graph writes (the host writes target_drift: it measures it).
+_WINDOW_FIELDS = ("loss", "grad_norm", "td_target", "td_error", "sample_age", "terminal", "states")
 
 
 def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> list:
