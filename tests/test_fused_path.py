@@ -7,12 +7,23 @@ import pytest
 import torch
 
 from agents.catalogue.presets import get_variant
-from agents.engine import train, train_family
-from agents.engine.stepgraph import fuses
+from agents.engine import stepgraph, train, train_family
+from agents.engine.stepgraph import chunk_length, fuses
 from tests.test_fast_path import AGREEING_ACTIONS, AGREEING_UPDATES, LOSS_RTOL, Q_RTOL, SHORT, assert_seed_equal
 
 torch.set_num_threads(1)
 ARTICLE_TARGET = get_variant("article-target").config
+
+
+DEFAULT_CHUNKS = stepgraph.CHUNK_LENGTHS
+
+
+@pytest.fixture(autouse=True)
+def one_step_per_call(monkeypatch):
+    """One env step per graph call but in the tests of chunks: each chunk length is a graph of
+    its own to compile (minutes for the longest), and a chunk records the same as its steps one
+    at a time (test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time)."""
+    monkeypatch.setattr(stepgraph, "CHUNK_LENGTHS", (1,))
 
 
 def run(config, seeds, path="fused", **changes):
@@ -97,3 +108,66 @@ def test_runs_the_step_graph_does_not_cover_take_the_compiled_path():
 def test_the_fused_path_trains_on_a_cuda_device():
     record = run(ARTICLE_TARGET.replace(device="cuda"), list(range(8)), total_env_steps=300, eval_period=300)
     assert np.isfinite(record.trace_losses).all()
+
+
+class _Syncs:
+    """A target network's sync schedule for chunk_length: hard syncs after the given update
+    numbers, env-step syncs at the given clock values."""
+
+    def __init__(self, hard=(), before=(), after=()):
+        self.hard, self.before, self.after = set(hard), set(before), set(after)
+
+    def syncs_hard(self, updates):
+        return updates in self.hard
+
+    def syncs_at_env_step(self, unit, clock):
+        return clock in (self.before if unit == "env_steps" else self.after)
+
+
+CHUNKED = ARTICLE_TARGET.replace(total_env_steps=1_000, eval_period=500, learning_starts=64, diagnostic_window=100)
+
+
+@pytest.mark.parametrize(
+    ("t", "updates", "syncs", "moving", "expected"),
+    [
+        (0, 0, _Syncs(), False, 1),  # before learning starts: one step without an update
+        (63, 0, _Syncs(), False, 8),  # the first training step starts a chunk
+        (490, 427, _Syncs(), False, 8),  # steps 491-498
+        (494, 431, _Syncs(), False, 4),  # steps 495-500 end at the checkpoint: 6, rounded to 4
+        (498, 435, _Syncs(), False, 2),
+        (499, 436, _Syncs(), False, 1),
+        (100, 37, _Syncs(hard=[40]), False, 2),  # ends after update 40 (steps 101-103): 3 -> 2
+        (100, 37, _Syncs(hard=[38]), False, 1),
+        (100, 37, _Syncs(before=[104]), False, 2),  # step 104's sync comes before its update
+        (100, 37, _Syncs(before=[101]), False, 8),  # the host syncs before the chunk
+        (100, 37, _Syncs(after=[102]), False, 2),
+        (390, 327, _Syncs(), True, 8),  # moving targets: steps 391-398 are before the window
+        (396, 333, _Syncs(), True, 4),  # steps 397-400; step 401 is in the window
+        (400, 337, _Syncs(), True, 1),
+        (996, 933, _Syncs(), False, 4),  # the run's last steps
+    ],
+)
+def test_a_chunk_ends_where_the_host_must_act(t, updates, syncs, moving, expected):
+    # CHUNKED clocks steps taken: 0-based step t is clock t + 1, and trains from clock 64.
+    assert chunk_length(CHUNKED, syncs, moving, t, updates, lengths=(8, 4, 2, 1)) == expected
+
+
+def test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time(monkeypatch):
+    # Chunks cross reset-table refills (epsilon 1 ends an episode every ~22 steps, so each env
+    # reads several blocks of 64 starts) and a divergence (a learning rate of 1e8 makes non-finite
+    # losses): chunked and one step per graph call (an on_update hook) must record the same.
+    explore = ARTICLE_TARGET.replace(total_env_steps=4_000, eval_period=1_000, epsilon_start=1.0, epsilon_end=1.0)
+    members = [(explore, [0, 1]), (explore.replace(learning_rate=1e8), [2, 3])]
+    monkeypatch.setattr(stepgraph, "CHUNK_LENGTHS", DEFAULT_CHUNKS)
+    chunked = train_family(members, trace=True, path="fused")
+    single = train_family(members, trace=True, path="fused", on_update=lambda *args: None)
+    for together, alone in zip(chunked, single):
+        pd.testing.assert_frame_equal(pd.DataFrame(together.checkpoints), pd.DataFrame(alone.checkpoints))
+        pd.testing.assert_frame_equal(pd.DataFrame(together.episodes), pd.DataFrame(alone.episodes))
+    lasts = pd.DataFrame(chunked[1].checkpoints).groupby("seed")["diverged_step"].max()
+    assert (lasts > 0).all(), "the learning rate of 1e8 must make both seeds diverge"
+    # Once a seed diverged its state is zeroed after the chunk, not at once: compare before.
+    for seed, step in zip([2, 3], lasts):
+        column = [2, 3].index(seed)
+        np.testing.assert_array_equal(chunked[1].trace_actions[:step, column], single[1].trace_actions[:step, column])
+    np.testing.assert_array_equal(chunked[0].trace_losses, single[0].trace_losses)

@@ -1,16 +1,18 @@
-"""The engine's fused path: the compiled path with the whole env step in one compiled graph.
+"""The engine's fused path: the compiled path with whole env steps in one compiled graph.
 
 `train(config, seeds, path="fused")` runs acting (the online network's greedy action and each
 seed's epsilon draw), CartPole's physics, the restart of ended episodes from each env's reset
 table, the replay store (one packed row per transition: PackedReplay), the sample, the compiled
 path's update (agents/engine/compiled.py) and the recorder's update window as one TorchInductor
-graph per env step, with a dynamic seed axis and the same user compile cache. The host keeps
-what reads the host: each seed's own random draws (the UniformBlocks rows, and refilling a used
-up reset table from the env's generator), target syncs and the drift they cause, divergence
-stops, the episode log and checkpoints. CartPole steps with torch's trig inside the graph
-(within an ulp of gymnasium's, not identical), so the path agrees with the others within float
-tolerance. Runs it does not cover (another env, an injected bug, n-step windows, per-seed
-replay capacities, more than one update per training step, no replay) take the compiled path.
+graph, with a dynamic seed axis and the same user compile cache. One graph call takes a chunk
+of several env steps (fused_steps, chunk_length) up to the next step after which the host acts:
+a checkpoint, a hard target sync, a measured drift. The host keeps what reads the host: each
+seed's own random draws (the UniformBlocks rows, drawn ahead for a chunk, and refilling the reset
+tables from each env's generator), target syncs and the drift they cause, divergence stops, the
+episode log and checkpoints. CartPole steps with torch's trig inside the graph (within an ulp of
+gymnasium's, not identical), so the path agrees with the others within float tolerance. Runs it
+does not cover (another env, an injected bug, n-step windows, per-seed replay capacities, more
+than one update per training step, no replay) take the compiled path.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from agents.engine.compiled import (
 )
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
+from agents.engine.recorder import in_diagnostic_window
 from agents.engine.torch_envs import RESET_BLOCK, TorchCartPole, cartpole_physics
 
 ENV_ID = "CartPole-v1"
@@ -121,7 +124,7 @@ REPLAY = slice(12, None)
 
 
 def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | None, limit: int):
-    """One env step of every seed, in place on the env state, the packed replay, the env's reset
+    """One env step of every seed, in place on the env state, the packed replay, the reset
     pointers and (with update_args) the networks, Adam's moments and the recorder's update
     window. Returns (action, terminated, truncated) as one int64 (K, 3) tensor and, with an
     update, (sampled rows, y, loss, finite). update_args: fused_update's arguments without the
@@ -142,10 +145,11 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
     padding = rows.shape[2] - row.shape[1]
     row = torch.nn.functional.pad(row, (0, padding))
     rows.index_put_((seeds, position.expand_as(seeds)), row)
-    # An ended episode restarts from its env's next reset draw (the host refills used tables).
+    # An ended episode restarts from its env's next reset draw: the table is a ring of two
+    # blocks of draws, and the host draws the next block once a seed starts reading one.
     ended = terminated | truncated
-    used = carry["used"]
-    start = carry["table"][seeds, used]
+    used, table = carry["used"], carry["table"]
+    start = table[seeds, used % table.shape[1]]
     state.copy_(torch.where(ended.unsqueeze(1), start, new_state))
     carry["elapsed"].copy_(torch.where(ended, 0, elapsed))
     used.add_(ended.long())
@@ -184,6 +188,25 @@ def fused_step(carry: dict, draws: torch.Tensor, update_args, window: dict | Non
     return step, (sampled, y, loss, finite)
 
 
+def fused_steps(carry: dict, draws: torch.Tensor, update_args, window: dict | None, limit: int):
+    """n successive env steps (draws (n, K, columns): each step's inputs) in one graph, each
+    fused_step's. Returns their (n, K, 3) actions and ends and, with updates, the last update's
+    sampled rows and y (what a drift measured after the chunk reads) and every update's loss and
+    finiteness (n, K)."""
+    steps, losses, finite = [], [], []
+    trained = None
+    for inputs in draws.unbind(0):
+        step, trained = fused_step(carry, inputs, update_args, window, limit)
+        steps.append(step)
+        if trained is not None:
+            losses.append(trained[2])
+            finite.append(trained[3])
+    if trained is None:
+        return torch.stack(steps), None
+    sampled, y, _, _ = trained
+    return torch.stack(steps), (sampled, y, torch.stack(losses), torch.stack(finite))
+
+
 def _apply_target_rule(params: list[torch.Tensor], target: list[torch.Tensor], draws: torch.Tensor) -> None:
     """After the update: the copied seeds' targets become online, the averaged ones
     (1 - tau) * target + tau * online (MLPParams.polyak_), the others stay as they are."""
@@ -198,19 +221,23 @@ def _apply_target_rule(params: list[torch.Tensor], target: list[torch.Tensor], d
 @functools.cache
 def _compiled_step():
     configure_compiler()
-    return torch.compile(fused_step, fullgraph=True, options=GRAPH_OPTIONS)
+    return torch.compile(fused_steps, fullgraph=True, options=GRAPH_OPTIONS)
 
 
 class FusedStep:
-    """The loop's env step on the fused path: acting, env, store and (when training) sample,
-    update and the recorder's window row in one graph call; the reset tables' refills, the
-    replay's counters and the recorder's episode log on the host."""
+    """The loop's env steps on the fused path: for one or several successive steps, acting, env,
+    store and (when training) sample, update and the recorder's window row in one graph call;
+    the inputs, the reset tables' refills and everything recorded on the host."""
 
     def __init__(self, update: CompiledUpdate, replay: PackedReplay, env: TorchCartPole, recorder, target):
         self.update, self.replay, self.env, self.recorder = update, replay, env, recorder
         device = replay.rows.device
-        # The env's reset pointers as a tensor the graph advances (a view of the numpy array on the CPU).
-        self.used = torch.from_numpy(env._used).to(device)
+        # The reset ring: the env's first block of draws and the next one, drawn ahead (each env's
+        # generator draws only resets, so drawing ahead gives the same numbers); `used` counts
+        # the draws each env has read, `drawn` the blocks drawn.
+        self.table = torch.cat((env._table, env.draw_resets(np.arange(env.num_envs))), dim=1)
+        self.used = torch.from_numpy(env._used.copy()).to(device)
+        self.drawn = np.full(env.num_envs, 2)
         window = recorder.window
         self.window = {name: getattr(window, name) for name in _WINDOW_FIELDS}
         self.carry = {
@@ -218,7 +245,7 @@ class FusedStep:
             "state": env._state,
             "elapsed": env._elapsed,
             "rows": replay.rows,
-            "table": env._table,
+            "table": self.table,
             "used": self.used,
             "num_actions": env.spec.num_actions,
             "layer_norm": update.online.layer_norm,
@@ -228,59 +255,77 @@ class FusedStep:
         # (updated in place), so they are gathered once. The Adam step's scalars come from the
         # draws, so their places in the tail stay None.
         self.update_args = update.update_args(None, None)
-        # The per-step inputs (the columns of EXPLORE ... REPLAY), written in place every step.
-        self.inputs = np.zeros((env.num_envs, REPLAY.start + recorder.config.batch_size))
+        # The per-step inputs of each chunk length (the columns of EXPLORE ... REPLAY).
+        self.inputs: dict[tuple[int, int], np.ndarray] = {}
         self._function = _compiled_step()
-        self._seen: set[bool] = set()  # graphs called so far: without and with an update
+        self._seen: set[tuple[bool, int]] = set()  # graphs called so far: (with an update, steps)
 
     @property
     def applies_target_rule(self) -> bool:
         return self.carry["target_rule"]
 
-    def __call__(self, env_step: int, uniforms: np.ndarray, epsilon: np.ndarray, replay_uniforms, target_plan=None):
-        """Step every env (and update when replay_uniforms is not None): (actions, terminated,
-        truncated) as numpy arrays and, with an update, (sampled rows, y, loss, finite).
-        target_plan: TargetNetwork.plan_after_update's masks, when the graph applies the rule."""
-        replay, update, inputs = self.replay, self.update, self.inputs
-        inputs[:, EXPLORE] = uniforms
-        inputs[:, EPSILON] = epsilon
-        window_row = self.recorder.window.count % self.recorder.window.size
-        fill = min(replay.size + 1, replay.capacity)  # after this step's store
-        inputs[:, POSITION : WINDOW_ROW + 1] = (replay.position, env_step, fill, window_row)
+    def __call__(self, env_step: int, uniforms: np.ndarray, epsilons: np.ndarray, replay_uniforms, target_plans=None):
+        """Step every env n times from 0-based env step `env_step` (and update at each step when
+        replay_uniforms is not None): uniforms (n, K, 2), epsilons (n, K), replay_uniforms
+        (n, K, batch); target_plans: TargetNetwork.plan_after_update's masks for each update,
+        when the graph applies the rule. Returns the (n, K, 3) actions, terminated and truncated
+        as numpy and, with updates, fused_steps' (sampled rows, y, losses, finite) with finite
+        as numpy. The replay's counters are the caller's to advance, one step at a time."""
+        replay, update, recorder = self.replay, self.update, self.recorder
+        n, num_seeds = uniforms.shape[:2]
         learning = replay_uniforms is not None
-        update_args, window, columns = None, None, REPLAY.start
+        columns = REPLAY.start + (recorder.config.batch_size if learning else 0)
+        inputs = self.inputs.get((n, columns))
+        if inputs is None:
+            inputs = self.inputs[(n, columns)] = np.zeros((n, num_seeds, columns))
+        inputs[:, :, EXPLORE] = uniforms
+        inputs[:, :, EPSILON] = epsilons
+        later = np.arange(n)
+        counters = (
+            (replay.position + later) % replay.capacity,
+            env_step + later,
+            np.minimum(replay.size + later + 1, replay.capacity),  # after each step's store
+            (recorder.window.count + later) % recorder.window.size,
+        )
+        inputs[:, :, POSITION : WINDOW_ROW + 1] = np.stack(counters, 1)[:, None, :]
+        update_args, window = None, None
         if learning:
-            inputs[:, STEP_SIZE], inputs[:, CORRECTION] = update.adam_scalars()
-            inputs[:, REPLAY] = replay_uniforms
-            if target_plan is not None:
-                _, copying, taus = target_plan
-                inputs[:, COPY], inputs[:, KEEP], inputs[:, TAU] = copying, 1.0 - taus, taus
-            update_args, window, columns = self.update_args, self.window, inputs.shape[1]
-        draws = torch.from_numpy(inputs[:, :columns]).to(replay.rows.device)
-        first = learning not in self._seen
-        if first:  # one graph for every K >= 2, timed apart (compile or cache load)
+            for i in range(n):
+                inputs[i, :, STEP_SIZE], inputs[i, :, CORRECTION] = update.adam_scalars()
+                if target_plans is not None:
+                    _, copying, taus = target_plans[i]
+                    inputs[i, :, COPY], inputs[i, :, KEEP], inputs[i, :, TAU] = copying, 1.0 - taus, taus
+            inputs[:, :, REPLAY] = replay_uniforms
+            update_args, window = self.update_args, self.window
+        draws = torch.from_numpy(inputs).to(replay.rows.device)
+        first = (learning, n) not in self._seen
+        if first:  # one graph per chunk length for every K >= 2, timed apart (compile or load)
             self._mark(draws, update_args)
-            self._seen.add(learning)
+            self._seen.add((learning, n))
         started = time.perf_counter()
-        step, trained = self._function(self.carry, draws, update_args, window, self.env.spec.max_episode_steps)
+        steps, trained = self._function(self.carry, draws, update_args, window, self.env.spec.max_episode_steps)
         if first:
             update.timer.seconds += time.perf_counter() - started
-        replay.advance()
-        actions, terminated, truncated = step.cpu().numpy().T
         self._refill_reset_tables()
-        return actions, terminated.astype(bool), truncated.astype(bool), trained
+        if trained is not None:
+            sampled, y, losses, finite = trained
+            trained = (sampled, y, losses, finite.cpu().numpy())
+        return steps.cpu().numpy(), trained
 
     def _refill_reset_tables(self) -> None:
-        """Draw new reset states for the envs that used their last one this step."""
+        """Draw the next block of reset states for the envs that started reading their last one."""
         used = self.used.cpu().numpy()
-        exhausted = np.flatnonzero(used == RESET_BLOCK)
-        if exhausted.size:
-            self.env._draw(exhausted)
-            self.used[torch.from_numpy(exhausted).to(self.used.device)] = 0
+        due = np.flatnonzero(used // RESET_BLOCK + 2 > self.drawn)
+        if due.size:
+            slots = self.drawn[due] % 2
+            blocks = self.env.draw_resets(due)
+            for i, slot, block in zip(due, slots, blocks):
+                self.table[i, slot * RESET_BLOCK : (slot + 1) * RESET_BLOCK] = block
+            self.drawn[due] += 1
 
     def _mark(self, draws: torch.Tensor, update_args: tuple | None) -> None:
         carry = self.carry
-        tensors = [carry["state"], carry["elapsed"], carry["rows"], carry["table"], self.used, *carry["params"], draws]
+        tensors = [carry["state"], carry["elapsed"], carry["rows"], carry["table"], self.used, *carry["params"]]
         if update_args is not None:
             head, (knobs, *_) = update_args
             for arg in head:
@@ -290,14 +335,42 @@ class FusedStep:
         for tensor in tensors:
             if tensor.dim() > 0:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
+        torch._dynamo.maybe_mark_dynamic(draws, 1)  # (steps, seeds, columns): the steps are static
 
 
 # UpdateWindow's rings the step graph writes (the host writes target_drift: it measures it).
 _WINDOW_FIELDS = ("loss", "grad_norm", "td_target", "td_error", "sample_age", "terminal", "states")
 
 
+# The chunk lengths the loop calls step graphs of (each length is its own graph, compiled once):
+# a chunk of fused steps pays one graph call's entry and one pass of host bookkeeping between
+# calls, where single steps pay them every env step.
+CHUNK_LENGTHS = (8, 1)
+
+
+def chunk_length(config, target, moving: bool, t: int, updates: int, lengths=CHUNK_LENGTHS) -> int:
+    """How many env steps from 0-based step t one graph call takes: a chunk of training steps
+    that ends at the first step after which the host acts (a checkpoint, a hard target sync, an
+    env-step sync after updates) and before a step it acts before (an env-step sync before
+    updates, an update whose drift it measures: moving targets in the diagnostic window); else
+    one step. Rounded down to a length in `lengths`."""
+    n = 0
+    while n < lengths[0] and t + n < config.total_env_steps:
+        step, clock = t + n + 1, config.clock(t + n)
+        if not config.trains_at(clock) or (n > 0 and target.syncs_at_env_step("env_steps", clock)):
+            break
+        if moving and in_diagnostic_window(config, step):
+            break
+        n += 1
+        checkpoint = step % config.eval_period == 0 or step == config.total_env_steps
+        if checkpoint or target.syncs_hard(updates + n) or target.syncs_at_env_step("env_steps_after_updates", clock):
+            break
+    return next(length for length in lengths if length <= max(n, 1))
+
+
 def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> list:
-    """loop._train_family's algorithm with FusedStep as its step (fuses() holds for members)."""
+    """loop._train_family's algorithm with FusedStep as its step (fuses() holds for members),
+    several env steps per graph call where chunk_length allows (one with an on_update hook)."""
     from agents.engine.envs import env_spec
     from agents.engine.fastpath import FastKernels
     from agents.engine.networks import BatchedAdam, init_params, layer_sizes
@@ -321,36 +394,50 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
     env.reset([s.env_reset_seed for s in streams])
     step_graph = FusedStep(update, replay, env, recorder, target)
     rewards = np.ones(num_seeds)
-    updates = 0
-    for t in range(config.total_env_steps):
-        uniforms = explore.next()
-        step, clock = t + 1, config.clock(t)
-        # The env-step syncs due before this step's updates: no parameter changes between this
-        # step's acting and its update, so they may run before the graph acts.
-        target.sync_before_updates(online, clock, step, updates)
-        trains = config.trains_at(clock)
-        draws = replay_uniforms.next() if trains else None
+    moving = bool(target.moves_every_update.any())
+    lengths = CHUNK_LENGTHS if on_update is None else (1,)
+    t, updates, all_finished = 0, 0, False
+    while t < config.total_env_steps and not all_finished:
+        n = chunk_length(config, target, moving, t, updates, lengths)
+        # The env-step syncs due before the first step's updates (chunk_length ends a chunk
+        # before any other): no parameter changes between a step's acting and its update.
+        target.sync_before_updates(online, config.clock(t), t + 1, updates)
+        trains = config.trains_at(config.clock(t))
+        later = range(t, t + n)
+        uniforms = np.stack([explore.next() for _ in later])
+        epsilons = np.stack([np.broadcast_to(knobs.epsilon(u), (num_seeds,)) for u in later])
+        draws = np.stack([replay_uniforms.next() for _ in later]) if trains else None
         # Where the graph applies the target rule, the host decides which seeds it changes first.
-        plan = target.plan_after_update(updates + 1, step) if trains and step_graph.applies_target_rule else None
-        actions, terminated, truncated, trained = step_graph(t, uniforms, knobs.epsilon(t), draws, plan)
-        recorder.env_step(t, actions, StepResult(None, rewards, terminated, truncated, None))
-        if trained is not None:
-            sampled, y, loss, finite = trained
-            updates += 1
-            synced = plan[0] if plan is not None else target.after_update(online, updates, step)
-            if on_update is not None:
-                on_update(step, updates, online, target.network)
-            batch_of = functools.partial(unpack, sampled, spec.obs_dim)
-            finite = finite.cpu().numpy()
-            diverged = recorder.gradient_update_recorded(step, batch_of, y, loss, finite, synced, online, target)
-            if diverged.any():
-                stop_seeds(diverged, online, target.network, optimizer)
-        target.sync_after_updates(online, clock, step, updates)
-        all_finished = recorder.end_of_step(step, updates, online, target, replay)
-        if progress is not None:
-            progress(1)
-        if all_finished:
-            break
+        plans = None
+        if trains and step_graph.applies_target_rule:
+            plans = [target.plan_after_update(updates + i + 1, t + i + 1) for i in range(n)]
+        steps, trained = step_graph(t, uniforms, epsilons, draws, plans)
+        for i, u in enumerate(later):
+            step, last = u + 1, i == n - 1
+            actions, terminated, truncated = steps[i].T
+            result = StepResult(None, rewards, terminated.astype(bool), truncated.astype(bool), None)
+            recorder.env_step(u, actions, result)
+            replay.advance()
+            if trained is not None:
+                sampled, y, losses, finite = trained
+                updates += 1
+                synced = plans[i][0] if plans is not None else target.after_update(online, updates, step)
+                if on_update is not None:
+                    on_update(step, updates, online, target.network)
+                # Only the chunk's last update can have its drift measured (chunk_length).
+                batch_of = functools.partial(unpack, sampled, spec.obs_dim) if last else None
+                diverged = recorder.gradient_update_recorded(
+                    step, batch_of, y if last else None, losses[i], finite[i], synced, online, target
+                )
+                if diverged.any():
+                    stop_seeds(diverged, online, target.network, optimizer)
+            target.sync_after_updates(online, config.clock(u), step, updates)
+            all_finished = recorder.end_of_step(step, updates, online, target, replay)
+            if progress is not None:
+                progress(1)
+            if all_finished:
+                break
+        t += n
     records = recorder.records(time.perf_counter() - started)
     for record in records:
         record.compile_s = update.timer.seconds

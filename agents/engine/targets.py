@@ -40,11 +40,18 @@ class TargetNetwork:
         self.last_sync_step = np.zeros(num_seeds, dtype=np.int64)
         # Which env-step sync units some seed uses: the engine calls at_env_step only for these.
         self.env_step_units = [u for u in ("env_steps", "env_steps_after_updates") if (knobs.sync_unit == u).any()]
+        # Per unit, the seeds synced by it and their periods (asked every update and env step).
+        self._synced_by = {
+            unit: (knobs.sync_unit == unit) & ~knobs.stale_target for unit in ("updates", *self.env_step_units)
+        }
+        self._periods = np.maximum(knobs.sync_period, 1)
 
     def _due(self, unit: str, count: int) -> np.ndarray:
         """Seeds with a target whose period, counted in `unit`, divides `count` (K,) bool."""
-        knobs = self.knobs
-        return (knobs.sync_unit == unit) & (count % np.maximum(knobs.sync_period, 1) == 0) & ~knobs.stale_target
+        seeds = self._synced_by.get(unit)
+        if seeds is None:
+            return np.zeros(len(self._periods), dtype=bool)
+        return seeds & (count % self._periods == 0)
 
     def _plan(self, due: np.ndarray, mirror: bool) -> tuple[np.ndarray, np.ndarray, list]:
         """What a sync of the due seeds does, decided on the host: the hard seeds it copies, every
@@ -85,6 +92,14 @@ class TargetNetwork:
             taus[seeds] = tau
         self.last_sync_update[copied], self.last_sync_step[copied] = updates, step
         return copied, copying, taus
+
+    def syncs_hard(self, updates: int) -> bool:
+        """Whether gradient update number `updates` syncs some seed's hard target."""
+        return bool((self._due("updates", updates) & self.knobs.hard).any())
+
+    def syncs_at_env_step(self, unit: str, clock: int) -> bool:
+        """Whether some seed's env-step sync in `unit` is due at this clock value."""
+        return unit in self.env_step_units and bool(self._due(unit, clock).any())
 
     def at_env_step(self, online: MLPParams, clock: int, step: int, updates: int, unit: str) -> None:
         """Sync the seeds whose period counts env steps in `unit` ("env_steps" before the step's

@@ -71,10 +71,14 @@ class _TorchBatch:
         """The float32 observation of start states (an env may compute it another way)."""
         return self._observe(starts)
 
+    def draw_resets(self, envs: np.ndarray) -> torch.Tensor:
+        """The next RESET_BLOCK start states of each given env from its generator, (len(envs),
+        RESET_BLOCK, state_dim) float64: what its next RESET_BLOCK resets draw."""
+        return torch.from_numpy(np.stack([self._draw_starts(self._rngs[i]) for i in envs])).to(self.device)
+
     def _draw(self, envs: np.ndarray) -> None:
         """Refill the reset table of the given envs from their generators."""
-        for i in envs:
-            self._table[i] = torch.from_numpy(self._draw_starts(self._rngs[i])).to(self.device)
+        self._table[torch.from_numpy(envs).to(self.device)] = self.draw_resets(envs)
         self._used[envs] = 0
 
     def _next_starts(self, envs: np.ndarray) -> torch.Tensor:
