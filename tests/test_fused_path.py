@@ -9,6 +9,7 @@ import torch
 from agents.catalogue.presets import get_variant
 from agents.engine import stepgraph, train, train_family
 from agents.engine.stepgraph import chunk_length, fuses
+from agents.engine.torch_envs import RESET_BLOCK
 from tests.test_fast_path import AGREEING_ACTIONS, AGREEING_UPDATES, LOSS_RTOL, Q_RTOL, SHORT, assert_seed_equal
 
 torch.set_num_threads(1)
@@ -171,3 +172,14 @@ def test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time(monkeypatch):
         column = [2, 3].index(seed)
         np.testing.assert_array_equal(chunked[1].trace_actions[:step, column], single[1].trace_actions[:step, column])
     np.testing.assert_array_equal(chunked[0].trace_losses, single[0].trace_losses)
+
+
+def test_restarts_read_each_envs_own_reset_draws_across_table_refills():
+    # A random policy (epsilon 1) ends an episode every ~22 steps, so over 4,000 steps each env
+    # reads its reset ring past several refills; its episodes must be the exact path's, whose
+    # gymnasium envs draw every start from the same generators.
+    config = ARTICLE_TARGET.replace(total_env_steps=4_000, eval_period=4_000, eval_episodes=0)
+    config = config.replace(epsilon_start=1.0, epsilon_end=1.0)
+    exact, fused = (pd.DataFrame(train(config, [0, 1], path=path).episodes) for path in ("exact", "fused"))
+    assert (fused.groupby("seed").size() > 2 * RESET_BLOCK).all(), "each env must read more than two blocks of starts"
+    pd.testing.assert_frame_equal(fused, exact)
