@@ -183,3 +183,23 @@ def test_restarts_read_each_envs_own_reset_draws_across_table_refills():
     exact, fused = (pd.DataFrame(train(config, [0, 1], path=path).episodes) for path in ("exact", "fused"))
     assert (fused.groupby("seed").size() > 2 * RESET_BLOCK).all(), "each env must read more than two blocks of starts"
     pd.testing.assert_frame_equal(fused, exact)
+
+
+def _graphs_called(config, syncs, moving):
+    """The (steps, with updates) of each graph call a run of config makes, per chunk_length."""
+    t, updates, called = 0, 0, set()
+    while t < config.total_env_steps:
+        n = chunk_length(config, syncs, moving, t, updates, DEFAULT_CHUNKS)
+        trains = config.trains_at(config.clock(t))
+        called.add((n, trains))
+        t, updates = t + n, updates + (n if trains else 0)
+    return called
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_a_warm_up_of_steps_calling_every_graph_calls_every_graph(moving, monkeypatch):
+    monkeypatch.setattr(stepgraph, "CHUNK_LENGTHS", DEFAULT_CHUNKS)
+    config = ARTICLE_TARGET.replace(total_env_steps=50_000)
+    short = config.replace(total_env_steps=stepgraph.steps_calling_every_graph(config))
+    syncs = _Syncs(hard=range(100, 50_000, 100))
+    assert _graphs_called(short, syncs, moving) == _graphs_called(config, syncs, moving)

@@ -368,6 +368,13 @@ def chunk_length(config, target, moving: bool, t: int, updates: int, lengths=CHU
     return next(length for length in lengths if length <= max(n, 1))
 
 
+def steps_calling_every_graph(config) -> int:
+    """Env steps of a run of `config` that calls each of its step graphs at least once (one
+    step before learning starts, a chunk of the longest length, one step with an update in the
+    diagnostic window): a warm-up that leaves no compile or cache load to a timed run."""
+    return config.learning_starts + CHUNK_LENGTHS[0] + config.diagnostic_window + 1
+
+
 def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> list:
     """loop._train_family's algorithm with FusedStep as its step (fuses() holds for members),
     several env steps per graph call where chunk_length allows (one with an on_update hook)."""

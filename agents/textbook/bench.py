@@ -99,16 +99,19 @@ def _mixed_family(steps: int) -> list:
 
 
 def _warm_up(kind: str, config, seeds: int) -> float:
-    """Seconds to get the compiled path's graph into this process (compiled, or loaded from the
-    user's compile cache): a run just long enough to make one update, not timed with the run."""
+    """Seconds to get the compiled path's graphs into this process (compiled, or loaded from the
+    user's compile cache): a run just long enough to call each of them, not timed with the run."""
     from agents.engine.loop import train, train_family
+    from agents.engine.stepgraph import steps_calling_every_graph
+
+    def short(c):
+        return c.replace(total_env_steps=steps_calling_every_graph(c))
 
     started = time.perf_counter()
     if kind in FAMILY_KINDS:
-        short = [(c.replace(total_env_steps=c.learning_starts + 1), s) for c, s in _mixed_family(200)]
-        train_family(short, path=FAMILY_KINDS[kind])
+        train_family([(short(c), s) for c, s in _mixed_family(200)], path=FAMILY_KINDS[kind])
     else:
-        train(config.replace(total_env_steps=config.learning_starts + 1), list(range(seeds)), path=ENGINE_KINDS[kind])
+        train(short(config), list(range(seeds)), path=ENGINE_KINDS[kind])
     return time.perf_counter() - started
 
 
