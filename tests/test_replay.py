@@ -87,3 +87,18 @@ def test_block_draws_equal_one_row_at_a_time(width, block, draws, seed):
     for _ in range(draws):
         row = blocks.next()
         np.testing.assert_array_equal(row, np.stack([g.random(width) for g in singles]))
+
+
+@settings(max_examples=30)
+@given(
+    width=st.integers(1, 5),
+    block=st.integers(1, 20),
+    counts=st.lists(st.integers(1, 12), min_size=1, max_size=12),
+    seed=st.integers(0, 2**32),
+)
+def test_several_rows_at_once_equal_one_row_at_a_time(width, block, counts, seed):
+    blocks = UniformBlocks([np.random.default_rng(seed), np.random.default_rng(seed + 1)], width, block)
+    singles = [np.random.default_rng(seed), np.random.default_rng(seed + 1)]
+    for n in counts:
+        expected = np.stack([np.stack([g.random(width) for g in singles]) for _ in range(n)])
+        np.testing.assert_array_equal(blocks.rows(n), expected)

@@ -37,6 +37,14 @@ class UniformBlocks:
         self._next += 1
         return row
 
+    def rows(self, n: int) -> np.ndarray:
+        """The next n rows of every seed, shape (n, K, width): what n calls of next() return."""
+        if self._next + n <= self._rows.shape[1]:
+            block = self._rows[:, self._next : self._next + n].swapaxes(0, 1)
+            self._next += n
+            return block
+        return np.stack([self.next() for _ in range(n)])
+
 
 def uniform_indices(uniforms: np.ndarray, size: int) -> np.ndarray:
     """floor(u * size): uniform slot indices in [0, size) from U[0, 1) draws."""

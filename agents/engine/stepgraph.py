@@ -411,9 +411,9 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         target.sync_before_updates(online, config.clock(t), t + 1, updates)
         trains = config.trains_at(config.clock(t))
         later = range(t, t + n)
-        uniforms = np.stack([explore.next() for _ in later])
-        epsilons = np.stack([np.broadcast_to(knobs.epsilon(u), (num_seeds,)) for u in later])
-        draws = np.stack([replay_uniforms.next() for _ in later]) if trains else None
+        uniforms = explore.rows(n)
+        epsilons = np.stack([knobs.epsilon(u) for u in later])
+        draws = replay_uniforms.rows(n) if trains else None
         # Where the graph applies the target rule, the host decides which seeds it changes first.
         plans = None
         if trains and step_graph.applies_target_rule:

@@ -122,9 +122,10 @@ class TargetNetwork:
     def after_update(self, online: MLPParams, updates: int, step: int) -> np.ndarray:
         """Apply each seed's rule after gradient update number `updates`; returns the seeds whose
         hard target was synced by it (K,) bool."""
-        if self.network is None:
+        due = self._due("updates", updates)
+        if self.network is None or not (due.any() or self.mirrored_seeds.any()):  # most updates
             return np.zeros(len(self.knobs.configs), dtype=bool)
-        synced = self._sync(online, self._due("updates", updates), mirror=True)
+        synced = self._sync(online, due, mirror=True)
         self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
         return synced
 
