@@ -153,18 +153,25 @@ def test_a_chunk_ends_where_the_host_must_act(t, updates, syncs, moving, expecte
     assert chunk_length(CHUNKED, syncs, moving, t, updates, lengths=(8, 4, 2, 1)) == expected
 
 
-def test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time(monkeypatch):
-    # Chunks cross reset-table refills (epsilon 1 ends an episode every ~22 steps, so each env
-    # reads several blocks of 64 starts) and a divergence (a learning rate of 1e8 makes non-finite
-    # losses): chunked and one step per graph call (an on_update hook) must record the same.
-    explore = ARTICLE_TARGET.replace(total_env_steps=4_000, eval_period=1_000, epsilon_start=1.0, epsilon_end=1.0)
-    members = [(explore, [0, 1]), (explore.replace(learning_rate=1e8), [2, 3])]
+def _chunked_and_single(members, monkeypatch):
+    """A family's records trained in chunks (the default lengths) and one step per graph call
+    (an on_update hook)."""
     monkeypatch.setattr(stepgraph, "CHUNK_LENGTHS", DEFAULT_CHUNKS)
     chunked = train_family(members, trace=True, path="fused")
     single = train_family(members, trace=True, path="fused", on_update=lambda *args: None)
     for together, alone in zip(chunked, single):
         pd.testing.assert_frame_equal(pd.DataFrame(together.checkpoints), pd.DataFrame(alone.checkpoints))
         pd.testing.assert_frame_equal(pd.DataFrame(together.episodes), pd.DataFrame(alone.episodes))
+    return chunked, single
+
+
+def test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time(monkeypatch):
+    # Chunks cross reset-table refills (epsilon 1 ends an episode every ~22 steps, so each env
+    # reads several blocks of 64 starts) and a divergence (a learning rate of 1e8 makes non-finite
+    # losses): chunked and one step per graph call must record the same.
+    explore = ARTICLE_TARGET.replace(total_env_steps=4_000, eval_period=1_000, epsilon_start=1.0, epsilon_end=1.0)
+    members = [(explore, [0, 1]), (explore.replace(learning_rate=1e8), [2, 3])]
+    chunked, single = _chunked_and_single(members, monkeypatch)
     lasts = pd.DataFrame(chunked[1].checkpoints).groupby("seed")["diverged_step"].max()
     assert (lasts > 0).all(), "the learning rate of 1e8 must make both seeds diverge"
     # Once a seed diverged its state is zeroed after the chunk, not at once: compare before.
@@ -172,6 +179,21 @@ def test_a_chunk_of_steps_equals_the_same_steps_one_at_a_time(monkeypatch):
         column = [2, 3].index(seed)
         np.testing.assert_array_equal(chunked[1].trace_actions[:step, column], single[1].trace_actions[:step, column])
     np.testing.assert_array_equal(chunked[0].trace_losses, single[0].trace_losses)
+
+
+def test_a_chunk_applies_each_steps_target_rule_as_one_step_per_call_does(monkeypatch):
+    # The bench's mixed family: targets that move on every update (no target network, Polyak,
+    # double Q) make the graph apply the rule at each step of a chunk and keep the diagnostic
+    # window's updates one per call, where the recorder measures their drift. A hard sync every
+    # 64 updates (8 chunks) falls on a chunk's last step, where the graph copies the target.
+    members = [
+        (get_variant(name).config.replace(total_env_steps=2_000, eval_period=500, eval_episodes=2), [3])
+        for name in ("article-replay", "article-target", "replay-polyak", "replay-target-double")
+    ]
+    members[1] = (members[1][0].replace(target_sync_period=64), [3])
+    chunked, single = _chunked_and_single(members, monkeypatch)
+    for together, alone in zip(chunked, single):
+        np.testing.assert_array_equal(together.trace_losses, alone.trace_losses)
 
 
 def test_restarts_read_each_envs_own_reset_draws_across_table_refills():

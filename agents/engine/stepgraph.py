@@ -413,12 +413,12 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         later = range(t, t + n)
         uniforms = explore.rows(n)
         epsilons = np.stack([knobs.epsilon(u) for u in later])
-        draws = replay_uniforms.rows(n) if trains else None
+        replay_draws = replay_uniforms.rows(n) if trains else None
         # Where the graph applies the target rule, the host decides which seeds it changes first.
         plans = None
         if trains and step_graph.applies_target_rule:
             plans = [target.plan_after_update(updates + i + 1, t + i + 1) for i in range(n)]
-        steps, trained = step_graph(t, uniforms, epsilons, draws, plans)
+        steps, trained = step_graph(t, uniforms, epsilons, replay_draws, plans)
         for i, u in enumerate(later):
             step, last = u + 1, i == n - 1
             actions, terminated, truncated = steps[i].T
