@@ -109,3 +109,20 @@ def test_a_process_may_compile_a_graph_for_many_knob_sets():
     x = torch.ones(3)
     for size in range(12):  # a string is always a static value: one graph each
         assert scaled(x, "k" * size).sum().item() == 3 * size
+
+
+def test_the_compile_trace_stays_out_of_captured_logs_unless_torch_trace_asks(monkeypatch):
+    # pytest's log capture gives torch's trace logger handlers, so every compile would print its
+    # trace (hundreds of DEBUG lines) in a failing test's report, a diagnosis's included.
+    import logging
+
+    from agents.engine.compiled import TRACE_LOGGER, configure_compiler
+
+    trace = logging.getLogger(TRACE_LOGGER)
+    monkeypatch.setattr(trace, "level", logging.DEBUG)  # torch's own setting; restored after
+    monkeypatch.setenv("TORCH_TRACE", "/tmp/wanted")
+    configure_compiler()
+    assert trace.isEnabledFor(logging.DEBUG)
+    monkeypatch.delenv("TORCH_TRACE")
+    configure_compiler()
+    assert not trace.isEnabledFor(logging.DEBUG)

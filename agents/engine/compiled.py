@@ -23,6 +23,7 @@ boundaries take the fast path's update instead (compiles()).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ def compile_cache_dir() -> Path:
     return Path(base) / "dqn-ablations" / "torch-compile"
 
 
+TRACE_LOGGER = "torch.__trace"  # torch._logging's structured compile trace
+
 # Graphs dynamo may keep per compiled function. There is one per network shape and set of knobs
 # that are Python values (and with or without an update, for the step graph), so a process that
 # trains many variants (a diagnosis worker down the ladder, a test session) needs more than
@@ -72,6 +75,11 @@ def configure_compiler() -> Path:
     functorch_config.enable_autograd_cache = True
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, GRAPHS_PER_FUNCTION)
     dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, GRAPHS_PER_FUNCTION)
+    # torch logs its compile trace at DEBUG to TRACE_LOGGER whenever that logger has a handler (it
+    # writes TORCH_TRACE's files); pytest's log capture gives it some, and a failing test's report
+    # (a diagnosis's) then carried hundreds of trace lines. Quiet unless TORCH_TRACE asks for it.
+    if not os.environ.get("TORCH_TRACE"):
+        logging.getLogger(TRACE_LOGGER).setLevel(logging.WARNING)
     return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
