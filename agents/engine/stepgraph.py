@@ -348,12 +348,13 @@ _WINDOW_FIELDS = ("loss", "grad_norm", "td_target", "td_error", "sample_age", "t
 CHUNK_LENGTHS = (8, 1)
 
 
-def chunk_length(config, target, moving: bool, t: int, updates: int, lengths=CHUNK_LENGTHS) -> int:
+def chunk_length(config, target, moving: bool, t: int, updates: int, lengths: tuple[int, ...] | None = None) -> int:
     """How many env steps from 0-based step t one graph call takes: a chunk of training steps
     that ends at the first step after which the host acts (a checkpoint, a hard target sync, an
     env-step sync after updates) and before a step it acts before (an env-step sync before
     updates, an update whose drift it measures: moving targets in the diagnostic window); else
-    one step. Rounded down to a length in `lengths`."""
+    one step. Rounded down to a length in `lengths` (CHUNK_LENGTHS, read at the call)."""
+    lengths = lengths or CHUNK_LENGTHS
     n = 0
     while n < lengths[0] and t + n < config.total_env_steps:
         step, clock = t + n + 1, config.clock(t + n)
@@ -419,22 +420,22 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         if trains and step_graph.applies_target_rule:
             plans = [target.plan_after_update(updates + i + 1, t + i + 1) for i in range(n)]
         steps, trained = step_graph(t, uniforms, epsilons, replay_draws, plans)
+        actions, ends = steps[..., 0], steps[..., 1:].astype(bool)  # ends: terminated, truncated
+        if trained is not None:
+            sampled, y, losses, finite = trained
+            batch_of = functools.partial(unpack, sampled, spec.obs_dim)
         for i, u in enumerate(later):
             step, last = u + 1, i == n - 1
-            actions, terminated, truncated = steps[i].T
-            result = StepResult(None, rewards, terminated.astype(bool), truncated.astype(bool), None)
-            recorder.env_step(u, actions, result)
+            recorder.env_step(u, actions[i], StepResult(None, rewards, ends[i, :, 0], ends[i, :, 1], None))
             replay.advance()
             if trained is not None:
-                sampled, y, losses, finite = trained
                 updates += 1
                 synced = plans[i][0] if plans is not None else target.after_update(online, updates, step)
                 if on_update is not None:
                     on_update(step, updates, online, target.network)
                 # Only the chunk's last update can have its drift measured (chunk_length).
-                batch_of = functools.partial(unpack, sampled, spec.obs_dim) if last else None
                 diverged = recorder.gradient_update_recorded(
-                    step, batch_of, y if last else None, losses[i], finite[i], synced, online, target
+                    step, batch_of if last else None, y if last else None, losses[i], finite[i], synced, online, target
                 )
                 if diverged.any():
                     stop_seeds(diverged, online, target.network, optimizer)
