@@ -241,6 +241,10 @@ class DriftMeter:
         self.syncs += synced
         self.sync_sum[synced] += drift[synced]
 
+    def unsynced(self, count: int) -> None:
+        """`count` updates that synced no seed: update() with no seed synced, `count` times."""
+        self.updates += count
+
     def per_update(self, between_syncs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """The interval's mean drift per update; the given seeds (a mask) start a new interval."""
         others = self.updates - self.syncs

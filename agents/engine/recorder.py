@@ -126,22 +126,38 @@ class Recorder:
 
     def env_step(self, t: int, actions: np.ndarray, result) -> None:
         """Env step t (0-based): the actions taken and the episodes that ended."""
+        self.env_steps(t, actions[None], result.reward, result.terminated[None], result.truncated[None])
+
+    def env_steps(self, t: int, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray, truncated) -> None:
+        """Env steps t .. t + n - 1 at once (actions, terminated, truncated (n, K); rewards (n, K)
+        or (K,) for every step), recorded exactly as n calls of env_step would: each episode's
+        return is summed step by step, and the ended episodes are logged in step, then seed, order."""
+        n = len(actions)
         if self.trace_actions is not None:
-            self.trace_actions[t] = actions
-        self.episode_return += result.reward
-        self.episode_length += 1
-        np.maximum(self.max_abs_reward_seen, np.abs(result.reward), out=self.max_abs_reward_seen)
-        ended = result.terminated | result.truncated
-        for i in np.flatnonzero(ended & self.alive):
-            log = self.episodes[self.member_of[i]]
-            log["seed"].append(int(self.seeds[i]))
-            log["env_step"].append(t + 1)
-            log["episode_return"].append(float(self.episode_return[i]))
-            log["episode_length"].append(int(self.episode_length[i]))
-            log["terminated"].append(bool(result.terminated[i]))
-            log["truncated"].append(bool(result.truncated[i]))
-        self.episode_return[ended] = 0.0
-        self.episode_length[ended] = 0
+            self.trace_actions[t : t + n] = actions
+        rewards = np.broadcast_to(rewards, actions.shape)
+        np.maximum(self.max_abs_reward_seen, np.abs(rewards).max(0), out=self.max_abs_reward_seen)
+        ended = terminated | truncated
+        start = 0
+        for i in [*np.flatnonzero(ended.any(1)), n - 1]:
+            if i < start:  # the last step ended some episode: already recorded
+                break
+            # add.accumulate adds row after row: the same sums, in the same order, as a step loop
+            self.episode_return = np.add.accumulate(
+                np.concatenate([self.episode_return[None], rewards[start : i + 1]]), axis=0
+            )[-1]
+            self.episode_length += i + 1 - start
+            start = i + 1
+            for k in np.flatnonzero(ended[i] & self.alive):
+                log = self.episodes[self.member_of[k]]
+                log["seed"].append(int(self.seeds[k]))
+                log["env_step"].append(t + i + 1)
+                log["episode_return"].append(float(self.episode_return[k]))
+                log["episode_length"].append(int(self.episode_length[k]))
+                log["terminated"].append(bool(terminated[i, k]))
+                log["truncated"].append(bool(truncated[i, k]))
+            self.episode_return[ended[i]] = 0.0
+            self.episode_length[ended[i]] = 0
 
     def gradient_update(self, step: int, batch: dict, result: UpdateResult, synced, online, target) -> np.ndarray:
         """Window statistics of an update; returns the seeds it made diverge (K,) bool."""
@@ -168,6 +184,30 @@ class Recorder:
         self.window.target_drift[:, row] = torch.from_numpy(drift).to(self.device)
         return self._diverged(step, loss, finite)
 
+    def chunk_updates_recorded(self, steps: range, batch_of, td_target, losses, finite, synced, online, target):
+        """gradient_update_recorded for the updates of a chunk's env steps `steps`, one each (losses
+        (n, K) tensor; finite and synced (n, K) numpy), none but the last making a seed diverge
+        (the caller checks: it records a chunk with an earlier divergence update by update). Only
+        the last update's drift can be measured (chunk_length ends a chunk there), so the earlier
+        ones are written in one pass. Returns the seeds the last update made diverge."""
+        early = len(steps) - 1
+        moves = target.moves_every_update
+        if synced[:early].any() or (moves.any() and any(in_diagnostic_window(self.config, s) for s in steps[:early])):
+            raise RuntimeError(f"a chunk of env steps {steps.start + 1}..{steps.stop} measures drift before its end")
+        rows = torch.from_numpy((self.window.count + np.arange(early)) % self.window.size).to(self.device)
+        self.window.count += early
+        self.window.target_drift[:, rows] = torch.from_numpy(np.where(moves, np.nan, 0.0)).to(self.device)[:, None]
+        self.drift_meter.unsynced(early)
+        if self.trace_losses is not None:
+            self.trace_losses.extend(losses[:early].cpu().numpy())
+        return self.gradient_update_recorded(
+            steps[-1], batch_of, td_target, losses[-1], finite[-1], synced[-1], online, target
+        )
+
+    def checkpoint_due(self, step: int) -> bool:
+        """Whether env step `step` (1-based) ends with a regular checkpoint."""
+        return step % self.config.eval_period == 0 or step == self.config.total_env_steps
+
     def _target_drift(self, step: int, batch_of, td_target, synced, online, target) -> np.ndarray:
         """The moving target: how far this update (with any sync) moved the TD targets of the
         batch it learned from, relative to their size. Measured at every sync and, where targets
@@ -193,7 +233,7 @@ class Recorder:
     def end_of_step(self, step: int, updates: int, online, target: TargetNetwork, buffer: ReplayBuffer) -> bool:
         """Checkpoint the members due one (every eval_period, at the end, or when a member's last
         seed diverged: later rows would only repeat NaN); returns whether every member finished."""
-        regular = step % self.config.eval_period == 0 or step == self.config.total_env_steps
+        regular = self.checkpoint_due(step)
         recorded = []
         for m in range(len(self.members)):
             if self.finished[m] is not None:

@@ -76,9 +76,9 @@ class PackedReplay:
         self.position = 0  # next slot to write
         self.size = 0  # slots written so far, at most capacity
 
-    def advance(self) -> None:
-        self.position = (self.position + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+    def advance(self, steps: int = 1) -> None:
+        self.position = (self.position + steps) % self.capacity
+        self.size = min(self.size + steps, self.capacity)
 
     def fill(self) -> int:
         return self.size
@@ -404,6 +404,58 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
     rewards = np.ones(num_seeds)
     moving = bool(target.moves_every_update.any())
     lengths = CHUNK_LENGTHS if on_update is None else (1,)
+
+    def record_step_by_step(later: range, actions, ends, trained, plans, updates: int) -> bool:
+        """The chunk's records, step after step as the exact loop makes them; returns whether
+        every member finished."""
+        for i, u in enumerate(later):
+            step = u + 1
+            recorder.env_step(u, actions[i], StepResult(None, rewards, ends[i, :, 0], ends[i, :, 1], None))
+            replay.advance()
+            if trained is not None:
+                batch_of, y, losses, finite = trained
+                updates += 1
+                synced = plans[i][0] if plans is not None else target.after_update(online, updates, step)
+                if on_update is not None:
+                    on_update(step, updates, online, target.network)
+                last = i == len(later) - 1  # only the chunk's last update can have its drift measured
+                diverged = recorder.gradient_update_recorded(
+                    step, batch_of if last else None, y if last else None, losses[i], finite[i], synced, online, target
+                )
+                if diverged.any():
+                    stop_seeds(diverged, online, target.network, optimizer)
+            target.sync_after_updates(online, config.clock(u), step, updates)
+            if progress is not None:
+                progress(1)
+            if recorder.end_of_step(step, updates, online, target, replay):
+                return True
+        return False
+
+    def record_at_once(later: range, actions, ends, trained, plans, updates: int) -> bool:
+        """The same records for a chunk in which no update but the last made a seed diverge, in
+        one pass per kind: what the host does between graph calls is most of a step at small K.
+        Nothing in between can change (chunk_length ends a chunk at a checkpoint or a sync)."""
+        if any(recorder.checkpoint_due(u + 1) for u in later[:-1]):
+            raise RuntimeError(f"a chunk of env steps {later.start + 1}..{later.stop} passes a checkpoint")
+        recorder.env_steps(later.start, actions, rewards, ends[..., 0], ends[..., 1])
+        replay.advance(len(later))
+        trains = trained is not None
+        if trains:
+            batch_of, y, losses, finite = trained
+            if plans is not None:
+                synced = np.stack([plan[0] for plan in plans])
+            else:
+                synced = target.after_updates(online, updates, len(later), later.start + 1)
+            steps = range(later.start + 1, later.stop + 1)
+            diverged = recorder.chunk_updates_recorded(steps, batch_of, y, losses, finite, synced, online, target)
+            if diverged.any():
+                stop_seeds(diverged, online, target.network, optimizer)
+        for i, u in enumerate(later):
+            target.sync_after_updates(online, config.clock(u), u + 1, updates + (i + 1) * trains)
+        if progress is not None:
+            progress(len(later))
+        return recorder.end_of_step(later.stop, updates + len(later) * trains, online, target, replay)
+
     t, updates, all_finished = 0, 0, False
     while t < config.total_env_steps and not all_finished:
         n = chunk_length(config, target, moving, t, updates, lengths)
@@ -423,28 +475,11 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         actions, ends = steps[..., 0], steps[..., 1:].astype(bool)  # ends: terminated, truncated
         if trained is not None:
             sampled, y, losses, finite = trained
-            batch_of = functools.partial(unpack, sampled, spec.obs_dim)
-        for i, u in enumerate(later):
-            step, last = u + 1, i == n - 1
-            recorder.env_step(u, actions[i], StepResult(None, rewards, ends[i, :, 0], ends[i, :, 1], None))
-            replay.advance()
-            if trained is not None:
-                updates += 1
-                synced = plans[i][0] if plans is not None else target.after_update(online, updates, step)
-                if on_update is not None:
-                    on_update(step, updates, online, target.network)
-                # Only the chunk's last update can have its drift measured (chunk_length).
-                diverged = recorder.gradient_update_recorded(
-                    step, batch_of if last else None, y if last else None, losses[i], finite[i], synced, online, target
-                )
-                if diverged.any():
-                    stop_seeds(diverged, online, target.network, optimizer)
-            target.sync_after_updates(online, config.clock(u), step, updates)
-            all_finished = recorder.end_of_step(step, updates, online, target, replay)
-            if progress is not None:
-                progress(1)
-            if all_finished:
-                break
+            trained = (functools.partial(unpack, sampled, spec.obs_dim), y, losses, finite)
+        quiet = trained is None or not (recorder.alive & ~finite[:-1]).any()
+        record = record_at_once if on_update is None and quiet else record_step_by_step
+        all_finished = record(later, actions, ends, trained, plans, updates)
+        updates += n if trained is not None else 0
         t += n
     records = recorder.records(time.perf_counter() - started)
     for record in records:

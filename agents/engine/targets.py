@@ -129,6 +129,18 @@ class TargetNetwork:
         self.last_sync_update[synced], self.last_sync_step[synced] = updates, step
         return synced
 
+    def after_updates(self, online: MLPParams, updates: int, count: int, step: int) -> np.ndarray:
+        """after_update for gradient updates number updates + 1 .. updates + count, one per env
+        step from `step`; returns the seeds each synced, (count, K) bool. Only the updates that
+        sync some seed (or mirror one) call after_update: the others change nothing."""
+        numbers = updates + 1 + np.arange(count)
+        due = self._synced_by["updates"] & (numbers[:, None] % self._periods == 0)
+        synced = np.zeros(due.shape, dtype=bool)
+        if self.network is not None:
+            for i in np.flatnonzero(due.any(1) | self.mirrored_seeds.any()):
+                synced[i] = self.after_update(online, int(numbers[i]), step + i)
+        return synced
+
     def lag(self, updates: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Updates and env steps since each hard target's last sync (NaN where not hard)."""
         hard = self.knobs.hard
