@@ -107,6 +107,25 @@ def test_overestimation_is_q_minus_the_discounted_return_on_states_whose_return_
     assert result[1] == pytest.approx(expected)
 
 
+def test_a_seeds_overestimation_is_bit_identical_alone_and_beside_others():
+    """The per-seed sums add a seed's states in one order at every width (a multi-axis sum did
+    not: a seed alone and at width 2 differed in the last bit)."""
+    import numpy as np
+
+    from agents.engine.measurements import _overestimation
+
+    rng = np.random.default_rng(3)
+    steps, episodes, width = 200, 4, 5
+    q, rewards = rng.normal(size=(steps, width * episodes)), rng.random((steps, width * episodes))
+    live = np.ones((steps, width * episodes), dtype=bool)
+    terminated, gamma = np.ones(width * episodes, dtype=bool), np.full(width, 0.9)
+    together = _overestimation(q, rewards, live, terminated, gamma, episodes)
+    for seed in range(width):
+        own = slice(seed * episodes, (seed + 1) * episodes)
+        alone = _overestimation(q[:, own], rewards[:, own], live[:, own], terminated[own], gamma[:1], episodes)
+        assert alone[0] == together[seed]
+
+
 def test_profiles_stamp_a_typical_budget_the_goal_and_sparsity_with_their_sources():
     budgets = {env: env_profile(env).typical_budget for env in ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")}
     assert budgets == {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 120_000}

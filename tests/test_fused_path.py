@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agents.catalogue.presets import get_variant
-from agents.engine import stepgraph, train, train_family
+from agents.engine import loop, stepgraph, train, train_family
 from agents.engine.stepgraph import chunk_length, fuses
 from agents.engine.torch_envs import RESET_BLOCK
 from tests.test_fast_path import AGREEING_ACTIONS, AGREEING_UPDATES, LOSS_RTOL, Q_RTOL, SHORT, assert_seed_equal
@@ -31,8 +31,15 @@ def run(config, seeds, path="fused", **changes):
     return train(config.replace(**{**SHORT, **changes}), seeds, trace=True, path=path)
 
 
-def test_a_seed_is_bit_identical_alone_and_in_batches_of_any_width():
+@pytest.mark.parametrize("chunks", [(1,), DEFAULT_CHUNKS], ids=["one step per call", "chunks"])
+def test_a_seed_is_bit_identical_alone_and_in_batches_of_any_width(chunks, monkeypatch):
+    # A lone seed trains on graphs of its own (dynamo specializes a seed axis of 1), with no
+    # padding copy: they must round like the graphs every other width shares.
+    monkeypatch.setattr(stepgraph, "CHUNK_LENGTHS", chunks)
+    widths, fused = [], loop.train_fused
+    monkeypatch.setattr(loop, "train_fused", lambda members, *a: widths.append(len(members)) or fused(members, *a))
     alone = run(ARTICLE_TARGET, [7])
+    assert widths == [1], "a lone seed trains on a seed axis of 1"
     assert alone.compile_s > 0
     for seeds in ([0, 7], list(range(3, 20))):
         assert_seed_equal(run(ARTICLE_TARGET, seeds), alone, 7)

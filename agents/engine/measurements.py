@@ -133,9 +133,18 @@ def _overestimation(q_taken, rewards, live, terminated, gamma, episodes: int) ->
     with np.errstate(divide="ignore"):
         needed = np.where(discount < 1, np.log(OVERESTIMATION_TAIL) / np.log(discount), np.inf)
     qualifies = live & (terminated[None, :] | (left >= needed[None, :]))
-    gap = np.where(qualifies, q_taken - to_go, 0.0).reshape(steps, -1, episodes).sum((0, 2))
-    count = qualifies.reshape(steps, -1, episodes).sum((0, 2))
+    gap = _per_seed_sum(np.where(qualifies, q_taken - to_go, 0.0), episodes)
+    count = _per_seed_sum(qualifies.astype(np.int64), episodes)
     return np.where(count > 0, gap / np.maximum(count, 1), np.nan)
+
+
+def _per_seed_sum(values: np.ndarray, episodes: int) -> np.ndarray:
+    """Sum (T, K * E) values over each seed's T * E entries: each seed's as one contiguous row, so
+    numpy adds them in the same order at every K (a multi-axis sum's order depends on K, and a
+    seed's float sum with it: its records would differ in the last bit alone and in a batch)."""
+    steps = values.shape[0]
+    by_seed = np.ascontiguousarray(values.reshape(steps, -1, episodes).transpose(1, 0, 2))
+    return by_seed.reshape(-1, steps * episodes).sum(1)
 
 
 def lag1_autocorrelation(sequence: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,10 @@
 seed's epsilon draw), CartPole's physics, the restart of ended episodes from each env's reset
 table, the replay store (one packed row per transition: PackedReplay), the sample, the compiled
 path's update (agents/engine/compiled.py) and the recorder's update window as one TorchInductor
-graph, with a dynamic seed axis and the same user compile cache. One graph call takes a chunk
-of several env steps (fused_steps, chunk_length) up to the next step after which the host acts:
+graph, with a dynamic seed axis and the same user compile cache. A lone seed gets graphs of its
+own (dynamo specializes a seed axis of 1); they round like the shared ones (tested), so unlike
+the compiled path it trains without a padding copy. One graph call takes a chunk of several env
+steps (fused_steps, chunk_length) up to the next step after which the host acts:
 a checkpoint, a hard target sync, a measured drift. The host keeps what reads the host: each
 seed's own random draws (the UniformBlocks rows, drawn ahead for a chunk, and refilling the reset
 tables from each env's generator), target syncs and the drift they cause, divergence stops, the
