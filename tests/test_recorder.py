@@ -1,8 +1,9 @@
 """The recorder's chunk methods record exactly what the same steps record one at a time.
 
 The fused path records a chunk of env steps in one pass per kind (Recorder.env_steps,
-Recorder.chunk_updates_recorded, TargetNetwork.after_updates); each is checked here against the
-per-step method it replaces, on small exact cases.
+Recorder.chunk_updates_recorded, TargetNetwork.after_updates); each is checked here against a
+step loop (a plain one for the episode log, the per-step methods for the rest) on small exact
+cases.
 """
 
 from __future__ import annotations
