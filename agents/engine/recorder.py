@@ -44,6 +44,12 @@ class TrainingRecord:
     compile_s: float = 0.0
 
 
+def checkpoint_due(config: AgentConfig, step: int) -> bool:
+    """Whether env step `step` (1-based) ends with a regular checkpoint (every eval_period, and
+    at the run's end)."""
+    return step % config.eval_period == 0 or step == config.total_env_steps
+
+
 def in_diagnostic_window(config: AgentConfig, step: int) -> bool:
     """Whether the updates at env step `step` are among the last diagnostic_window updates before
     the next checkpoint (per-update diagnostics that cost a forward pass are measured only there):
@@ -139,9 +145,8 @@ class Recorder:
         np.maximum(self.max_abs_reward_seen, np.abs(rewards).max(0), out=self.max_abs_reward_seen)
         ended = terminated | truncated
         start = 0
-        for i in [*np.flatnonzero(ended.any(1)), n - 1]:
-            if i < start:  # the last step ended some episode: already recorded
-                break
+        # Steps where some episode ended, and the last: each closes a stretch of steps.
+        for i in sorted({*np.flatnonzero(ended.any(1)).tolist(), n - 1}):
             # add.accumulate adds row after row: the same sums, in the same order, as a step loop
             self.episode_return = np.add.accumulate(
                 np.concatenate([self.episode_return[None], rewards[start : i + 1]]), axis=0
@@ -204,10 +209,6 @@ class Recorder:
             steps[-1], batch_of, td_target, losses[-1], finite[-1], synced[-1], online, target
         )
 
-    def checkpoint_due(self, step: int) -> bool:
-        """Whether env step `step` (1-based) ends with a regular checkpoint."""
-        return step % self.config.eval_period == 0 or step == self.config.total_env_steps
-
     def _target_drift(self, step: int, batch_of, td_target, synced, online, target) -> np.ndarray:
         """The moving target: how far this update (with any sync) moved the TD targets of the
         batch it learned from, relative to their size. Measured at every sync and, where targets
@@ -233,7 +234,7 @@ class Recorder:
     def end_of_step(self, step: int, updates: int, online, target: TargetNetwork, buffer: ReplayBuffer) -> bool:
         """Checkpoint the members due one (every eval_period, at the end, or when a member's last
         seed diverged: later rows would only repeat NaN); returns whether every member finished."""
-        regular = self.checkpoint_due(step)
+        regular = checkpoint_due(self.config, step)
         recorded = []
         for m in range(len(self.members)):
             if self.finished[m] is not None:

@@ -35,7 +35,7 @@ from agents.engine.compiled import (
 )
 from agents.engine.envs import StepResult
 from agents.engine.networks import ALIGNMENT_BYTES
-from agents.engine.recorder import in_diagnostic_window
+from agents.engine.recorder import checkpoint_due, in_diagnostic_window
 from agents.engine.torch_envs import RESET_BLOCK, TorchCartPole, cartpole_physics
 
 ENV_ID = "CartPole-v1"
@@ -365,8 +365,9 @@ def chunk_length(config, target, moving: bool, t: int, updates: int, lengths: tu
         if moving and in_diagnostic_window(config, step):
             break
         n += 1
-        checkpoint = step % config.eval_period == 0 or step == config.total_env_steps
-        if checkpoint or target.syncs_hard(updates + n) or target.syncs_at_env_step("env_steps_after_updates", clock):
+        if checkpoint_due(config, step) or target.syncs_hard(updates + n):
+            break
+        if target.syncs_at_env_step("env_steps_after_updates", clock):
             break
     return next(length for length in lengths if length <= max(n, 1))
 
@@ -437,7 +438,7 @@ def train_fused(members, progress, trace, on_update, seed_axis, stop_seeds) -> l
         """The same records for a chunk in which no update but the last made a seed diverge, in
         one pass per kind: what the host does between graph calls is most of a step at small K.
         Nothing in between can change (chunk_length ends a chunk at a checkpoint or a sync)."""
-        if any(recorder.checkpoint_due(u + 1) for u in later[:-1]):
+        if any(checkpoint_due(config, u + 1) for u in later[:-1]):
             raise RuntimeError(f"a chunk of env steps {later.start + 1}..{later.stop} passes a checkpoint")
         recorder.env_steps(later.start, actions, rewards, ends[..., 0], ends[..., 1])
         replay.advance(len(later))
