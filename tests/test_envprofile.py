@@ -108,21 +108,27 @@ def test_overestimation_is_q_minus_the_discounted_return_on_states_whose_return_
 
 
 def test_a_seeds_overestimation_is_bit_identical_alone_and_beside_others():
-    """The per-seed sums add a seed's states in one order at every width (a multi-axis sum did
-    not: a seed alone and at width 2 differed in the last bit)."""
+    """A seed's sum over its visited states must not depend on the seed count, nor on how long
+    its neighbours' evaluations ran (its rows past its own end are zeros): a multi-axis sum and
+    numpy's pairwise sum of a longer row both regroup its terms and changed its last bits."""
     import numpy as np
 
     from agents.engine.measurements import _overestimation
 
     rng = np.random.default_rng(3)
-    steps, episodes, width = 200, 4, 5
-    q, rewards = rng.normal(size=(steps, width * episodes)), rng.random((steps, width * episodes))
-    live = np.ones((steps, width * episodes), dtype=bool)
+    width, episodes = 5, 4
+    lengths = rng.integers(40, 200, size=(width, episodes))  # past 128 entries: pairwise regroups
+    steps = int(lengths.max())
+    live = np.arange(steps)[:, None] < lengths.reshape(-1)[None, :]
+    q = rng.normal(size=live.shape)
+    rewards = np.where(live, rng.random(live.shape), 0.0)  # nothing is earned after an episode ends
     terminated, gamma = np.ones(width * episodes, dtype=bool), np.full(width, 0.9)
     together = _overestimation(q, rewards, live, terminated, gamma, episodes)
     for seed in range(width):
-        own = slice(seed * episodes, (seed + 1) * episodes)
-        alone = _overestimation(q[:, own], rewards[:, own], live[:, own], terminated[own], gamma[:1], episodes)
+        own, mine = slice(seed * episodes, (seed + 1) * episodes), int(lengths[seed].max())
+        alone = _overestimation(
+            q[:mine, own], rewards[:mine, own], live[:mine, own], terminated[own], gamma[:1], episodes
+        )
         assert alone[0] == together[seed]
 
 

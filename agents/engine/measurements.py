@@ -139,12 +139,13 @@ def _overestimation(q_taken, rewards, live, terminated, gamma, episodes: int) ->
 
 
 def _per_seed_sum(values: np.ndarray, episodes: int) -> np.ndarray:
-    """Sum (T, K * E) values over each seed's T * E entries: each seed's as one contiguous row, so
-    numpy adds them in the same order at every K (a multi-axis sum's order depends on K, and a
-    seed's float sum with it: its records would differ in the last bit alone and in a batch)."""
+    """Sum (T, K * E) values over each seed's T * E entries, in time order, one after another:
+    the same sum at every K. T is the batch's longest evaluation, so a seed's row gets trailing
+    zeros from its neighbours' longer episodes; adding them one by one changes nothing, where
+    numpy's pairwise sum (or a multi-axis sum) regroups its terms with the row's length."""
     steps = values.shape[0]
-    by_seed = np.ascontiguousarray(values.reshape(steps, -1, episodes).transpose(1, 0, 2))
-    return by_seed.reshape(-1, steps * episodes).sum(1)
+    by_seed = values.reshape(steps, -1, episodes).transpose(1, 0, 2).reshape(-1, steps * episodes)
+    return np.add.accumulate(by_seed, axis=1)[:, -1]
 
 
 def lag1_autocorrelation(sequence: torch.Tensor) -> torch.Tensor:
